@@ -1,0 +1,144 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {execa} from 'execa';
+import type {SettingsStore} from '../settings/store.js';
+import {completeSettings, SettingsError} from '../settings/validate.js';
+import {isInteractive, UsageError} from './context.js';
+import {farmSummary} from './status.js';
+
+function parseJson(text: string, source: string): unknown {
+	try {
+		return JSON.parse(text);
+	} catch (error) {
+		throw new UsageError(`${source} is not valid JSON: ${(error as Error).message}`);
+	}
+}
+
+async function importFile(store: SettingsStore, file: string, name?: string): Promise<number> {
+	let text: string;
+	try {
+		text =
+			file === '-'
+				? await new Response(process.stdin as unknown as ReadableStream).text()
+				: await fs.readFile(file, 'utf8');
+	} catch (error) {
+		throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+	}
+
+	const settings = completeSettings(parseJson(text, file), name);
+	store.save(settings);
+	process.stdout.write(`saved farm ${settings.name}\n`);
+	return 0;
+}
+
+/** `key=value` pairs; values are parsed as JSON when they look like it (numbers, lists), else taken as strings. */
+function applyAssignments(current: Record<string, unknown>, assignments: string[]): Record<string, unknown> {
+	const next = {...current};
+	for (const assignment of assignments) {
+		const equals = assignment.indexOf('=');
+		if (equals < 1) throw new UsageError(`expected key=value, got ${assignment}`);
+		const key = assignment.slice(0, equals);
+		const raw = assignment.slice(equals + 1);
+		let value: unknown = raw;
+		if (/^[[{\d"]/.test(raw) || raw === 'true' || raw === 'false') {
+			try {
+				value = JSON.parse(raw);
+			} catch {}
+		}
+
+		next[key] = value;
+	}
+
+	return next;
+}
+
+async function editInEditor(store: SettingsStore, name: string): Promise<number> {
+	const current = store.require(name);
+	if (!isInteractive())
+		throw new UsageError('farm edit opens $EDITOR and needs a terminal; use: farmclone farm set NAME key=value');
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-edit-'));
+	const file = path.join(dir, `${name}.json`);
+	await fs.writeFile(file, `${JSON.stringify(current, null, 2)}\n`);
+	const editor = process.env['VISUAL'] || process.env['EDITOR'] || 'editor';
+	try {
+		for (;;) {
+			await execa(editor, [file], {stdio: 'inherit'});
+			try {
+				const edited = completeSettings(parseJson(await fs.readFile(file, 'utf8'), file), name);
+				if (edited.name !== name)
+					throw new UsageError(
+						`the name cannot change in edit (${name} -> ${edited.name}); export, rm and import instead`,
+					);
+				store.save(edited);
+				process.stdout.write(`saved farm ${name}\n`);
+				return 0;
+			} catch (error) {
+				if (!(error instanceof SettingsError || error instanceof UsageError)) throw error;
+				process.stderr.write(
+					`${error.message}\nPress Enter to edit again, or Ctrl+C to leave the settings unchanged.\n`,
+				);
+				await new Promise((resolve) => process.stdin.once('data', resolve));
+			}
+		}
+	} finally {
+		await fs.rm(dir, {recursive: true, force: true});
+	}
+}
+
+export async function farmCommand(store: SettingsStore, args: string[]): Promise<number> {
+	const [action, name, ...rest] = args;
+	const need = (what: string) => {
+		if (!name) throw new UsageError(`farmclone farm ${action} needs ${what}`);
+		return name;
+	};
+
+	switch (action) {
+		case 'list':
+		case undefined: {
+			const farms = store.list();
+			if (farms.length === 0) process.stdout.write(`no farms yet (settings: ${store.path})\n`);
+			for (const farm of farms) {
+				process.stdout.write(
+					`${farm.name.padEnd(24)} ${farm.sourceInstance} -> ${farm.record}.${farm.zone}  ${await farmSummary(farm.name)}\n`,
+				);
+			}
+
+			return 0;
+		}
+
+		case 'show':
+		case 'export': {
+			process.stdout.write(`${JSON.stringify(store.require(need('a farm name')), null, 2)}\n`);
+			return 0;
+		}
+
+		case 'import': {
+			return importFile(store, need('a JSON file (or - for stdin)'), rest[0]);
+		}
+
+		case 'set': {
+			const current = store.require(need('a farm name'));
+			if (rest.length === 0) throw new UsageError('farmclone farm set NAME key=value [key=value ...]');
+			const next = completeSettings(applyAssignments(current, rest), name);
+			if (next.name !== name) throw new UsageError('the name cannot change; export, rm and import instead');
+			store.save(next);
+			process.stdout.write(`saved farm ${name}\n`);
+			return 0;
+		}
+
+		case 'edit': {
+			return editInEditor(store, need('a farm name'));
+		}
+
+		case 'rm': {
+			if (!store.remove(need('a farm name'))) throw new UsageError(`no farm named ${name}`);
+			process.stdout.write(`removed the settings of ${name} (its run state, if any, stays)\n`);
+			return 0;
+		}
+
+		default: {
+			throw new UsageError(`unknown farm action ${action}: list, show, edit, set, import, export, rm`);
+		}
+	}
+}

@@ -1,0 +1,58 @@
+import {readJournal} from '../engine/journal.js';
+import {readLock} from '../engine/lock.js';
+import type {SettingsStore} from '../settings/store.js';
+import {allStages} from '../stages/index.js';
+import {farmDir} from './context.js';
+
+const marks: Record<string, string> = {pending: '·', running: '…', done: '✔', failed: '✘', skipped: '↷', undone: '↺'};
+
+/** One line for the farm picker: "7/14 done, copy running". */
+export async function farmSummary(farm: string): Promise<string> {
+	const journal = await readJournal(farmDir(farm));
+	if (!journal) return 'not started';
+	const done = allStages.filter((stage) => journal.stages[stage.id]?.state === 'done').length;
+	const active = allStages.find((stage) => ['running', 'failed'].includes(journal.stages[stage.id]?.state ?? ''));
+	const tail = active
+		? `, ${active.title} ${journal.stages[active.id]!.state}`
+		: journal.outcome
+			? `, ${journal.outcome}`
+			: '';
+	return `${done}/${allStages.length} done${tail}`;
+}
+
+export async function statusCommand(store: SettingsStore, farm: string, json: boolean): Promise<number> {
+	store.require(farm);
+	const dir = farmDir(farm);
+	const journal = await readJournal(dir);
+	const lock = await readLock(dir);
+	if (json) {
+		process.stdout.write(`${JSON.stringify({farm, lock: lock ?? null, journal: journal ?? null}, null, 2)}\n`);
+		return 0;
+	}
+
+	if (!journal) {
+		process.stdout.write(`${farm}: not started\n`);
+		return 0;
+	}
+
+	const lines = [
+		`${farm}: ${journal.mode}${journal.outcome ? `, ${journal.outcome}` : ', unfinished'} (started ${journal.startedAt}, updated ${journal.updatedAt})`,
+	];
+	if (lock) lines.push(`in use by pid ${lock.pid} on ${lock.host} since ${lock.since}`);
+	for (const [index, stage] of allStages.entries()) {
+		const record = journal.stages[stage.id];
+		const state = record?.state ?? 'pending';
+		lines.push(
+			`${marks[state] ?? '?'} ${String(index + 1).padStart(2)} ${stage.title.padEnd(26)} ${state}${record?.error ? `: ${record.error}` : ''}`,
+		);
+	}
+
+	const facts = Object.entries(journal.facts);
+	if (facts.length > 0) {
+		lines.push('facts:');
+		for (const [key, value] of facts) lines.push(`  ${key} = ${JSON.stringify(value)}`);
+	}
+
+	process.stdout.write(`${lines.join('\n')}\n`);
+	return 0;
+}

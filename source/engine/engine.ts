@@ -1,0 +1,253 @@
+import path from 'node:path';
+import {Host} from '../host/host.js';
+import type {FarmSettings} from '../settings/schema.js';
+import {StageError, type CheckResult, type Plan, type Prompt, type Stage, type StageContext} from '../stages/types.js';
+import type {RunRequest} from './api.js';
+import type {EngineEvent, StageState} from './events.js';
+import {JournalWriter, newJournal, readJournal, type Journal} from './journal.js';
+
+export type Outcome = 'done' | 'failed' | 'stopped';
+
+export class AbortedError extends Error {
+	constructor() {
+		super('stopped by the admin; the run can be resumed');
+		this.name = 'AbortedError';
+	}
+}
+
+type Session = {
+	journal: JournalWriter;
+	host: Host;
+	currentStage: {id: string};
+	emit: (event: EngineEvent) => void;
+};
+
+async function openSession(request: {
+	settings: FarmSettings;
+	stateDir: string;
+	onEvent: (event: EngineEvent) => void;
+}): Promise<Session & {resumed: boolean}> {
+	const existing = await readJournal(request.stateDir);
+	const journal = new JournalWriter(request.stateDir, existing ?? newJournal(request.settings.name));
+	const currentStage = {id: ''};
+	const host = new Host({
+		commandPath: request.settings.commandPath,
+		backupDir: path.join(request.stateDir, 'backups'),
+		onCommand(command) {
+			request.onEvent({type: 'command', stage: currentStage.id, command});
+		},
+	});
+	return {journal, host, currentStage, emit: request.onEvent, resumed: existing !== undefined};
+}
+
+export function stageContext(
+	session: Session,
+	settings: FarmSettings,
+	stage: Stage,
+	prompt: Prompt,
+	signal: AbortSignal,
+	stateDir: string,
+	saveSettings?: RunRequest['saveSettings'],
+): StageContext {
+	return {
+		settings,
+		async updateSettings(patch) {
+			Object.assign(settings, patch);
+			await saveSettings?.(settings);
+		},
+		host: session.host,
+		facts: session.journal.journal.facts,
+		record: async (facts) => session.journal.addFacts(facts),
+		stateDir,
+		log: (text) => session.emit({type: 'log', stage: stage.id, text}),
+		progress: (progress) => session.emit({type: 'progress', stage: stage.id, progress}),
+		prompt,
+		signal,
+	};
+}
+
+function describe(error: unknown): {error: string; hint?: string} {
+	if (error instanceof StageError)
+		return error.hint ? {error: error.message, hint: error.hint} : {error: error.message};
+	return {error: error instanceof Error ? error.message : String(error)};
+}
+
+/**
+ * Runs the stages in order. Before each: check the real host (resume trusts
+ * the host first, the journal second), show the plan, ask. Every state change
+ * is in the journal before the engine moves on.
+ */
+export async function runEngine(request: RunRequest): Promise<Outcome> {
+	const {settings, stages, signal, stateDir} = request;
+	const session = await openSession(request);
+	const {journal, emit} = session;
+	if (journal.journal.mode === 'undo') {
+		throw new StageError(
+			`the last operation on ${settings.name} was an undo that did not finish`,
+			`run: farmclone undo ${settings.name}`,
+		);
+	}
+
+	await journal.update((state) => {
+		state.outcome = undefined;
+	});
+	emit({type: 'run-start', farm: settings.name, resumed: session.resumed, at: new Date().toISOString()});
+
+	const finish = async (outcome: Outcome, message?: string): Promise<Outcome> => {
+		await journal.update((state) => {
+			state.outcome = outcome;
+		});
+		emit({type: 'run-end', farm: settings.name, outcome, message});
+		return outcome;
+	};
+
+	for (const [index, stage] of stages.entries()) {
+		if (signal.aborted) return finish('stopped');
+		session.currentStage.id = stage.id;
+		const context = stageContext(session, settings, stage, request.prompt, signal, stateDir, request.saveSettings);
+		const recorded = journal.journal.stages[stage.id]?.state ?? 'pending';
+		if (recorded === 'skipped') {
+			emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped in an earlier session'});
+			continue;
+		}
+
+		let check: CheckResult;
+		try {
+			check = await stage.check(context);
+		} catch (error) {
+			const failure = describe(error);
+			await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
+			emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
+			return finish('failed', failure.error);
+		}
+
+		emit({type: 'check', stage: stage.id, result: check});
+		if (check.status === 'done') {
+			if (recorded !== 'done') await journal.setStage(stage.id, {state: 'done', detail: check.detail});
+			emit({type: 'stage-done', stage: stage.id, title: stage.title, seconds: 0});
+			continue;
+		}
+
+		if (check.status === 'conflict') {
+			await journal.setStage(stage.id, {state: 'failed', error: check.detail, detail: check.detail});
+			emit({type: 'stage-failed', stage: stage.id, title: stage.title, error: check.detail});
+			return finish('failed', check.detail);
+		}
+
+		let plan: Plan;
+		try {
+			plan = await stage.plan(context);
+		} catch (error) {
+			const failure = describe(error);
+			await journal.setStage(stage.id, {state: 'failed', error: failure.error});
+			emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
+			return finish('failed', failure.error);
+		}
+
+		emit({type: 'plan', stage: stage.id, plan});
+		const answer = await request.confirmStage({stage, index, plan, check});
+		if (answer === 'quit' || signal.aborted) return finish('stopped');
+		if (answer === 'skip' && stage.skippable) {
+			await journal.setStage(stage.id, {state: 'skipped', endedAt: new Date().toISOString()});
+			emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped by the admin'});
+			continue;
+		}
+
+		const started = Date.now();
+		await journal.setStage(stage.id, {state: 'running', startedAt: new Date().toISOString(), error: undefined});
+		emit({type: 'stage-start', stage: stage.id, title: stage.title});
+		try {
+			await stage.apply(context);
+			if (signal.aborted) throw new AbortedError();
+			await stage.verify(context);
+		} catch (error) {
+			if (signal.aborted || error instanceof AbortedError) {
+				// Left 'running': the next session's check says how far it got.
+				return finish('stopped');
+			}
+
+			const failure = describe(error);
+			await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
+			emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
+			return finish('failed', failure.error);
+		}
+
+		await journal.setStage(stage.id, {state: 'done', endedAt: new Date().toISOString()});
+		emit({type: 'stage-done', stage: stage.id, title: stage.title, seconds: (Date.now() - started) / 1000});
+	}
+
+	return finish('done');
+}
+
+export type UndoRequest = Omit<RunRequest, 'confirmStage'> & {
+	/** Shown the plan of every undo at once; a typed confirmation in the TUI. */
+	confirmUndo: (plans: Array<{stage: Stage; plan: Plan}>) => Promise<boolean>;
+};
+
+const undoable: ReadonlySet<StageState> = new Set(['done', 'running', 'failed', 'undone']);
+
+/** Reverses the stages this farm's run touched, last first. Resumable: an undone stage stays undone. */
+export async function runUndo(request: UndoRequest): Promise<Outcome> {
+	const {settings, stages, signal, stateDir} = request;
+	const session = await openSession(request);
+	const {journal, emit} = session;
+	const touched = stages.filter((stage) => undoable.has(journal.journal.stages[stage.id]?.state ?? 'pending'));
+	const todo = touched.filter((stage) => journal.journal.stages[stage.id]?.state !== 'undone').reverse();
+	emit({
+		type: 'run-start',
+		farm: settings.name,
+		resumed: journal.journal.mode === 'undo',
+		at: new Date().toISOString(),
+	});
+	if (todo.length === 0) {
+		emit({type: 'run-end', farm: settings.name, outcome: 'undone', message: 'nothing to undo'});
+		return 'done';
+	}
+
+	const plans: Array<{stage: Stage; plan: Plan}> = [];
+	for (const stage of todo) {
+		session.currentStage.id = stage.id;
+		const context = stageContext(session, settings, stage, request.prompt, signal, stateDir, request.saveSettings);
+		const plan = stage.undoPlan ? await stage.undoPlan(context) : {commands: [], diffs: [], notes: [stage.summary]};
+		plans.push({stage, plan});
+		emit({type: 'plan', stage: stage.id, plan});
+	}
+
+	if (!(await request.confirmUndo(plans))) {
+		emit({type: 'run-end', farm: settings.name, outcome: 'stopped', message: 'undo not confirmed'});
+		return 'stopped';
+	}
+
+	await journal.update((state) => {
+		state.mode = 'undo';
+		state.outcome = undefined;
+	});
+	for (const stage of todo) {
+		if (signal.aborted) return 'stopped';
+		session.currentStage.id = stage.id;
+		const context = stageContext(session, settings, stage, request.prompt, signal, stateDir, request.saveSettings);
+		emit({type: 'stage-start', stage: stage.id, title: `undo ${stage.title}`});
+		try {
+			await stage.undo(context);
+		} catch (error) {
+			const failure = describe(error);
+			emit({type: 'stage-failed', stage: stage.id, title: `undo ${stage.title}`, ...failure});
+			emit({type: 'run-end', farm: settings.name, outcome: 'failed', message: failure.error});
+			return 'failed';
+		}
+
+		await journal.setStage(stage.id, {state: 'undone', endedAt: new Date().toISOString()});
+		emit({type: 'stage-undone', stage: stage.id, title: stage.title});
+	}
+
+	await journal.update((state) => {
+		state.outcome = 'undone';
+		state.stages = {};
+		state.facts = {};
+		state.mode = 'run';
+	});
+	emit({type: 'run-end', farm: settings.name, outcome: 'undone'});
+	return 'done';
+}
+
+export type {Journal};

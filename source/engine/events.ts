@@ -1,0 +1,20 @@
+import type {CommandRecord} from '../host/host.js';
+import type {CheckResult, CopyProgress, Plan} from '../stages/types.js';
+
+export type StageState = 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'undone';
+
+export type EngineEvent =
+	| {type: 'run-start'; farm: string; resumed: boolean; at: string}
+	| {type: 'check'; stage: string; result: CheckResult}
+	| {type: 'plan'; stage: string; plan: Plan}
+	| {type: 'stage-start'; stage: string; title: string}
+	| {type: 'stage-done'; stage: string; title: string; seconds: number}
+	| {type: 'stage-skipped'; stage: string; title: string; reason: string}
+	| {type: 'stage-failed'; stage: string; title: string; error: string; hint?: string}
+	| {type: 'stage-undone'; stage: string; title: string}
+	| {type: 'command'; stage: string; command: CommandRecord}
+	| {type: 'log'; stage: string; text: string}
+	| {type: 'progress'; stage: string; progress: CopyProgress}
+	| {type: 'run-end'; farm: string; outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string};
+
+export type EventListener = (event: EngineEvent) => void;

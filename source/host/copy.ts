@@ -1,0 +1,315 @@
+import {constants as fsConstants} from 'node:fs';
+import fs, {type FileHandle} from 'node:fs/promises';
+import {setTimeout as sleep} from 'node:timers/promises';
+import {execa} from 'execa';
+import type {Host} from './host.js';
+
+/** What to copy: whole devices (or the simulated farm's files), `total` bytes from offset 0. */
+export type CopyRequest = {
+	source: string;
+	target: string;
+	total: number;
+	blockSize: number;
+	/** Resume point in bytes, a multiple of blockSize: dd starts there with skip= and seek=. */
+	offset: number;
+	/** dd's stderr (its `status=progress` reports) goes here, so any later farmclone can read it. */
+	progressFile: string;
+};
+
+/** A dd started by some farmclone process: enough to find it again after that process is gone. */
+export type CopyJob = {
+	pid: number;
+	/** /proc/<pid>/stat field 22, in clock ticks since boot: tells our dd from a later process reusing the pid. */
+	startTime: number;
+	progressFile: string;
+	offset: number;
+	total: number;
+	blockSize: number;
+	/** Exit code, only when this very process started dd (a reattached job is not our child). */
+	exited?: Promise<number | undefined>;
+};
+
+export type CopyProgressReport = {
+	/** Bytes of the whole copy known written, including the resume offset. */
+	bytes: number;
+	total: number;
+	/** Bytes per second, smoothed over dd's reports. */
+	rate: number;
+	etaSeconds: number | undefined;
+};
+
+export type CopyOutcome = {status: 'completed'; bytes: number} | {status: 'failed'; bytes: number; reason: string};
+
+/**
+ * Whether `file` can be opened with O_DIRECT. Block devices and ext4/xfs can;
+ * tmpfs (before Linux 6.6) and some FUSE or network filesystems refuse with
+ * EINVAL. Probed read-only so that nothing is written to the target.
+ */
+export async function supportsDirectIo(file: string): Promise<boolean> {
+	try {
+		const handle = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_DIRECT);
+		await handle.close();
+		return true;
+	} catch (error) {
+		if ((error as NodeJS.ErrnoException).code === 'EINVAL') return false;
+		throw error;
+	}
+}
+
+/**
+ * The dd command line. With direct I/O on both sides the copy neither evicts
+ * the VMs' page cache with 30 GB of data read once, nor piles up dirty pages
+ * whose writeback stalls the host; dd then also only reports bytes the device
+ * has taken, so the reported count is a safe resume point. Where O_DIRECT is
+ * refused (tmpfs), oflag=dsync keeps the second property at the cost of a
+ * flush per block; reads then go through the cache. conv=notrunc: a block
+ * device ignores truncation but a file-backed volume would shrink to the
+ * seek offset. conv=fsync: flush the device's write cache before dd reports
+ * success. `ionice -c3 -t`: idle I/O class as in the seed, but run anyway
+ * where the scheduler refuses the class.
+ */
+export function ddArgv(request: CopyRequest, directIo: boolean): string[] {
+	const {source, target, blockSize, offset, total} = request;
+	if (offset % blockSize !== 0) throw new Error(`resume offset ${offset} is not a multiple of ${blockSize}`);
+	const blocks = offset / blockSize;
+	const position = blocks > 0 ? [`skip=${blocks}`, `seek=${blocks}`] : [];
+	const flags = directIo ? ['iflag=direct', 'oflag=direct'] : ['oflag=dsync'];
+	return [
+		'ionice',
+		'-c3',
+		'-t',
+		'dd',
+		`if=${source}`,
+		`of=${target}`,
+		`bs=${blockSize}`,
+		...position,
+		`count=${Math.ceil((total - offset) / blockSize)}`,
+		...flags,
+		'conv=notrunc,fsync',
+		'status=progress',
+	];
+}
+
+/** Start time of `pid` from /proc/<pid>/stat (field 22), or undefined when no such process is running. */
+export async function processStartTime(pid: number): Promise<number | undefined> {
+	let stat: string;
+	try {
+		stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+	} catch {
+		return undefined;
+	}
+
+	// Field 2 is the command name in parentheses and may itself hold spaces or parentheses.
+	const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+	const state = fields[0];
+	if (state === 'Z' || state === 'X') return undefined;
+	const startTime = Number(fields[22 - 3]);
+	return Number.isFinite(startTime) ? startTime : undefined;
+}
+
+export async function isAlive(job: Pick<CopyJob, 'pid' | 'startTime'>): Promise<boolean> {
+	return (await processStartTime(job.pid)) === job.startTime;
+}
+
+/**
+ * Starts dd in its own session, its output going to the progress file, so
+ * that neither a dropped SSH connection (SIGHUP to the session) nor the end
+ * of farmclone stops the copy.
+ */
+export async function startDetachedCopy(host: Host, request: CopyRequest): Promise<CopyJob & {argv: string[]}> {
+	if (!(await host.exists(request.source))) throw new Error(`copy source ${request.source} does not exist`);
+	if (!(await host.exists(request.target))) throw new Error(`copy target ${request.target} does not exist`);
+	const directIo = (await supportsDirectIo(request.source)) && (await supportsDirectIo(request.target));
+	const argv = ddArgv(request, directIo);
+	const [command, ...args] = argv;
+	const output = await fs.open(request.progressFile, 'w');
+	let subprocess;
+	try {
+		subprocess = execa(command!, args, {
+			detached: true,
+			cleanup: false,
+			stdin: 'ignore',
+			stdout: output.fd,
+			stderr: output.fd,
+			env: host.env(),
+			extendEnv: true,
+			reject: false,
+			buffer: false,
+		});
+	} finally {
+		await output.close();
+	}
+
+	const {pid} = subprocess;
+	if (pid === undefined) {
+		const failure = await subprocess;
+		throw new Error(`could not start ${argv.join(' ')}: ${failure.shortMessage ?? failure.message}`);
+	}
+
+	subprocess.unref();
+	const exited = subprocess.then((result) => result.exitCode);
+	// A dd that finished before /proc was read has no start time left to read; the exit code says how it went.
+	const startTime = (await processStartTime(pid)) ?? -1;
+	return {pid, startTime, progressFile: request.progressFile, offset: request.offset, ...sizes(request), exited, argv};
+}
+
+function sizes(request: CopyRequest): {total: number; blockSize: number} {
+	return {total: request.total, blockSize: request.blockSize};
+}
+
+/** Stops our dd (and only ours: the start time must match). Returns whether it was running. */
+export async function killCopy(
+	job: Pick<CopyJob, 'pid' | 'startTime'>,
+	signal: NodeJS.Signals = 'SIGTERM',
+): Promise<boolean> {
+	if (!(await isAlive(job))) return false;
+	try {
+		process.kill(job.pid, signal);
+	} catch {
+		return false;
+	}
+
+	for (let waited = 0; waited < 5000 && (await isAlive(job)); waited += 50) await sleep(50);
+	return true;
+}
+
+export type DdReport = {
+	/** Bytes dd has written in this run (without the resume offset). */
+	bytes: number;
+	/** Seconds since this dd started, as dd says. */
+	seconds: number;
+	/** The final `records out` summary is there: dd got to the end or was interrupted. */
+	finished: boolean;
+	/** dd's own error lines (`dd: error writing ...`). */
+	errors: string[];
+};
+
+const reportLine = /^(\d+) bytes \(.*?\) copied, ([\d.]+) s/;
+
+/** Reads dd's `status=progress` output: reports separated by `\r`, the summary by `\n`. */
+export function parseDdOutput(text: string): DdReport {
+	let bytes = 0;
+	let seconds = 0;
+	const lines = text.split(/[\r\n]+/).map((line) => line.trim());
+	for (const line of lines) {
+		const match = reportLine.exec(line);
+		if (match) {
+			bytes = Number(match[1]);
+			seconds = Number(match[2]);
+		}
+	}
+
+	return {
+		bytes,
+		seconds,
+		finished: lines.some((line) => /^\d+\+\d+ records out$/.test(line)),
+		errors: lines.filter((line) => line.startsWith('dd: ') || line.startsWith('ionice: ')),
+	};
+}
+
+export type WatchOptions = {
+	signal: AbortSignal;
+	/** How often the progress file is read; dd itself reports once a second. */
+	intervalMs?: number;
+	onProgress(report: CopyProgressReport): void | Promise<void>;
+};
+
+export class CopyAbortedError extends Error {
+	constructor() {
+		super('stopped watching the copy; dd goes on in the background and a later run reattaches to it');
+		this.name = 'AbortError';
+	}
+}
+
+/**
+ * Follows a running (or finished) dd through its progress file until it
+ * ends, calling onProgress on every new report. An abort stops the watching
+ * only: the copy keeps running. A throw from onProgress ends the watch too
+ * (the caller decides whether to kill dd).
+ */
+export async function watchCopy(job: CopyJob, options: WatchOptions): Promise<CopyOutcome> {
+	const intervalMs = options.intervalMs ?? 250;
+	let lastBytes = -1;
+	let lastSample: {bytes: number; seconds: number} | undefined;
+	let rate = 0;
+	for (;;) {
+		if (options.signal.aborted) throw new CopyAbortedError();
+		// Alive is read before the file, so that a dd seen gone has written all it will ever write.
+		const alive = await isAlive(job);
+		const report = parseDdOutput(await fs.readFile(job.progressFile, 'utf8').catch(() => ''));
+		if (report.bytes !== lastBytes) {
+			if (lastSample && report.seconds > lastSample.seconds) {
+				const instant = (report.bytes - lastSample.bytes) / (report.seconds - lastSample.seconds);
+				rate = rate === 0 ? instant : 0.7 * rate + 0.3 * instant;
+			} else if (!lastSample && report.seconds > 0) {
+				rate = report.bytes / report.seconds;
+			}
+
+			lastSample = {bytes: report.bytes, seconds: report.seconds};
+			lastBytes = report.bytes;
+			const bytes = job.offset + report.bytes;
+			const remaining = job.total - bytes;
+			await options.onProgress({
+				bytes,
+				total: job.total,
+				rate,
+				etaSeconds: rate > 0 ? Math.max(0, remaining / rate) : undefined,
+			});
+		}
+
+		if (!alive) return outcome(job, report);
+		await sleep(intervalMs, undefined, {signal: options.signal}).catch(() => undefined);
+	}
+}
+
+async function outcome(job: CopyJob, report: DdReport): Promise<CopyOutcome> {
+	const exitCode = job.exited ? await job.exited : undefined;
+	const bytes = job.offset + report.bytes;
+	const complete = report.finished && bytes >= job.total && report.errors.length === 0;
+	if (complete && (exitCode === undefined || exitCode === 0)) return {status: 'completed', bytes};
+	const reason =
+		report.errors.at(-1) ??
+		(exitCode === undefined
+			? `dd stopped after ${bytes} of ${job.total} bytes without its final report (killed?)`
+			: `dd exited ${exitCode} after ${bytes} of ${job.total} bytes`);
+	return {status: 'failed', bytes, reason};
+}
+
+/**
+ * Compares the first `length` bytes of two files or devices, reading both
+ * side by side in 4 MiB chunks. Faster than `cmp` (which reads in small
+ * blocks and compares byte by byte), and it says where they differ.
+ * Returns the offset of the first differing chunk, or undefined when equal.
+ */
+export async function firstDifference(a: string, b: string, length: number): Promise<number | undefined> {
+	const chunk = 4 * 1024 * 1024;
+	const [left, right] = await Promise.all([fs.open(a, 'r'), fs.open(b, 'r')]);
+	try {
+		const leftBuffer = Buffer.alloc(chunk);
+		const rightBuffer = Buffer.alloc(chunk);
+		for (let position = 0; position < length; position += chunk) {
+			const size = Math.min(chunk, length - position);
+			const [l, r] = await Promise.all([
+				readFully(left, leftBuffer, size, position),
+				readFully(right, rightBuffer, size, position),
+			]);
+			if (l !== size || r !== size) return position + Math.min(l, r);
+			if (!leftBuffer.subarray(0, size).equals(rightBuffer.subarray(0, size))) return position;
+		}
+
+		return undefined;
+	} finally {
+		await Promise.all([left.close(), right.close()]);
+	}
+}
+
+async function readFully(handle: FileHandle, buffer: Buffer, size: number, position: number): Promise<number> {
+	let done = 0;
+	while (done < size) {
+		const {bytesRead} = await handle.read(buffer, done, size - done, position + done);
+		if (bytesRead === 0) break;
+		done += bytesRead;
+	}
+
+	return done;
+}

@@ -1,0 +1,153 @@
+import {constants as fsConstants} from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import {execa} from 'execa';
+import {writeFileAtomic, type AtomicWriteResult} from './atomic.js';
+
+export type CommandRecord = {
+	argv: string[];
+	exitCode: number;
+	stdout: string;
+	stderr: string;
+	durationMs: number;
+};
+
+export type RunOptions = {
+	input?: string;
+	/** Non-zero exit does not throw when false; the caller inspects exitCode. */
+	reject?: boolean;
+	timeoutMs?: number;
+	/** Keep noisy or binary output out of the command log. */
+	quiet?: boolean;
+	env?: Record<string, string>;
+};
+
+export type RunResult = {stdout: string; stderr: string; exitCode: number};
+
+export class CommandError extends Error {
+	constructor(
+		readonly argv: string[],
+		readonly result: RunResult,
+	) {
+		const detail = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-6).join('\n');
+		super(`${argv.join(' ')} exited ${result.exitCode}${detail ? `: ${detail}` : ''}`);
+		this.name = 'CommandError';
+	}
+}
+
+export type HostOptions = {
+	/** Directories searched before the inherited PATH: the farm's `commandPath` setting. */
+	commandPath?: string[];
+	/** Where backups of edited files go. */
+	backupDir: string;
+	onCommand?: (record: CommandRecord) => void;
+};
+
+/**
+ * The only code that touches the machine. Commands are looked up on PATH (the
+ * farm's command path first), always with an argument array; files are
+ * replaced atomically with a backup. Swapping PATH and the settings' file
+ * paths is the whole difference between a real host and the simulated farm.
+ */
+export class Host {
+	readonly searchPath: string;
+
+	constructor(readonly options: HostOptions) {
+		const inherited = process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin';
+		const extra = options.commandPath ?? [];
+		// Root's tools live in sbin; a non-login root shell over sudo may lack them.
+		const sbin = ['/usr/local/sbin', '/usr/sbin', '/sbin'].filter((dir) => !inherited.split(':').includes(dir));
+		this.searchPath = [...extra, inherited, ...sbin].filter(Boolean).join(':');
+	}
+
+	env(extra: Record<string, string> = {}): Record<string, string> {
+		return {PATH: this.searchPath, LC_ALL: 'C', ...extra};
+	}
+
+	async which(command: string): Promise<string | undefined> {
+		for (const dir of this.searchPath.split(':')) {
+			if (!dir) continue;
+			const candidate = path.join(dir, command);
+			try {
+				await fs.access(candidate, fsConstants.X_OK);
+				return candidate;
+			} catch {}
+		}
+
+		return undefined;
+	}
+
+	async run(argv: string[], options: RunOptions = {}): Promise<RunResult> {
+		const [command, ...args] = argv;
+		if (!command) throw new Error('empty command');
+		const started = Date.now();
+		const result = await execa(command, args, {
+			env: this.env(options.env),
+			extendEnv: true,
+			input: options.input,
+			reject: false,
+			timeout: options.timeoutMs,
+			stripFinalNewline: false,
+		});
+		const record: RunResult = {
+			stdout: String(result.stdout ?? ''),
+			stderr: String(result.stderr ?? ''),
+			exitCode: result.exitCode ?? (result.failed ? 127 : 0),
+		};
+		if (result.failed && result.exitCode === undefined) {
+			record.stderr ||= result.shortMessage ?? '';
+		}
+
+		if (!options.quiet) {
+			this.options.onCommand?.({argv, ...record, durationMs: Date.now() - started});
+		}
+
+		if (record.exitCode !== 0 && options.reject !== false) {
+			throw new CommandError(argv, record);
+		}
+
+		return record;
+	}
+
+	async readFile(file: string): Promise<string> {
+		return fs.readFile(file, 'utf8');
+	}
+
+	async readFileIfExists(file: string): Promise<string | undefined> {
+		try {
+			return await fs.readFile(file, 'utf8');
+		} catch (error) {
+			if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+			throw error;
+		}
+	}
+
+	async exists(file: string): Promise<boolean> {
+		try {
+			await fs.lstat(file);
+			return true;
+		} catch {
+			return false;
+		}
+	}
+
+	async writeFile(file: string, content: string): Promise<AtomicWriteResult> {
+		return writeFileAtomic(file, content, {backupDir: this.options.backupDir});
+	}
+
+	async symlink(target: string, link: string): Promise<void> {
+		await fs.symlink(target, link);
+	}
+
+	async readLink(link: string): Promise<string | undefined> {
+		try {
+			return await fs.readlink(link);
+		} catch {
+			return undefined;
+		}
+	}
+
+	async remove(file: string): Promise<void> {
+		await fs.rm(file, {force: true});
+	}
+}

@@ -1,0 +1,115 @@
+import {findInstance, ganetiVersion, hasRuntimeMemory} from '../host/ganeti.js';
+import {fqdn} from '../settings/schema.js';
+import {StageError, type Stage, type StageContext} from './types.js';
+
+type LvRow = {lv_name: string; lv_attr: string};
+
+async function volumes(context: StageContext): Promise<LvRow[]> {
+	const {stdout} = await context.host.run([
+		'lvs',
+		'--reportformat',
+		'json',
+		'-o',
+		'lv_name,lv_attr',
+		context.settings.vg,
+	]);
+	const report = JSON.parse(stdout) as {report: Array<{lv: LvRow[]}>};
+	return report.report.flatMap((part) => part.lv);
+}
+
+async function addCommand(context: StageContext): Promise<string[]> {
+	const {settings} = context;
+	const memory = hasRuntimeMemory(await ganetiVersion(context.host))
+		? `maxmem=${settings.memory},minmem=${settings.balloonMemory}`
+		: `memory=${settings.memory}`;
+	return [
+		'gnt-instance',
+		'add',
+		'-n',
+		settings.ganetiNode,
+		'-B',
+		memory,
+		'-o',
+		settings.ganetiOs,
+		'-t',
+		'plain',
+		'--disk',
+		`0:adopt=${settings.targetLv}`,
+		'--no-install',
+		// Started by its own stage, once the firewall and the clone's identity are in place.
+		'--no-start',
+		'--net',
+		`0:mac=${settings.mac}`,
+		fqdn(settings),
+	];
+}
+
+export const ganetiInstanceStage: Stage = {
+	id: 'ganeti-instance',
+	title: 'Ganeti instance',
+	summary: 'gnt-instance add adopting the copied volume, with maxmem/minmem so memory can be ballooned',
+	danger: 'confirm',
+	skippable: false,
+	async check(context) {
+		const name = fqdn(context.settings);
+		const instance = await findInstance(context.host, name);
+		if (instance) {
+			if (instance.macs.includes(context.settings.mac.toLowerCase())) {
+				return {status: 'done', detail: `instance ${name} exists with MAC ${context.settings.mac}`};
+			}
+
+			return {status: 'conflict', detail: `an instance ${name} already exists with MAC ${instance.macs.join(', ')}`};
+		}
+
+		const target = (await volumes(context)).find((lv) => lv.lv_name === context.settings.targetLv);
+		if (!target) {
+			return {
+				status: 'conflict',
+				detail: `volume ${context.settings.vg}/${context.settings.targetLv} to adopt is missing`,
+			};
+		}
+
+		if (target.lv_attr[5] === 'o') {
+			return {
+				status: 'conflict',
+				detail: `volume ${context.settings.vg}/${context.settings.targetLv} is open: Ganeti cannot adopt it`,
+			};
+		}
+
+		return {status: 'pending', detail: `no instance ${name} yet`};
+	},
+	async plan(context) {
+		return {
+			commands: [await addCommand(context)],
+			diffs: [],
+			notes: [`Ganeti renames the adopted volume ${context.settings.targetLv} to <uuid>.disk0`],
+		};
+	},
+	async apply(context) {
+		if (!context.settings.mac) throw new StageError('no MAC address in the settings: the MAC stage has not run');
+		const before = new Set((await volumes(context)).map((lv) => lv.lv_name));
+		await context.host.run(await addCommand(context));
+		const adopted = (await volumes(context)).map((lv) => lv.lv_name).filter((name) => !before.has(name));
+		await context.record({'ganeti-instance.created': true, 'ganeti-instance.disk': adopted[0]});
+		if (adopted[0]) context.log(`disk adopted as ${context.settings.vg}/${adopted[0]}`);
+	},
+	async verify(context) {
+		const instance = await findInstance(context.host, fqdn(context.settings));
+		if (!instance) throw new StageError(`gnt-instance list does not show ${fqdn(context.settings)}`);
+		if (!instance.macs.includes(context.settings.mac.toLowerCase())) {
+			throw new StageError(`instance has MAC ${instance.macs.join(', ')}, expected ${context.settings.mac}`);
+		}
+	},
+	async undoPlan(context) {
+		return {
+			commands: [['gnt-instance', 'remove', '-f', fqdn(context.settings)]],
+			diffs: [],
+			notes: ['removes the instance and its disk, the copied volume'],
+		};
+	},
+	async undo(context) {
+		if (!context.facts['ganeti-instance.created']) return;
+		const name = fqdn(context.settings);
+		if (await findInstance(context.host, name)) await context.host.run(['gnt-instance', 'remove', '-f', name]);
+	},
+};

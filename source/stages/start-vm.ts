@@ -1,0 +1,40 @@
+import {findInstance} from '../host/ganeti.js';
+import {fqdn} from '../settings/schema.js';
+import {StageError, type Stage} from './types.js';
+
+export const startVmStage: Stage = {
+	id: 'start-vm',
+	title: 'Start the VM',
+	summary: 'gnt-instance start, then check it runs',
+	danger: 'confirm',
+	skippable: true,
+	async check(context) {
+		const instance = await findInstance(context.host, fqdn(context.settings));
+		if (!instance) return {status: 'conflict', detail: `no instance ${fqdn(context.settings)} to start`};
+		return instance.status === 'running'
+			? {status: 'done', detail: `${instance.name} is running`}
+			: {status: 'pending', detail: `${instance.name} is ${instance.status}`};
+	},
+	async plan(context) {
+		return {commands: [['gnt-instance', 'start', fqdn(context.settings)]], diffs: [], notes: []};
+	},
+	async apply(context) {
+		await context.host.run(['gnt-instance', 'start', fqdn(context.settings)]);
+		await context.record({'start-vm.started': true});
+	},
+	async verify(context) {
+		const instance = await findInstance(context.host, fqdn(context.settings));
+		if (instance?.status !== 'running') {
+			throw new StageError(`${fqdn(context.settings)} is ${instance?.status ?? 'missing'} after gnt-instance start`);
+		}
+	},
+	async undoPlan(context) {
+		return {commands: [['gnt-instance', 'shutdown', fqdn(context.settings)]], diffs: [], notes: []};
+	},
+	async undo(context) {
+		const instance = await findInstance(context.host, fqdn(context.settings));
+		if (context.facts['start-vm.started'] && instance?.status === 'running') {
+			await context.host.run(['gnt-instance', 'shutdown', fqdn(context.settings)]);
+		}
+	},
+};
