@@ -56,6 +56,10 @@ export async function supportsDirectIo(file: string): Promise<boolean> {
 	}
 }
 
+export async function bothSupportDirectIo(source: string, target: string): Promise<boolean> {
+	return (await supportsDirectIo(source)) && (await supportsDirectIo(target));
+}
+
 /**
  * The dd command line. With direct I/O on both sides the copy neither evicts
  * the VMs' page cache with 30 GB of data read once, nor piles up dirty pages
@@ -68,7 +72,7 @@ export async function supportsDirectIo(file: string): Promise<boolean> {
  * success. `ionice -c3 -t`: idle I/O class as in the seed, but run anyway
  * where the scheduler refuses the class.
  */
-export function ddArgv(request: CopyRequest, directIo: boolean): string[] {
+export function ddArgv(request: Omit<CopyRequest, 'progressFile'>, directIo: boolean): string[] {
 	const {source, target, blockSize, offset, total} = request;
 	if (offset % blockSize !== 0) throw new Error(`resume offset ${offset} is not a multiple of ${blockSize}`);
 	const blocks = offset / blockSize;
@@ -119,18 +123,19 @@ export async function isAlive(job: Pick<CopyJob, 'pid' | 'startTime'>): Promise<
 export async function startDetachedCopy(host: Host, request: CopyRequest): Promise<CopyJob & {argv: string[]}> {
 	if (!(await host.exists(request.source))) throw new Error(`copy source ${request.source} does not exist`);
 	if (!(await host.exists(request.target))) throw new Error(`copy target ${request.target} does not exist`);
-	const directIo = (await supportsDirectIo(request.source)) && (await supportsDirectIo(request.target));
-	const argv = ddArgv(request, directIo);
+	const argv = ddArgv(request, await bothSupportDirectIo(request.source, request.target));
 	const [command, ...args] = argv;
 	const output = await fs.open(request.progressFile, 'w');
+	// execa's types only name descriptors 3-9; at run time it hands any open descriptor to the child.
+	const descriptor = output.fd as 3;
 	let subprocess;
 	try {
 		subprocess = execa(command!, args, {
 			detached: true,
 			cleanup: false,
 			stdin: 'ignore',
-			stdout: output.fd,
-			stderr: output.fd,
+			stdout: descriptor,
+			stderr: descriptor,
 			env: host.env(),
 			extendEnv: true,
 			reject: false,
@@ -150,11 +155,8 @@ export async function startDetachedCopy(host: Host, request: CopyRequest): Promi
 	const exited = subprocess.then((result) => result.exitCode);
 	// A dd that finished before /proc was read has no start time left to read; the exit code says how it went.
 	const startTime = (await processStartTime(pid)) ?? -1;
-	return {pid, startTime, progressFile: request.progressFile, offset: request.offset, ...sizes(request), exited, argv};
-}
-
-function sizes(request: CopyRequest): {total: number; blockSize: number} {
-	return {total: request.total, blockSize: request.blockSize};
+	const {progressFile, offset, total, blockSize} = request;
+	return {pid, startTime, progressFile, offset, total, blockSize, exited, argv};
 }
 
 /** Stops our dd (and only ours: the start time must match). Returns whether it was running. */
@@ -165,6 +167,8 @@ export async function killCopy(
 	if (!(await isAlive(job))) return false;
 	try {
 		process.kill(job.pid, signal);
+		// A stopped process only acts on the signal once continued.
+		process.kill(job.pid, 'SIGCONT');
 	} catch {
 		return false;
 	}
@@ -212,6 +216,8 @@ export type WatchOptions = {
 	/** How often the progress file is read; dd itself reports once a second. */
 	intervalMs?: number;
 	onProgress(report: CopyProgressReport): void | Promise<void>;
+	/** Called on every poll, progress or not: the caller's own periodic checks (the snapshot's fill level). */
+	onTick?(): void | Promise<void>;
 };
 
 export class CopyAbortedError extends Error {
@@ -258,8 +264,18 @@ export async function watchCopy(job: CopyJob, options: WatchOptions): Promise<Co
 		}
 
 		if (!alive) return outcome(job, report);
-		await sleep(intervalMs, undefined, {signal: options.signal}).catch(() => undefined);
+		await options.onTick?.();
+		// Our own child's exit ends the wait at once: a short copy is not rounded up to the poll interval.
+		await Promise.race([
+			sleep(intervalMs, undefined, {signal: options.signal}).catch(() => undefined),
+			...(job.exited ? [job.exited] : []),
+		]);
 	}
+}
+
+/** How a dd that is no longer running ended, from its progress file (and exit code, if it was our child). */
+export async function copyOutcome(job: CopyJob): Promise<CopyOutcome> {
+	return outcome(job, parseDdOutput(await fs.readFile(job.progressFile, 'utf8').catch(() => '')));
 }
 
 async function outcome(job: CopyJob, report: DdReport): Promise<CopyOutcome> {
@@ -268,7 +284,7 @@ async function outcome(job: CopyJob, report: DdReport): Promise<CopyOutcome> {
 	const complete = report.finished && bytes >= job.total && report.errors.length === 0;
 	if (complete && (exitCode === undefined || exitCode === 0)) return {status: 'completed', bytes};
 	const reason =
-		report.errors.at(-1) ??
+		(report.errors.length > 0 ? report.errors.join('; ') : undefined) ??
 		(exitCode === undefined
 			? `dd stopped after ${bytes} of ${job.total} bytes without its final report (killed?)`
 			: `dd exited ${exitCode} after ${bytes} of ${job.total} bytes`);
@@ -312,4 +328,14 @@ async function readFully(handle: FileHandle, buffer: Buffer, size: number, posit
 	}
 
 	return done;
+}
+
+/**
+ * Asks the kernel to drop `file`'s pages from the page cache (posix_fadvise
+ * DONTNEED through dd, as coreutils documents), so that reading a whole disk
+ * once does not push the VMs' cached data out. Needs no privilege; dirty
+ * pages are left alone.
+ */
+export async function dropCache(host: Host, file: string): Promise<void> {
+	await host.run(['dd', `if=${file}`, 'iflag=nocache', 'count=0', 'status=none'], {quiet: true, reject: false});
 }

@@ -5,7 +5,9 @@ import {processStartTime} from '../engine/lock.js';
 
 /** argv that runs one of farmclone's own modules with node, compiled or (in tests) through tsx. */
 export function nodeModuleArgv(moduleUrl: URL): string[] {
-	const file = fileURLToPath(moduleUrl);
+	let file = fileURLToPath(moduleUrl);
+	// Under tsx (the tests) the module is still its .ts source.
+	if (file.endsWith('.js') && !fs.existsSync(file)) file = file.replace(/\.js$/, '.ts');
 	if (file.endsWith('.ts')) {
 		const tsx = fileURLToPath(import.meta.resolve('tsx'));
 		return [process.execPath, '--import', tsx, file];
@@ -26,24 +28,19 @@ export async function spawnDetached(
 ): Promise<DetachedProcess> {
 	const [command, ...args] = argv;
 	if (!command) throw new Error('empty command');
-	const log = fs.openSync(options.logFile, 'a');
-	try {
-		const child = execa(command, args, {
-			detached: true,
-			stdin: 'ignore',
-			stdout: log,
-			stderr: log,
-			env: options.env,
-			extendEnv: true,
-			reject: false,
-			cleanup: false,
-		});
-		child.catch(() => undefined);
-		child.unref();
-		const pid = child.pid;
-		if (pid === undefined) throw new Error(`could not start ${command}`);
-		return {pid, startTime: await processStartTime(pid)};
-	} finally {
-		fs.closeSync(log);
-	}
+	const child = execa(command, args, {
+		detached: true,
+		stdin: 'ignore',
+		stdout: {file: options.logFile, append: true},
+		stderr: {file: options.logFile, append: true},
+		env: options.env,
+		extendEnv: true,
+		reject: false,
+		cleanup: false,
+	});
+	child.catch(() => undefined);
+	child.unref();
+	const pid = child.pid;
+	if (pid === undefined) throw new Error(`could not start ${command}`);
+	return {pid, startTime: await processStartTime(pid)};
 }

@@ -147,6 +147,17 @@ export class Host {
 		}
 	}
 
+	/** Entry names of a directory, sorted; undefined when there is no such directory. */
+	async listDir(dir: string): Promise<string[] | undefined> {
+		try {
+			return (await fs.readdir(dir)).sort();
+		} catch (error) {
+			const {code} = error as NodeJS.ErrnoException;
+			if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+			throw error;
+		}
+	}
+
 	async remove(file: string): Promise<void> {
 		await fs.rm(file, {force: true});
 	}

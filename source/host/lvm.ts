@@ -168,3 +168,26 @@ export function formatBytes(size: number): string {
 
 	return unit === 0 ? `${size} B` : `${value.toFixed(1)} ${binaryUnits[unit]}`;
 }
+
+/** `lvcreate --snapshot`: a copy-on-write view of `origin` frozen at this instant. */
+export function snapshotArgv(vg: string, origin: string, name: string, size: string): string[] {
+	return ['lvcreate', '--snapshot', '--size', size, '--name', name, `${vg}/${origin}`];
+}
+
+/**
+ * A plain LV of exactly `size` bytes. `--yes` answers lvcreate's question
+ * about wiping an old filesystem signature found where the new LV lands: the
+ * copy overwrites it anyway, and without a terminal the question would abort.
+ */
+export function createArgv(vg: string, name: string, size: number): string[] {
+	return ['lvcreate', '--yes', '--size', `${size}b`, '--name', name, vg];
+}
+
+export function extendArgv(vg: string, name: string, by: string): string[] {
+	return ['lvextend', '--size', `+${by}`, `${vg}/${name}`];
+}
+
+/** `--yes` answers "remove active logical volume?"; lvremove still refuses an open LV either way. */
+export function removeArgv(vg: string, name: string, confirm: '--yes' | '-f' = '--yes'): string[] {
+	return ['lvremove', confirm, `${vg}/${name}`];
+}

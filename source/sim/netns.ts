@@ -97,8 +97,13 @@ async function writeNamespaceEtc(namespace: string, simRoot: string): Promise<vo
 	);
 	for (const name of etcOverlays) {
 		const link = path.join(dir, name);
+		const target = path.join(simRoot, 'etc', name);
 		await fs.rm(link, {force: true});
-		await fs.symlink(path.join(simRoot, 'etc', name), link);
+		const bindable = await Promise.all([fs.stat(target), fs.stat(path.join('/etc', name))]).then(
+			() => true,
+			() => false,
+		);
+		if (bindable) await fs.symlink(target, link);
 	}
 }
 

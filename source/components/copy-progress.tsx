@@ -1,0 +1,38 @@
+import {Box, Text} from 'ink';
+import React from 'react';
+import type {CopyProgress} from '../stages/types.js';
+import {formatBytes, formatEta, formatRate, progressPercent} from '../ui/format.js';
+import {useTone} from './theme.js';
+
+export const copyProgressHeight = 2;
+
+/** Bar and numbers of a running copy; the snapshot's fill turns yellow from `warnPercent`, red near full. */
+export function CopyProgressView(props: {progress: CopyProgress; width: number; warnPercent?: number}) {
+	const tone = useTone();
+	const {progress, width, warnPercent = 80} = props;
+	const percent = progressPercent(progress);
+	const barWidth = Math.max(10, Math.min(width - 6, 72));
+	const filled = Math.round((barWidth * percent) / 100);
+	const snapshot = progress.snapshotPercent;
+	const snapshotTone =
+		snapshot === undefined || snapshot < warnPercent ? undefined : snapshot >= 95 ? 'error' : 'warning';
+	return (
+		<Box flexDirection="column">
+			<Text wrap="truncate-end">
+				<Text color={tone('info')}>{'█'.repeat(filled)}</Text>
+				<Text dimColor>{'░'.repeat(barWidth - filled)}</Text>
+				{` ${String(percent).padStart(3)}%`}
+			</Text>
+			<Text wrap="truncate-end">
+				{`${formatBytes(progress.bytes)} / ${formatBytes(progress.total)} · ${formatRate(progress.rate)} · ETA ${formatEta(progress.etaSeconds)}`}
+				{snapshot === undefined ? (
+					''
+				) : (
+					<Text color={tone(snapshotTone)} bold={snapshotTone !== undefined}>
+						{` · snapshot ${Math.round(snapshot)}% full`}
+					</Text>
+				)}
+			</Text>
+		</Box>
+	);
+}

@@ -1,0 +1,108 @@
+import {Box, Text} from 'ink';
+import React from 'react';
+import {formatArgv, formatDuration, outputTail, planLines, sanitizeLine} from '../ui/format.js';
+import type {LogEntry} from '../ui/run-state.js';
+import {PlanLineView} from './plan-view.js';
+import {useTone, type Tone} from './theme.js';
+
+const stageMarks = {
+	done: {mark: '✔', tone: 'success'},
+	skipped: {mark: '↷', tone: 'warning'},
+	failed: {mark: '✘', tone: 'error'},
+	undone: {mark: '↺', tone: 'accent'},
+} as const satisfies Record<string, {mark: string; tone: Tone}>;
+
+/** Output lines worth keeping in the log: a little on success, more of stderr on failure. */
+function commandTail(command: {exitCode: number; stdout: string; stderr: string}): string[] {
+	if (command.exitCode !== 0) return outputTail(command.stderr || command.stdout, 4);
+	const output = command.stdout || command.stderr;
+	// The last lines of a JSON report are closing brackets: say how long it was instead.
+	const trimmed = output.trim();
+	if (/^[[{]/.test(trimmed) && /[\]}]$/.test(trimmed)) return [`(${trimmed.split('\n').length} lines of JSON)`];
+	return outputTail(output, 2);
+}
+
+/** One finished thing in the log above the live region. */
+export function LogItem({entry, width}: {entry: LogEntry; width: number}) {
+	const tone = useTone();
+	switch (entry.kind) {
+		case 'note':
+			return (
+				<Box width={width}>
+					<Text color={tone(entry.tone)}>{sanitizeLine(entry.text)}</Text>
+				</Box>
+			);
+		case 'log': {
+			const warning = /^warn(ing)?\b/i.test(entry.text);
+			return (
+				<Box width={width} flexDirection="column" paddingLeft={2}>
+					{entry.text.split('\n').map((line, index) => (
+						<Text key={index} color={tone(warning ? 'warning' : undefined)}>
+							{index === 0 ? (warning ? '⚠ ' : '· ') : '  '}
+							{sanitizeLine(line)}
+						</Text>
+					))}
+				</Box>
+			);
+		}
+
+		case 'command': {
+			const {command} = entry;
+			const failed = command.exitCode !== 0;
+			return (
+				<Box width={width} flexDirection="column" paddingLeft={2}>
+					<Text dimColor={!failed}>
+						{`$ ${sanitizeLine(formatArgv(command.argv))} → `}
+						<Text color={tone(failed ? 'error' : undefined)}>{`exit ${command.exitCode}`}</Text>
+						{` (${formatDuration(command.durationMs / 1000)})`}
+					</Text>
+					{commandTail(command).map((line, index) => (
+						<Text key={index} dimColor wrap="truncate-end">
+							{`    ${line}`}
+						</Text>
+					))}
+				</Box>
+			);
+		}
+
+		case 'stage': {
+			const {mark, tone: markTone} = stageMarks[entry.state];
+			const [first = '', ...rest] = (entry.detail ?? '').split('\n');
+			const verb = entry.state === 'done' ? '' : ` ${entry.state}`;
+			const timing = entry.seconds === undefined ? '' : ` (${formatDuration(entry.seconds)})`;
+			return (
+				<Box width={width} flexDirection="column">
+					<Text>
+						<Text color={tone(markTone)}>{mark}</Text>
+						<Text bold>{` ${entry.number} ${entry.title}`}</Text>
+						{verb}
+						{timing}
+						{first ? (
+							<Text color={tone(entry.state === 'failed' ? 'error' : undefined)} dimColor={entry.state !== 'failed'}>
+								{`: ${sanitizeLine(first)}`}
+							</Text>
+						) : (
+							''
+						)}
+					</Text>
+					{rest.slice(0, 8).map((line, index) => (
+						<Text key={index}>{`    ${sanitizeLine(line)}`}</Text>
+					))}
+					{entry.hint ? <Text color={tone('info')}>{`  hint: ${sanitizeLine(entry.hint)}`}</Text> : ''}
+				</Box>
+			);
+		}
+
+		case 'plan':
+			return (
+				<Box width={width} flexDirection="column">
+					<Text bold>{`Plan of ${entry.number} ${entry.title}:`}</Text>
+					{planLines(entry.plan, width - 2).map((line, index) => (
+						<Box key={index} paddingLeft={2}>
+							<PlanLineView line={line} />
+						</Box>
+					))}
+				</Box>
+			);
+	}
+}

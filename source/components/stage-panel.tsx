@@ -1,0 +1,199 @@
+import {Select} from '@inkjs/ui';
+import {Box, Text} from 'ink';
+import React, {type ReactNode} from 'react';
+import {wrapText} from '../ui/format.js';
+import {summaryLine, type RunState, type StageRow} from '../ui/run-state.js';
+import type {PromptRequest} from '../ui/tui-prompt.js';
+import {CopyProgressView, copyProgressHeight} from './copy-progress.js';
+import {PlanView} from './plan-view.js';
+import {stageMark} from './stage-list.js';
+import {useTone} from './theme.js';
+import {TypedField} from './typed-field.js';
+
+export type PanelHandlers = {
+	onTypedSubmit: (value: string) => void;
+	onTypedCancel: () => void;
+	onChoose: (value: string) => void;
+};
+
+type PanelProps = PanelHandlers & {state: RunState; width: number; height: number; tick: number};
+
+function Line({children, dim, bold, color}: {children: ReactNode; dim?: boolean; bold?: boolean; color?: string}) {
+	return (
+		<Text wrap="truncate-end" dimColor={dim} bold={bold} color={color}>
+			{children}
+		</Text>
+	);
+}
+
+function Wrapped({text, width, maxLines, bold}: {text: string; width: number; maxLines: number; bold?: boolean}) {
+	const lines = wrapText(text, width).slice(0, Math.max(1, maxLines));
+	return (
+		<>
+			{lines.map((line, index) => (
+				<Line key={index} bold={bold}>
+					{line}
+				</Line>
+			))}
+		</>
+	);
+}
+
+function wrappedHeight(text: string, width: number, maxLines: number): number {
+	return Math.min(Math.max(1, maxLines), wrapText(text, width).length);
+}
+
+function QuitQuestion() {
+	const tone = useTone();
+	return (
+		<Line bold color={tone('warning')}>
+			Quit farmclone? The run stays resumable. (y/n)
+		</Line>
+	);
+}
+
+function StageTitle({stage, number, total, tick}: {stage: StageRow; number: number; total: number; tick: number}) {
+	const tone = useTone();
+	const {mark, tone: markTone} = stageMark(stage.state, tick);
+	const doing = stage.state === 'running' ? ' running…' : stage.state === 'pending' ? '' : ` ${stage.state}`;
+	return (
+		<Line bold>
+			<Text color={tone(markTone)}>{mark}</Text>
+			{` ${number}/${total} ${stage.title}${doing}`}
+		</Line>
+	);
+}
+
+/** Before a stage runs: what it will do, then the keys (or the typed confirmation of a dangerous stage). */
+function GatePanel(props: PanelProps & {request: Extract<PromptRequest, {kind: 'gate'}>}) {
+	const tone = useTone();
+	const {state, request, width, height} = props;
+	const number = state.stages.findIndex((row) => row.id === request.stage) + 1;
+	const stage = state.stages[number - 1];
+	if (!stage) return <Line>{`unknown stage ${request.stage}`}</Line>;
+	const asking = state.quit === 'asked';
+	const detail = request.check.detail ? ` · ${request.check.detail}` : '';
+	const keys = ['Enter run', stage.skippable ? 's skip' : '', 'q quit'].filter(Boolean).join(' · ');
+	const typingLines = state.typing ? 2 + (state.typedError ? 1 : 0) : 0;
+	const planBudget = Math.max(1, height - 2 - typingLines - 1);
+	return (
+		<Box flexDirection="column">
+			<StageTitle stage={stage} number={number} total={state.stages.length} tick={props.tick} />
+			<Line dim>{`${stage.summary}${detail}`}</Line>
+			<PlanView plan={request.plan} width={width} budget={planBudget} />
+			{state.typing ? (
+				<>
+					<Line bold color={tone('warning')}>
+						{`Type the farm's name to run ${stage.title}:`}
+					</Line>
+					<TypedField isActive={!asking} onSubmit={props.onTypedSubmit} onCancel={props.onTypedCancel} />
+					{state.typedError ? (
+						<Line color={tone('error')}>{`✘ ${state.typedError}: type ${state.farm} exactly`}</Line>
+					) : (
+						''
+					)}
+				</>
+			) : (
+				''
+			)}
+			{asking ? <QuitQuestion /> : <Line dim>{state.typing ? 'Enter confirm · Esc back' : keys}</Line>}
+		</Box>
+	);
+}
+
+/** A question the engine asked while a stage runs. */
+function PromptPanel(props: PanelProps & {request: Exclude<PromptRequest, {kind: 'gate'}>}) {
+	const tone = useTone();
+	const {state, request, width, height} = props;
+	const asking = state.quit === 'asked';
+	const footer = asking ? <QuitQuestion /> : undefined;
+	// The stage that asks, when one is running; an undo asks before any stage runs.
+	const running = state.stages.find((row) => row.id === state.focus)?.state === 'running';
+	const context = running ? <RunningLine {...props} /> : '';
+	const room = height - (running ? 1 : 0) - (footer ? 1 : 0);
+	if (request.kind === 'confirm') {
+		return (
+			<Box flexDirection="column">
+				{context}
+				<Wrapped text={`${request.message} (y/n)`} width={width} maxLines={room} bold />
+				{footer}
+			</Box>
+		);
+	}
+
+	if (request.kind === 'choose') {
+		const messageLines = wrappedHeight(request.message, width, 2);
+		const visible = Math.max(1, Math.min(request.choices.length, room - messageLines - 1));
+		const options = request.choices.map((choice) => ({
+			label: wrapText(choice.label, width - 4)[0] ?? choice.value,
+			value: choice.value,
+		}));
+		return (
+			<Box flexDirection="column">
+				{context}
+				<Wrapped text={request.message} width={width} maxLines={2} bold />
+				<Select options={options} visibleOptionCount={visible} isDisabled={asking} onChange={props.onChoose} />
+				{footer ?? <Line dim>↑↓ move · Enter choose</Line>}
+			</Box>
+		);
+	}
+
+	const messageLines = wrappedHeight(request.message, width, Math.max(1, room - 3));
+	return (
+		<Box flexDirection="column">
+			{context}
+			<Wrapped text={request.message} width={width} maxLines={messageLines} bold />
+			<TypedField isActive={!asking} onSubmit={props.onTypedSubmit} onCancel={props.onTypedCancel} />
+			{state.typedError ? <Line color={tone('error')}>{`✘ ${state.typedError}`}</Line> : ''}
+			{footer ?? <Line dim>Enter confirm · Esc cancel</Line>}
+		</Box>
+	);
+}
+
+function RunningLine({state, tick}: PanelProps) {
+	const number = state.focus ? state.stages.findIndex((row) => row.id === state.focus) + 1 : 0;
+	const stage = state.stages[number - 1];
+	if (!stage) return <Line dim>starting…</Line>;
+	if (stage.state === 'pending') {
+		return <Line dim>{`checking ${number}/${state.stages.length} ${stage.title}…`}</Line>;
+	}
+
+	return <StageTitle stage={stage} number={number} total={state.stages.length} tick={tick} />;
+}
+
+/** While a stage runs: its line, the copy's progress when there is one, and how to leave. */
+function RunningPanel(props: PanelProps) {
+	const {state, width, height} = props;
+	const progress = state.progress && state.progress.stage === state.focus ? state.progress.progress : undefined;
+	const showProgress = progress !== undefined && height >= 2 + copyProgressHeight;
+	return (
+		<Box flexDirection="column">
+			<RunningLine {...props} />
+			{showProgress ? <CopyProgressView progress={progress} width={width} /> : ''}
+			{state.quit === 'asked' ? <QuitQuestion /> : <Line dim>q quit (the run stays resumable)</Line>}
+		</Box>
+	);
+}
+
+function EndPanel({state}: PanelProps) {
+	const tone = useTone();
+	const summary = summaryLine(state);
+	const mark = summary.tone === 'success' ? '✔' : summary.tone === 'error' ? '✘' : '■';
+	return (
+		<Box flexDirection="column">
+			<Line bold color={tone(summary.tone)}>{`${mark} ${summary.text}`}</Line>
+			{state.quit === 'quitting' ? '' : <Line dim>press any key to exit</Line>}
+		</Box>
+	);
+}
+
+/** The lower part of the live region: what the stage in focus needs from the admin now. */
+export function StagePanel(props: PanelProps) {
+	const {state} = props;
+	if (state.finished !== undefined) return <EndPanel {...props} />;
+	if (state.quit === 'quitting') return <Line dim>Stopping… the run stays resumable.</Line>;
+	const {request} = state;
+	if (request?.kind === 'gate') return <GatePanel {...props} request={request} />;
+	if (request) return <PromptPanel {...props} request={request} />;
+	return <RunningPanel {...props} />;
+}

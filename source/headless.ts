@@ -1,0 +1,194 @@
+import type {StageGate} from './engine/api.js';
+import type {EngineEvent} from './engine/events.js';
+import {StageError, type CheckResult, type Plan, type Prompt} from './stages/types.js';
+import {formatArgv, formatDuration, outputTail, progressSummary, sanitizeLine} from './ui/format.js';
+
+/** Prints engine events; `note` prints a line of the headless drivers' own (why a run stops). */
+export type HeadlessPrinter = ((event: EngineEvent) => void) & {note(text: string, stage?: string): void};
+
+export type HeadlessPrinterOptions = {
+	/** One JSON object per line instead of text. */
+	json: boolean;
+	/** Gets each line, without its newline. */
+	write: (line: string) => void;
+	now?: () => number;
+	/** The run's stages, for "[3/14]" prefixes; without them lines start with the stage id. */
+	stages?: ReadonlyArray<{id: string}>;
+	/** Least time between two progress lines of a stage; the final 100% is always printed. */
+	progressIntervalMs?: number;
+};
+
+function planSummary(plan: Plan): string {
+	const parts: string[] = [];
+	if (plan.commands.length > 0) {
+		parts.push(
+			plan.commands.length === 1 ? `$ ${formatArgv(plan.commands[0] ?? [])}` : `${plan.commands.length} commands`,
+		);
+	}
+
+	for (const file of plan.diffs) {
+		const lines = file.diff.split('\n');
+		const added = lines.filter((line) => line.startsWith('+') && !line.startsWith('+++')).length;
+		const removed = lines.filter((line) => line.startsWith('-') && !line.startsWith('---')).length;
+		parts.push(`edit ${file.path} (+${added} -${removed})`);
+	}
+
+	return parts.length > 0 ? parts.join(', ') : 'nothing to run';
+}
+
+/**
+ * The event stream as lines for a log file or a terminal that cannot host the
+ * TUI: one line per event (a failure adds its detail and hint), copy progress
+ * at most once per interval. With `json`, the events as they are, each with
+ * the time `at` it was printed.
+ */
+export function createHeadlessPrinter(options: HeadlessPrinterOptions): HeadlessPrinter {
+	const now = options.now ?? Date.now;
+	const interval = options.progressIntervalMs ?? 1000;
+	const lastProgress = new Map<string, {at: number; final: boolean}>();
+	const checks = new Map<string, CheckResult>();
+
+	const prefix = (stage: string) => {
+		const index = options.stages?.findIndex((candidate) => candidate.id === stage) ?? -1;
+		return index >= 0 && options.stages ? `[${index + 1}/${options.stages.length}] ${stage}` : stage;
+	};
+
+	/** Whether this progress event gets a line: the first, then one per interval, and the final one once. */
+	const progressDue = (event: Extract<EngineEvent, {type: 'progress'}>) => {
+		const {bytes, total} = event.progress;
+		const final = total > 0 && bytes >= total;
+		const last = lastProgress.get(event.stage);
+		const at = now();
+		const due = final ? !last?.final : !last || at - last.at >= interval;
+		if (due) lastProgress.set(event.stage, {at, final});
+		return due;
+	};
+
+	const text = (event: EngineEvent): string[] => {
+		switch (event.type) {
+			case 'run-start':
+				return [`farmclone ${event.farm}: ${event.resumed ? 'resuming' : 'starting'}`];
+			case 'check':
+				checks.set(event.stage, event.result);
+				return [
+					`${prefix(event.stage)}: check: ${event.result.status}${event.result.detail ? ` (${event.result.detail})` : ''}`,
+				];
+			case 'plan':
+				return [`${prefix(event.stage)}: plan: ${planSummary(event.plan)}`];
+			case 'stage-start':
+				lastProgress.delete(event.stage);
+				return [`${prefix(event.stage)}: started`];
+			case 'progress':
+				return [`${prefix(event.stage)}: ${progressSummary(event.progress)}`];
+			case 'stage-done': {
+				const check = checks.get(event.stage);
+				const already = event.seconds === 0 && check?.status === 'done';
+				return [`✔ ${event.stage} (${already ? `already done: ${check.detail}` : formatDuration(event.seconds)})`];
+			}
+
+			case 'stage-skipped':
+				return [`↷ ${event.stage} skipped: ${event.reason}`];
+			case 'stage-failed': {
+				const [first = '', ...rest] = event.error.split('\n');
+				return [
+					`✘ ${event.stage} failed: ${first}`,
+					...rest.map((line) => `    ${line}`),
+					...(event.hint ? [`  hint: ${event.hint}`] : []),
+				];
+			}
+
+			case 'stage-undone':
+				return [`↺ ${event.stage} undone`];
+			case 'command': {
+				const {command} = event;
+				const line = `$ ${formatArgv(command.argv)} -> exit ${command.exitCode}`;
+				if (command.exitCode === 0) return [line];
+				return [line, ...outputTail(command.stderr || command.stdout, 3).map((tail) => `    ${tail}`)];
+			}
+
+			case 'log':
+				return event.text.split('\n').map((line) => `${prefix(event.stage)}: ${line}`);
+			case 'run-end':
+				return [`farmclone ${event.farm}: ${event.outcome}${event.message ? `: ${event.message}` : ''}`];
+		}
+	};
+
+	const print = (event: EngineEvent) => {
+		if (event.type === 'progress' && !progressDue(event)) return;
+		if (options.json) {
+			if (event.type === 'check') checks.set(event.stage, event.result);
+			options.write(JSON.stringify({...event, at: new Date(now()).toISOString()}));
+			return;
+		}
+
+		for (const line of text(event)) options.write(sanitizeLine(line));
+	};
+
+	return Object.assign(print, {
+		note(line: string, stage = '') {
+			if (options.json)
+				options.write(JSON.stringify({type: 'log', stage, text: line, at: new Date(now()).toISOString()}));
+			else options.write(sanitizeLine(line));
+		},
+	});
+}
+
+export type HeadlessDriverOptions = {
+	farm: string;
+	/** --yes: answer every question with its default and run every stage. */
+	yes: boolean;
+	/** --confirm NAME: the typed confirmation of dangerous stages; must be the farm's name. */
+	confirm?: string;
+	printer: HeadlessPrinter;
+};
+
+/**
+ * Headless answers to what the TUI would ask. With --yes: yes, the first
+ * choice, run. Stages that want the farm's name typed run only when --confirm
+ * gave it; otherwise the gate answers 'quit' and says why.
+ */
+export function createHeadlessDrivers(options: HeadlessDriverOptions): {prompt: Prompt; confirmStage: StageGate} {
+	const {farm, yes, confirm, printer} = options;
+	const needsAnswer = (message: string) =>
+		new StageError(`"${message}" needs an answer and there is no terminal to ask`, 'rerun with --yes');
+
+	const prompt: Prompt = {
+		async confirm(message) {
+			if (!yes) throw needsAnswer(message);
+			printer.note(`? ${message} -> yes (--yes)`);
+			return true;
+		},
+		async choose(message, choices) {
+			const first = choices[0];
+			if (!yes) throw needsAnswer(message);
+			if (!first) throw new StageError(`"${message}" offers nothing to choose`);
+			printer.note(`? ${message} -> ${first.label} (--yes)`);
+			return first.value;
+		},
+		async typed(message, expected) {
+			if (confirm === expected) return true;
+			printer.note(`stopping at "${message}": rerun with --confirm ${expected}`);
+			return false;
+		},
+	};
+
+	const confirmStage: StageGate = async ({stage}) => {
+		if (!yes) {
+			printer.note(`stopping before ${stage.id}: there is no terminal to ask; rerun with --yes`, stage.id);
+			return 'quit';
+		}
+
+		if (stage.danger === 'typed' && confirm !== farm) {
+			const given = confirm === undefined ? '' : ` (--confirm ${confirm} is not the farm's name)`;
+			printer.note(
+				`stopping before ${stage.id}: ${stage.title} asks for the farm's name to be typed${given}; rerun with --confirm ${farm}`,
+				stage.id,
+			);
+			return 'quit';
+		}
+
+		return 'run';
+	};
+
+	return {prompt, confirmStage};
+}

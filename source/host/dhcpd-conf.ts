@@ -1,0 +1,216 @@
+import {parseBraceConfig, walkStatements, type BraceStatement} from './brace-config.js';
+import {insertLines, isMarkedLine, markLine, removeMarkedLines, splitLines} from './markers.js';
+
+/** ISC dhcpd.conf: hosts, subnets (also inside shared-network and group), ranges. */
+
+export type DhcpHost = {
+	name: string;
+	macs: string[];
+	fixedAddresses: string[];
+	statement: BraceStatement;
+	topLevel: boolean;
+};
+export type DhcpSubnet = {network: string; netmask: string; line: number};
+export type DhcpRange = {low: string; high: string; line: number};
+export type ParsedDhcpd = {
+	hosts: DhcpHost[];
+	subnets: DhcpSubnet[];
+	ranges: DhcpRange[];
+	includes: Array<{file: string; line: number}>;
+	statements: BraceStatement[];
+};
+
+export function parseDhcpdConf(text: string): ParsedDhcpd {
+	const statements = parseBraceConfig(text, {punctuation: ',', quotes: '"'});
+	const parsed: ParsedDhcpd = {hosts: [], subnets: [], ranges: [], includes: [], statements};
+	for (const {statement, parents} of walkStatements(statements)) {
+		const words = statement.words.map((word) => word.text);
+		const keyword = words[0]?.toLowerCase();
+		if (keyword === 'host' && statement.children && words[1]) {
+			const host: DhcpHost = {name: words[1], macs: [], fixedAddresses: [], statement, topLevel: parents.length === 0};
+			for (const child of statement.children) {
+				const childWords = child.words.map((word) => word.text);
+				if (childWords[0] === 'hardware' && childWords[1] === 'ethernet' && childWords[2]) {
+					host.macs.push(childWords[2]);
+				} else if (childWords[0] === 'fixed-address') {
+					host.fixedAddresses.push(...childWords.slice(1).filter((word) => word !== ','));
+				}
+			}
+
+			parsed.hosts.push(host);
+		} else if (keyword === 'subnet' && words[1] && words[2] === 'netmask' && words[3]) {
+			parsed.subnets.push({network: words[1], netmask: words[3], line: statement.words[0]!.line});
+		} else if (keyword === 'include' && words[1]) {
+			parsed.includes.push({file: words[1], line: statement.words[0]!.line});
+		} else if (keyword === 'range' && !statement.children) {
+			const addresses = words.slice(1).filter((word) => word !== 'dynamic-bootp');
+			if (addresses[0]) {
+				parsed.ranges.push({low: addresses[0], high: addresses[1] ?? addresses[0], line: statement.words[0]!.line});
+			}
+		}
+	}
+
+	return parsed;
+}
+
+export function ipv4ToNumber(ip: string): number | undefined {
+	const parts = ip.split('.');
+	if (parts.length !== 4 || !parts.every((part) => /^\d{1,3}$/.test(part) && Number(part) <= 255)) return undefined;
+	return parts.reduce((value, part) => value * 256 + Number(part), 0);
+}
+
+export function inSubnet(ip: string, network: string, netmask: string): boolean {
+	const [address, net, mask] = [ipv4ToNumber(ip), ipv4ToNumber(network), ipv4ToNumber(netmask)];
+	if (address === undefined || net === undefined || mask === undefined) return false;
+	// Unsigned 32-bit arithmetic: `&` works on signed integers.
+	return (address & mask) >>> 0 === (net & mask) >>> 0;
+}
+
+/** `52:54:0:B3:3F:10` -> `52:54:00:b3:3f:10`: dhcpd accepts one-digit and upper-case octets. */
+export function normalizeMac(mac: string): string {
+	return mac
+		.split(':')
+		.map((octet) => octet.toLowerCase().padStart(2, '0'))
+		.join(':');
+}
+
+function sameHostName(a: string, b: string): boolean {
+	return a.toLowerCase().replace(/\.$/, '') === b.toLowerCase().replace(/\.$/, '');
+}
+
+export type DhcpHostRequest = {
+	/** Name of the host declaration (the seed uses the FQDN). */
+	name: string;
+	fqdn: string;
+	/** Empty until the MAC stage ran: MAC checks are then skipped. */
+	mac: string;
+	ip: string;
+	subnetMask: string;
+	farm: string;
+};
+
+export type DhcpState = {status: 'absent' | 'ours' | 'manual'; conflicts: string[]; notes: string[]; subnet?: string};
+
+export function inspectDhcpd(text: string, request: DhcpHostRequest): DhcpState {
+	const parsed = parseDhcpdConf(text);
+	const lines = splitLines(text);
+	const mac = request.mac ? normalizeMac(request.mac) : '';
+	const conflicts: string[] = [];
+	let status: DhcpState['status'] = 'absent';
+	for (const host of parsed.hosts) {
+		const where = `line ${host.statement.words[0]!.line + 1}: host ${host.name}`;
+		const named = sameHostName(host.name, request.name);
+		const sameMac = mac !== '' && host.macs.some((other) => normalizeMac(other) === mac);
+		const sharedAddresses = host.fixedAddresses.filter(
+			(address) => address === request.ip || sameHostName(address, request.fqdn),
+		);
+		const ours = isMarkedLine(lines[host.statement.words[0]!.line] ?? '', request.farm);
+		if (named && sameMac && sharedAddresses.length > 0 && host.fixedAddresses.length === 1) {
+			if (ours || status === 'absent') status = ours ? 'ours' : 'manual';
+			continue;
+		}
+
+		if (named) conflicts.push(`${where} already uses the name ${request.name}`);
+		if (sameMac) conflicts.push(`${where} already has hardware ethernet ${request.mac}`);
+		for (const address of sharedAddresses) conflicts.push(`${where} already has fixed-address ${address}`);
+	}
+
+	const subnet = parsed.subnets.find((candidate) => inSubnet(request.ip, candidate.network, candidate.netmask));
+	if (!subnet) {
+		const declared = parsed.subnets.map((candidate) => `${candidate.network}/${candidate.netmask}`).join(', ');
+		conflicts.push(`${request.ip} is in no declared subnet (${declared || 'none declared'}): dhcpd would never answer`);
+	}
+
+	const address = ipv4ToNumber(request.ip);
+	for (const range of parsed.ranges) {
+		const [low, high] = [ipv4ToNumber(range.low), ipv4ToNumber(range.high)];
+		if (address !== undefined && low !== undefined && high !== undefined && address >= low && address <= high) {
+			conflicts.push(
+				`line ${range.line + 1}: ${request.ip} is inside the dynamic range ${range.low}-${range.high}; it could be leased to another client`,
+			);
+		}
+	}
+
+	const notes = parsed.includes.map(
+		(include) =>
+			`line ${include.line + 1}: include "${include.file}" is not read by farmclone; hosts there are not checked`,
+	);
+	return {status, conflicts, notes, subnet: subnet && `${subnet.network} netmask ${subnet.netmask}`};
+}
+
+export class DhcpConflictError extends Error {
+	constructor(readonly conflicts: string[]) {
+		super(conflicts.join('\n'));
+		this.name = 'DhcpConflictError';
+	}
+}
+
+function indentUnit(lines: string[]): string {
+	const indented = lines.map((line) => /^(\t| +)\S/.exec(line)?.[1]).find(Boolean);
+	return indented ?? '\t';
+}
+
+/** The host block as added: every line marked. */
+export function dhcpHostBlock(request: DhcpHostRequest, indent = '\t'): string[] {
+	const name = /^[\w.-]+$/.test(request.name) ? request.name : `"${request.name}"`;
+	return [
+		`host ${name} {`,
+		`${indent}hardware ethernet ${normalizeMac(request.mac)};`,
+		`${indent}fixed-address ${request.ip};`,
+		`${indent}option subnet-mask ${request.subnetMask};`,
+		'}',
+	].map((line) => markLine(line, request.farm));
+}
+
+/**
+ * Add the host block. Unchanged text when it is already there; throws on
+ * conflicts.
+ *
+ * The block goes at top level, after the last top-level host (else at the
+ * end): dhcpd treats host declarations as global wherever they are written
+ * (it warns "Host declarations are global" for one inside a subnet), the
+ * subnet holding the fixed-address still supplies its options, and a
+ * top-level block never changes which scope anyone else's lines are in.
+ */
+export function addDhcpHost(text: string, request: DhcpHostRequest): {text: string; added: string[]} {
+	if (!request.mac) throw new Error('no MAC address yet: the MAC stage chooses it');
+	const state = inspectDhcpd(text, request);
+	if (state.conflicts.length > 0) throw new DhcpConflictError(state.conflicts);
+	if (state.status !== 'absent') return {text, added: []};
+	const lines = splitLines(text);
+	const {hosts, statements} = parseDhcpdConf(text);
+	const lastHost = hosts.filter((host) => host.topLevel).at(-1);
+	const closeLine = lastHost?.statement.end.line;
+	// Only right after the host when nothing else follows its `}` on that line.
+	const tokensAfter =
+		closeLine !== undefined &&
+		[...walkStatements(statements)].some(({statement}) =>
+			[...statement.words, statement.end].some(
+				(token) => token.line === closeLine && token.column > lastHost!.statement.end.column,
+			),
+		);
+	const at = closeLine !== undefined && !tokensAfter ? closeLine + 1 : lines.length;
+	const added = dhcpHostBlock(request, indentUnit(lines));
+	return {text: insertLines(text, at, added), added};
+}
+
+export function removeDhcpHost(text: string, farm: string): {text: string; removed: string[]} {
+	return removeMarkedLines(text, farm);
+}
+
+/** The part of `dhcpd -t` output that says what is wrong, without the banner. */
+export function dhcpdErrors(output: string): string {
+	const lines = output.split('\n');
+	const end = lines.findIndex((line) => line.startsWith('If you think you have received'));
+	return lines
+		.slice(0, end < 0 ? undefined : end)
+		.filter(
+			(line) =>
+				line.trim() !== '' &&
+				!/^(Internet Systems Consortium|Copyright|All rights reserved|For info, please visit|Config file:|Database file:|PID file:|WARNING: Host declarations are global)/.test(
+					line,
+				),
+		)
+		.join('\n')
+		.trim();
+}

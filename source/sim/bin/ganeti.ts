@@ -1,0 +1,1182 @@
+/**
+ * Stand-in for Ganeti 3.0's `gnt-cluster` and `gnt-instance` on the simulated
+ * one-node cluster: the commands farmclone and an admin use, with Ganeti's
+ * options, output formats, refusals and exit codes. Instances are real QEMU
+ * processes inside the simulated host's namespace, with their CPUs stopped.
+ */
+import {randomBytes, randomUUID} from 'node:crypto';
+import {closeSync, openSync, readSync, writeSync} from 'node:fs';
+import os from 'node:os';
+import {
+	feedback,
+	formatGenericInfo,
+	formatTable,
+	formatTime,
+	GanetiError,
+	parseIdentKeyValues,
+	parseKeyValues,
+	parseOptions,
+	pythonStr,
+	UsageError,
+	type Column,
+	type InfoValue,
+	type OptionSpec,
+	type ParsedOptions,
+} from '../ganeti-format.js';
+import {
+	filledBeparams,
+	formatUnit,
+	ganetiVersion,
+	lookupInstance,
+	lookupNode,
+	monitorSocketFor,
+	normalizeMac,
+	nowSeconds,
+	parseUnit,
+	readGanetiState,
+	withGanetiState,
+	type GanetiCluster,
+	type GanetiDisk,
+	type GanetiInstance,
+	type GanetiNic,
+	type GanetiState,
+} from '../ganeti-state.js';
+import {balloonActual, monitorCommand, startVm, stopVm, vmPid} from '../kvm.js';
+import {
+	findLv,
+	isLvOpen,
+	lvDevicePath,
+	LvmError,
+	readLvmState,
+	removeLvDevice,
+	renameLv,
+	withLvmState,
+} from '../lvm-state.js';
+import {ensureSimServices, runInNamespace} from '../services.js';
+
+const exitUnknownField = 14;
+
+function simRoot(): string {
+	const root = process.env['FARMCLONE_SIM_ROOT'];
+	if (!root) throw new Error('FARMCLONE_SIM_ROOT is not set: run this through the shim in the sim tree');
+	return root;
+}
+
+const out = (text: string) => process.stdout.write(text);
+const err = (text: string) => process.stderr.write(text);
+
+function unknownInstance(name: string): GanetiError {
+	return new GanetiError(`Instance '${name}' not known`, 'prereq', 'unknown_entity');
+}
+
+function expandInstance(state: GanetiState, name: string): GanetiInstance {
+	const instance = lookupInstance(state, name);
+	if (!instance) throw unknownInstance(name);
+	return instance;
+}
+
+function single(parsed: ParsedOptions, usage: string): string {
+	if (parsed.args.length !== 1) throw new UsageError(`wrong number of arguments`, usage);
+	return parsed.args[0]!;
+}
+
+// ---------------------------------------------------------------- runtime
+
+type Runtime = {running: boolean; memory?: number};
+
+async function runtimeOf(cluster: GanetiCluster, instance: GanetiInstance): Promise<Runtime> {
+	if (!(await vmPid(cluster, instance.name))) return {running: false};
+	// Ganeti's KVM driver reports the balloon's size as the instance's memory.
+	const memory = await balloonActual(monitorSocketFor(cluster, instance.name)).catch(() => undefined);
+	return {running: true, memory};
+}
+
+function instanceStatus(instance: GanetiInstance, runtime: Runtime): string {
+	if (instance.adminState === 'offline') return 'ADMIN_offline';
+	if (runtime.running) return instance.adminState === 'up' ? 'running' : 'ERROR_up';
+	return instance.adminState === 'up' ? 'ERROR_down' : 'ADMIN_down';
+}
+
+// ---------------------------------------------------------------- gnt-instance list
+
+type Kind = 'text' | 'bool' | 'number' | 'unit' | 'other' | 'unknown';
+type FieldValue = {value: unknown} | {unavailable: true} | {noData: true};
+type Field = {
+	title: string;
+	kind: Kind;
+	get: (instance: GanetiInstance, runtime: Runtime, cluster: GanetiCluster) => FieldValue;
+	/** gnt-instance list prints these lists comma-joined rather than as Python lists. */
+	joined?: boolean;
+};
+
+const value = (value: unknown): FieldValue => ({value});
+const live = (runtime: Runtime, get: () => unknown): FieldValue =>
+	runtime.running ? (get() === undefined ? {noData: true} : value(get())) : {unavailable: true};
+
+function beField(title: string, key: 'maxmem' | 'minmem' | 'vcpus', kind: Kind): Field {
+	return {title, kind, get: (instance, _runtime, cluster) => value(filledBeparams(cluster, instance)[key])};
+}
+
+const fields: Record<string, Field> = {
+	name: {title: 'Instance', kind: 'text', get: (instance) => value(instance.name)},
+	uuid: {title: 'UUID', kind: 'text', get: (instance) => value(instance.uuid)},
+	status: {title: 'Status', kind: 'text', get: (instance, runtime) => value(instanceStatus(instance, runtime))},
+	admin_state: {title: 'InstanceState', kind: 'text', get: (instance) => value(instance.adminState)},
+	admin_state_source: {title: 'InstanceStateSource', kind: 'text', get: (instance) => value(instance.adminStateSource)},
+	admin_up: {title: 'Autostart', kind: 'bool', get: (instance) => value(instance.adminState === 'up')},
+	oper_state: {title: 'Running', kind: 'bool', get: (_instance, runtime) => value(runtime.running)},
+	oper_ram: {title: 'Memory', kind: 'unit', get: (_instance, runtime) => live(runtime, () => runtime.memory)},
+	oper_vcpus: {
+		title: 'VCPUs',
+		kind: 'number',
+		get: (instance, runtime, cluster) => live(runtime, () => filledBeparams(cluster, instance).vcpus),
+	},
+	pnode: {title: 'Primary_node', kind: 'text', get: (instance) => value(instance.pnode)},
+	snodes: {title: 'Secondary_Nodes', kind: 'other', joined: true, get: () => value([])},
+	os: {title: 'OS', kind: 'text', get: (instance) => value(instance.os)},
+	hypervisor: {title: 'Hypervisor', kind: 'text', get: (instance) => value(instance.hypervisor)},
+	disk_template: {title: 'Disk_template', kind: 'text', get: (instance) => value(instance.diskTemplate)},
+	'disk.count': {title: 'Disks', kind: 'number', get: (instance) => value(instance.disks.length)},
+	'disk.sizes': {
+		title: 'Disk_sizes',
+		kind: 'other',
+		joined: true,
+		get: (instance) => value(instance.disks.map((disk) => disk.sizeMiB)),
+	},
+	'disk.names': {title: 'Disk_names', kind: 'other', get: (instance) => value(instance.disks.map((disk) => disk.name))},
+	'disk.uuids': {title: 'Disk_UUIDs', kind: 'other', get: (instance) => value(instance.disks.map((disk) => disk.uuid))},
+	disk_usage: {
+		title: 'DiskUsage',
+		kind: 'unit',
+		get: (instance) => value(instance.disks.reduce((sum, disk) => sum + disk.sizeMiB, 0)),
+	},
+	'nic.count': {title: 'NICs', kind: 'number', get: (instance) => value(instance.nics.length)},
+	'nic.macs': {
+		title: 'NIC_MACs',
+		kind: 'other',
+		joined: true,
+		get: (instance) => value(instance.nics.map((nic) => nic.mac)),
+	},
+	'nic.ips': {
+		title: 'NIC_IPs',
+		kind: 'other',
+		joined: true,
+		get: (instance) => value(instance.nics.map((nic) => nic.ip)),
+	},
+	'nic.modes': {
+		title: 'NIC_modes',
+		kind: 'other',
+		joined: true,
+		get: (instance) => value(instance.nics.map((nic) => nic.mode)),
+	},
+	'nic.links': {
+		title: 'NIC_links',
+		kind: 'other',
+		joined: true,
+		get: (instance) => value(instance.nics.map((nic) => nic.link)),
+	},
+	'nic.bridges': {
+		title: 'NIC_bridges',
+		kind: 'other',
+		joined: true,
+		get: (instance) => value(instance.nics.map((nic) => nic.link)),
+	},
+	'nic.names': {title: 'NIC_Names', kind: 'other', get: (instance) => value(instance.nics.map((nic) => nic.name))},
+	'nic.uuids': {title: 'NIC_UUIDs', kind: 'other', get: (instance) => value(instance.nics.map((nic) => nic.uuid))},
+	'be/maxmem': beField('ConfigMaxMem', 'maxmem', 'unit'),
+	'be/memory': beField('ConfigMaxMem', 'maxmem', 'unit'),
+	'be/minmem': beField('ConfigMinMem', 'minmem', 'unit'),
+	'be/vcpus': beField('ConfigVCPUs', 'vcpus', 'number'),
+	vcpus: beField('ConfigVCPUs', 'vcpus', 'number'),
+	network_port: {title: 'Network_port', kind: 'other', get: (instance) => value(instance.networkPort)},
+	serial_no: {title: 'SerialNo', kind: 'number', get: (instance) => value(instance.serialNo)},
+	ctime: {title: 'CTime', kind: 'other', get: (instance) => value(formatTime(instance.ctime))},
+	mtime: {title: 'MTime', kind: 'other', get: (instance) => value(formatTime(instance.mtime))},
+	tags: {title: 'Tags', kind: 'other', joined: true, get: () => value([])},
+};
+
+for (const [index, label] of [0, 1, 2, 3, 4, 5, 6, 7].map((index) => [index, String(index)] as const)) {
+	const nic = (instance: GanetiInstance): GanetiNic | undefined => instance.nics[index];
+	const disk = (instance: GanetiInstance): GanetiDisk | undefined => instance.disks[index];
+	const unavailable = {unavailable: true} as const;
+	fields[`nic.mac/${label}`] = {
+		title: `NicMAC/${label}`,
+		kind: 'text',
+		get: (instance) => (nic(instance) ? value(nic(instance)!.mac) : unavailable),
+	};
+	fields[`nic.ip/${label}`] = {
+		title: `NicIP/${label}`,
+		kind: 'text',
+		get: (instance) => (nic(instance) ? value(nic(instance)!.ip) : unavailable),
+	};
+	fields[`nic.link/${label}`] = {
+		title: `NicLink/${label}`,
+		kind: 'text',
+		get: (instance) => (nic(instance) ? value(nic(instance)!.link) : unavailable),
+	};
+	fields[`disk.size/${label}`] = {
+		title: `Disk/${label}`,
+		kind: 'unit',
+		get: (instance) => (disk(instance) ? value(disk(instance)!.sizeMiB) : unavailable),
+	};
+}
+
+const defaultListFields = ['name', 'hypervisor', 'os', 'pnode', 'status', 'oper_ram'];
+
+function formatCell(field: Field, cell: FieldValue, units: 'h' | 'm'): string {
+	if ('unavailable' in cell) return '-';
+	if ('noData' in cell) return '?';
+	const {value: raw} = cell;
+	if (field.joined && Array.isArray(raw)) return raw.map((item) => pythonStr(item)).join(',');
+	switch (field.kind) {
+		case 'bool': {
+			return raw ? 'Y' : 'N';
+		}
+
+		case 'unit': {
+			return typeof raw === 'number' ? formatUnit(raw, units) : pythonStr(raw);
+		}
+
+		default: {
+			return pythonStr(raw);
+		}
+	}
+}
+
+const listUsage = 'gnt-instance list [<instance>...]';
+const listOptions: OptionSpec[] = [
+	{names: ['--no-headers'], key: 'noHeaders'},
+	{names: ['--separator'], key: 'separator', value: true},
+	{names: ['-o', '--output'], key: 'output', value: true},
+	{names: ['--units'], key: 'units', value: true},
+	{names: ['-v', '--verbose'], key: 'verbose'},
+	{names: ['--no-locking'], key: 'noLocking'},
+	{names: ['-F', '--filter'], key: 'filter'},
+];
+
+async function listInstances(root: string, argv: string[]): Promise<number> {
+	const parsed = parseOptions(argv, listOptions, listUsage);
+	const output = parsed.options.get('output') as string | undefined;
+	const names =
+		output === undefined
+			? defaultListFields
+			: output.startsWith('+')
+				? [...defaultListFields, ...output.slice(1).split(',')]
+				: output.split(',');
+	const separator = parsed.options.get('separator') as string | undefined;
+	const unitsOption = (parsed.options.get('units') as string | undefined)?.toLowerCase();
+	if (unitsOption && unitsOption !== 'h' && unitsOption !== 'm') {
+		throw new GanetiError(`Invalid unit specified '${unitsOption}'`, 'prereq', 'wrong_input');
+	}
+
+	const units = (unitsOption as 'h' | 'm' | undefined) ?? (separator ? 'm' : 'h');
+	const state = await readGanetiState(root);
+	const instances =
+		parsed.args.length > 0
+			? parsed.args.map((name) => {
+					const instance = lookupInstance(state, name);
+					if (!instance) throw new GanetiError(`Instance name ${name} not found`, 'prereq', 'unknown_entity');
+					return instance;
+				})
+			: [...state.instances].sort((a, b) => a.name.localeCompare(b.name));
+
+	const selected = names.map((name) => {
+		const field = fields[name];
+		return field ?? {title: name, kind: 'unknown' as const, get: () => ({value: undefined})};
+	});
+	const rows: string[][] = [];
+	for (const instance of instances) {
+		const runtime = await runtimeOf(state.cluster, instance);
+		rows.push(
+			selected.map((field) =>
+				field.kind === 'unknown' ? '??' : formatCell(field, field.get(instance, runtime, state.cluster), units),
+			),
+		);
+	}
+
+	const columns: Column[] = selected.map((field) => ({
+		title: field.title,
+		alignRight: field.kind === 'number' || field.kind === 'unit',
+	}));
+	const lines = formatTable(rows, columns, !parsed.options.get('noHeaders'), separator);
+	if (lines.length > 0) out(`${lines.join('\n')}\n`);
+	const unknown = names.filter((name) => !fields[name]);
+	if (unknown.length > 0) {
+		err(`Warning: Queried for unknown fields ${unknown.join(', ')}\n`);
+		return exitUnknownField;
+	}
+
+	return 0;
+}
+
+// ---------------------------------------------------------------- gnt-instance add
+
+const addUsage = '-t [-n node:secondary-node] -o <os-type> <instance-name>';
+const addOptions: OptionSpec[] = [
+	{names: ['-n', '--node'], key: 'node', value: true},
+	{names: ['-B', '--backend-parameters'], key: 'beparams', value: true},
+	{names: ['-H', '--hypervisor-parameters'], key: 'hvparams', value: true},
+	{names: ['-o', '--os-type'], key: 'os', value: true},
+	{names: ['-t', '--disk-template'], key: 'template', value: true},
+	{names: ['--disk'], key: 'disks', value: true, multiple: true},
+	{names: ['--net'], key: 'nets', value: true, multiple: true},
+	{names: ['--no-nics'], key: 'noNics'},
+	{names: ['--no-install'], key: 'noInstall'},
+	{names: ['--no-start'], key: 'noStart'},
+	{names: ['--no-name-check'], key: 'noNameCheck'},
+	{names: ['--no-ip-check'], key: 'noIpCheck'},
+	{names: ['--no-conflicts-check'], key: 'noConflictsCheck'},
+	{names: ['--no-wait-for-sync'], key: 'noWaitForSync'},
+	{names: ['--submit'], key: 'submit'},
+	{names: ['--dry-run'], key: 'dryRun'},
+	{names: ['-I', '--iallocator'], key: 'iallocator', value: true},
+	{names: ['--tags'], key: 'tags', value: true},
+];
+
+type DiskRequest = {adopt?: string; size?: number; vg: string};
+
+function parseBeparams(text: string | undefined): {maxmem?: number; minmem?: number; vcpus?: number} {
+	const result: {maxmem?: number; minmem?: number; vcpus?: number} = {};
+	if (!text) return result;
+	for (const [key, raw] of parseKeyValues(text)) {
+		const size = (name: string) => {
+			try {
+				return parseUnit(raw);
+			} catch (error) {
+				throw new GanetiError(
+					`Parameter '${name}' fails validation: ${(error as Error).message}`,
+					'prereq',
+					'wrong_input',
+				);
+			}
+		};
+		switch (key) {
+			case 'memory': {
+				result.maxmem = size(key);
+				result.minmem = result.maxmem;
+				break;
+			}
+
+			case 'maxmem':
+			case 'minmem': {
+				result[key] = size(key);
+				break;
+			}
+
+			case 'vcpus': {
+				result.vcpus = Number(raw);
+				if (!Number.isInteger(result.vcpus) || result.vcpus < 1) {
+					throw new GanetiError(`Parameter 'vcpus' fails validation`, 'prereq', 'wrong_input');
+				}
+
+				break;
+			}
+
+			case 'auto_balance':
+			case 'always_failover':
+			case 'spindle_use': {
+				break;
+			}
+
+			default: {
+				throw new GanetiError(`Unknown parameter '${key}'`, 'prereq', 'wrong_input');
+			}
+		}
+	}
+
+	return result;
+}
+
+/** The name as the instance's DNS says it (getaddrinfo in Ganeti): asked of the sim's named, inside the namespace. */
+async function resolveName(root: string, name: string): Promise<string> {
+	let namespace: string;
+	try {
+		namespace = await ensureSimServices(root, ['named']);
+	} catch {
+		throw new GanetiError(
+			`The given name (${name}) does not resolve: Temporary failure in name resolution`,
+			'prereq',
+			'resolver_error',
+		);
+	}
+
+	const result = await runInNamespace(namespace, ['/usr/bin/dig', '+short', '+time=2', '+tries=1', name, 'A']);
+	const address = result.stdout.split('\n').find((line) => /^\d+\.\d+\.\d+\.\d+$/.test(line.trim()));
+	if (address) return address.trim();
+	const reason = result.exitCode === 0 ? 'Name or service not known' : 'Temporary failure in name resolution';
+	throw new GanetiError(`The given name (${name}) does not resolve: ${reason}`, 'prereq', 'resolver_error');
+}
+
+/**
+ * Ganeti pings the instance's IP on the node daemon's port before creating it.
+ * No simulated VM has a running CPU to answer, so only the host's own
+ * addresses can: ask the namespace which addresses are local, without
+ * sending a packet.
+ */
+async function ipAnswers(root: string, ip: string): Promise<boolean> {
+	const namespace = await ensureSimServices(root);
+	const result = await runInNamespace(namespace, ['/usr/sbin/ip', '-4', '-o', 'address', 'show']);
+	return result.stdout.split('\n').some((line) => line.includes(` ${ip}/`));
+}
+
+function normalizeName(name: string): string {
+	const normalized = name.toLowerCase().replace(/\.$/, '');
+	if (!/^[a-z\d._-]{1,255}$/.test(normalized)) {
+		throw new GanetiError(`Invalid hostname '${name}'`, 'prereq', 'wrong_input');
+	}
+
+	return normalized;
+}
+
+function generateMac(state: GanetiState): string {
+	for (;;) {
+		const bytes = [...randomBytes(3)].map((byte) => byte.toString(16).padStart(2, '0'));
+		const mac = `${state.cluster.macPrefix}:${bytes.join(':')}`;
+		if (!state.instances.some((instance) => instance.nics.some((nic) => nic.mac === mac))) return mac;
+	}
+}
+
+async function addInstance(root: string, argv: string[]): Promise<number> {
+	const parsed = parseOptions(argv, addOptions, addUsage);
+	let name = single(parsed, addUsage);
+	const flag = (key: string) => parsed.options.get(key) === true;
+	let start = !flag('noStart');
+	const nameCheck = !flag('noNameCheck');
+	const ipCheck = !flag('noIpCheck');
+
+	const template = (parsed.options.get('template') as string | undefined) ?? 'plain';
+	if (template !== 'plain') {
+		throw new GanetiError(
+			`Disk template ${template} is not enabled in cluster. Enabled disk templates are: plain`,
+			'prereq',
+			'wrong_input',
+		);
+	}
+
+	const state0 = await readGanetiState(root);
+	const disks: DiskRequest[] = ((parsed.options.get('disks') as string[] | undefined) ?? []).map((text) => {
+		const {ident, params} = parseIdentKeyValues(text, '--disk');
+		if (!/^\d+$/.test(ident)) throw new GanetiError(`Invalid disk index passed: ${ident}`, 'prereq', 'wrong_input');
+		const adopt = params.get('adopt');
+		const size = params.get('size');
+		if (adopt && size) throw new GanetiError('Disk adoption and size are mutually exclusive', 'prereq', 'wrong_input');
+		if (!adopt && !size)
+			throw new GanetiError(`Missing size or adoption source for disk ${ident}`, 'prereq', 'wrong_input');
+		return {adopt, size: size ? parseUnit(size) : undefined, vg: params.get('vg') ?? state0.cluster.vg};
+	});
+	if (disks.length === 0) throw new GanetiError('No disk information specified', 'prereq', 'wrong_input');
+	const adopting = disks.filter((disk) => disk.adopt).length;
+	if (adopting > 0 && adopting !== disks.length) {
+		throw new GanetiError('Either all disks are adopted or none is', 'prereq', 'wrong_input');
+	}
+
+	if (adopting === 0) {
+		throw new GanetiError(
+			'the simulated cluster only adopts existing volumes (--disk N:adopt=LV), it does not create new ones',
+			'prereq',
+			'wrong_input',
+		);
+	}
+
+	const os = parsed.options.get('os') as string | undefined;
+	if (!os) throw new GanetiError('No guest OS or OS image specified', 'prereq', 'wrong_input');
+	const beparams = parseBeparams(parsed.options.get('beparams') as string | undefined);
+
+	const lines: string[] = [];
+	// CheckArguments: an instance with no OS installed is not started.
+	if (flag('noInstall') && start) {
+		lines.push(feedback(' - INFO: No-installation mode selected, disabling startup'));
+		start = false;
+	}
+
+	name = normalizeName(name);
+	if (ipCheck && !nameCheck) {
+		throw new GanetiError('Cannot do IP address check without a name check', 'prereq', 'wrong_input');
+	}
+
+	let resolvedIp: string | undefined;
+	if (nameCheck) resolvedIp = await resolveName(root, name);
+
+	const added = await withGanetiState(root, async (state) => {
+		const {cluster} = state;
+		if (state.instances.some((instance) => instance.name === name)) {
+			throw new GanetiError(`Instance '${name}' is already in the cluster`, 'prereq', 'already_exists');
+		}
+
+		const nodeOption = (parsed.options.get('node') as string | undefined)?.split(':')[0];
+		const node = nodeOption === undefined ? cluster.node : lookupNode(state, nodeOption);
+		if (!node) throw new GanetiError(`Node '${nodeOption}' not known`, 'prereq', 'unknown_entity');
+
+		if (ipCheck && resolvedIp && (await ipAnswers(root, resolvedIp))) {
+			throw new GanetiError(`IP ${resolvedIp} of instance ${name} already in use`, 'prereq', 'resource_not_unique');
+		}
+
+		const nics: GanetiNic[] = [];
+		const nicTexts = flag('noNics') ? [] : ((parsed.options.get('nets') as string[] | undefined) ?? ['0:']);
+		for (const text of nicTexts) {
+			const {params} = parseIdentKeyValues(text, '--net');
+			const requested = params.get('mac') ?? 'auto';
+			let mac: string;
+			if (requested === 'auto' || requested === 'generate') {
+				mac = generateMac(state);
+			} else {
+				const normalized = normalizeMac(requested);
+				if (!normalized) throw new GanetiError(`Invalid MAC address '${requested}'`, 'prereq', 'wrong_input');
+				const taken =
+					state.instances.some((instance) => instance.nics.some((nic) => nic.mac === normalized)) ||
+					nics.some((nic) => nic.mac === normalized);
+				if (taken) {
+					throw new GanetiError(`MAC address ${normalized} already in use in cluster`, 'prereq', 'resource_not_unique');
+				}
+
+				mac = normalized;
+			}
+
+			const ip = params.get('ip');
+			nics.push({
+				uuid: randomUUID(),
+				mac,
+				ip: ip === undefined || ip.toLowerCase() === 'none' ? null : ip === 'auto' ? (resolvedIp ?? null) : ip,
+				mode: 'bridged',
+				link: params.get('link') ?? cluster.nicparams.link,
+				name: params.get('name') ?? null,
+			});
+		}
+
+		// The adoption checks, in Ganeti's order: reserved by an instance, present, not open.
+		const wanted = disks.map((disk) => `${disk.vg}/${disk.adopt}`);
+		if (new Set(wanted).size !== wanted.length) {
+			throw new GanetiError('Duplicate volume names given for adoption', 'prereq', 'wrong_input');
+		}
+
+		for (const [index, disk] of disks.entries()) {
+			const owner = state.instances.find((instance) =>
+				instance.disks.some((used) => used.vg === disk.vg && used.lv === disk.adopt),
+			);
+			if (owner)
+				throw new GanetiError(`LV named ${wanted[index]} used by another instance`, 'prereq', 'resource_not_unique');
+		}
+
+		const lvm = await readLvmState(root);
+		const missing = disks
+			.filter((disk) => !findLv(lvm, disk.vg, disk.adopt!))
+			.map((disk) => `${disk.vg}/${disk.adopt}`);
+		if (missing.length > 0) {
+			throw new GanetiError(`Missing logical volume(s): ${missing.join(', ')}`, 'prereq', 'wrong_input');
+		}
+
+		const online: string[] = [];
+		for (const disk of disks) if (await isLvOpen(root, disk.vg, disk.adopt!)) online.push(`${disk.vg}/${disk.adopt}`);
+		if (online.length > 0) {
+			throw new GanetiError(
+				`Online logical volumes found, cannot adopt: ${online.join(', ')}`,
+				'prereq',
+				'wrong_state',
+			);
+		}
+
+		// Exec: the adopted volumes get Ganeti's own unique names.
+		const instanceDisks: GanetiDisk[] = [];
+		for (const [index, disk] of disks.entries()) {
+			const lv = findLv(lvm, disk.vg, disk.adopt!)!;
+			const newName = `${randomUUID()}.disk${index}`;
+			try {
+				await renameLv(root, disk.vg, disk.adopt!, newName);
+			} catch (error) {
+				throw new GanetiError(`Failed to rename adoped LVs: ${(error as Error).message}`, 'exec');
+			}
+
+			instanceDisks.push({
+				uuid: randomUUID(),
+				vg: disk.vg,
+				lv: newName,
+				sizeMiB: Math.floor(lv.size / 1024 / 1024),
+				name: null,
+				mode: 'rw',
+			});
+		}
+
+		lines.push(feedback(`adding instance ${name} to cluster config`));
+		lines.push(feedback('adding disks to cluster config'));
+		const now = nowSeconds();
+		const instance: GanetiInstance = {
+			name,
+			uuid: randomUUID(),
+			ctime: now,
+			mtime: now,
+			serialNo: 1,
+			pnode: node,
+			os,
+			hypervisor: 'kvm',
+			diskTemplate: 'plain',
+			disks: instanceDisks,
+			nics,
+			beparams,
+			adminState: start ? 'up' : 'down',
+			adminStateSource: 'admin',
+			networkPort: 11_000 + state.instances.length,
+		};
+		state.instances.push(instance);
+		return instance;
+	});
+	out(lines.join(''));
+	if (start) {
+		// Like Ganeti, the instance stays in the cluster when its first start fails.
+		out(feedback('* starting instance...'));
+		await withGanetiState(root, async (state) => startOrFail(root, state.cluster, expandInstance(state, added.name)));
+	}
+
+	return 0;
+}
+
+async function startOrFail(root: string, cluster: GanetiCluster, instance: GanetiInstance): Promise<void> {
+	try {
+		const namespace = await ensureSimServices(root);
+		await startVm(root, namespace, cluster, instance);
+	} catch (error) {
+		throw new GanetiError(`Could not start instance: ${(error as Error).message}`, 'exec');
+	}
+}
+
+// ---------------------------------------------------------------- start, shutdown, remove
+
+const forceOption: OptionSpec = {names: ['-f', '--force'], key: 'force'};
+const commonOptions: OptionSpec[] = [
+	{names: ['--submit'], key: 'submit'},
+	{names: ['--timeout'], key: 'timeout', value: true},
+	{names: ['--shutdown-timeout'], key: 'shutdownTimeout', value: true},
+	{names: ['--ignore-offline'], key: 'ignoreOffline'},
+	{names: ['--no-remember'], key: 'noRemember'},
+	{names: ['--ignore-failures'], key: 'ignoreFailures'},
+	{names: ['--force-multiple'], key: 'forceMultiple'},
+];
+
+async function startInstance(root: string, argv: string[]): Promise<number> {
+	const usage = '<instance>';
+	const parsed = parseOptions(argv, [forceOption, ...commonOptions], usage);
+	const name = single(parsed, usage);
+	return withGanetiState(root, async (state) => {
+		const instance = expandInstance(state, name);
+		if (instance.adminState === 'offline') {
+			throw new GanetiError(`Instance '${instance.name}' is marked to be offline`, 'prereq', 'wrong_state');
+		}
+
+		if (!parsed.options.get('noRemember')) {
+			instance.adminState = 'up';
+			instance.adminStateSource = 'admin';
+			instance.mtime = nowSeconds();
+			instance.serialNo++;
+		}
+
+		await startOrFail(root, state.cluster, instance);
+		return 0;
+	});
+}
+
+async function shutdownInstance(root: string, argv: string[]): Promise<number> {
+	const usage = '<instance>';
+	const parsed = parseOptions(argv, commonOptions, usage);
+	const name = single(parsed, usage);
+	return withGanetiState(root, async (state) => {
+		const instance = expandInstance(state, name);
+		// No guest answers ACPI: this is the hard stop Ganeti falls back to after its timeout.
+		await stopVm(state.cluster, instance.name);
+		if (!parsed.options.get('noRemember')) {
+			instance.adminState = 'down';
+			instance.adminStateSource = 'admin';
+			instance.mtime = nowSeconds();
+			instance.serialNo++;
+		}
+
+		return 0;
+	});
+}
+
+/** `cli.AskUser` on the controlling terminal; without one the answer is no. */
+function askUser(question: string): boolean {
+	let tty: number;
+	try {
+		tty = openSync('/dev/tty', 'r+');
+	} catch {
+		return false;
+	}
+
+	try {
+		for (;;) {
+			writeSync(tty, `${question}\ny/[n]/?: `);
+			const buffer = Buffer.alloc(64);
+			const read = readSync(tty, buffer, 0, buffer.length, null);
+			const answer = buffer.subarray(0, read).toString().trim().toLowerCase();
+			if (answer === 'y') return true;
+			if (answer === '' || answer === 'n') return false;
+			writeSync(tty, 'y - Perform the operation\nn - Do not perform the operation\n');
+		}
+	} finally {
+		closeSync(tty);
+	}
+}
+
+async function removeInstance(root: string, argv: string[]): Promise<number> {
+	const usage = '[--ignore-failures] <instance>';
+	const parsed = parseOptions(argv, [forceOption, ...commonOptions], usage);
+	const name = single(parsed, usage);
+	if (!parsed.options.get('force')) {
+		const state = await readGanetiState(root);
+		expandInstance(state, name);
+		const question = `This will remove the volumes of the instance ${name} (including mirrors), thus removing all the data\nof the instance. Continue?`;
+		if (!askUser(question)) return 1;
+	}
+
+	const ignoreFailures = parsed.options.get('ignoreFailures') === true;
+	return withGanetiState(root, async (state) => {
+		const instance = expandInstance(state, name);
+		await stopVm(state.cluster, instance.name);
+		for (const disk of instance.disks) {
+			try {
+				await withLvmState(root, async (lvm) => {
+					if (!findLv(lvm, disk.vg, disk.lv)) return;
+					if (await isLvOpen(root, disk.vg, disk.lv))
+						throw new LvmError(`Logical volume ${disk.vg}/${disk.lv} in use.`);
+					lvm.lvs = lvm.lvs.filter((lv) => !(lv.vg === disk.vg && lv.name === disk.lv));
+					await removeLvDevice(root, disk.vg, disk.lv);
+				});
+			} catch (error) {
+				if (!ignoreFailures) {
+					throw new GanetiError(
+						`Can't remove instance's disks: Could not remove disk ${disk.lv}: ${(error as Error).message}`,
+						'exec',
+					);
+				}
+			}
+		}
+
+		state.instances = state.instances.filter((other) => other !== instance);
+		return 0;
+	});
+}
+
+// ---------------------------------------------------------------- modify
+
+async function modifyInstance(root: string, argv: string[]): Promise<number> {
+	const usage = '<instance>';
+	const parsed = parseOptions(
+		argv,
+		[
+			forceOption,
+			{names: ['--runtime-memory'], key: 'runtimeMemory', value: true},
+			{names: ['-B', '--backend-parameters'], key: 'beparams', value: true},
+			{names: ['--submit'], key: 'submit'},
+		],
+		usage,
+	);
+	const name = single(parsed, usage);
+	const runtimeText = parsed.options.get('runtimeMemory') as string | undefined;
+	const beText = parsed.options.get('beparams') as string | undefined;
+	if (runtimeText === undefined && beText === undefined) {
+		err('Please give at least one of the parameters.\n');
+		return 1;
+	}
+
+	const runtimeMemory = runtimeText === undefined ? undefined : parseUnit(runtimeText);
+	const beparams = parseBeparams(beText);
+	return withGanetiState(root, async (state) => {
+		const instance = expandInstance(state, name);
+		const proposed = {...filledBeparams(state.cluster, instance), ...beparams};
+		const changes: Array<[string, string | number]> = [];
+		if (runtimeMemory !== undefined) {
+			if (!(await vmPid(state.cluster, instance.name))) {
+				throw new GanetiError(`Instance ${instance.name} is not running`, 'prereq', 'wrong_state');
+			}
+
+			if (!parsed.options.get('force') && (runtimeMemory > proposed.maxmem || runtimeMemory < proposed.minmem)) {
+				throw new GanetiError(
+					`Instance ${instance.name} must have memory between ${proposed.minmem} and ${proposed.maxmem} MB of memory unless --force is given`,
+					'prereq',
+					'wrong_input',
+				);
+			}
+		}
+
+		for (const key of ['maxmem', 'minmem', 'vcpus'] as const) {
+			if (beparams[key] !== undefined) {
+				instance.beparams[key] = beparams[key];
+				changes.push([`be/${key}`, beparams[key]!]);
+			}
+		}
+
+		if (runtimeMemory !== undefined) {
+			const answer = await monitorCommand(
+				monitorSocketFor(state.cluster, instance.name),
+				`balloon ${runtimeMemory}`,
+			).catch((error: Error) => `Error: ${error.message}`);
+			if (answer.trim()) {
+				throw new GanetiError(`Cannot modify instance runtime memory: ${answer.trim()}`, 'exec');
+			}
+
+			instance.runtimeMemory = runtimeMemory;
+			changes.push(['runtime_memory', runtimeMemory]);
+		}
+
+		instance.mtime = nowSeconds();
+		instance.serialNo++;
+		out(`Modified instance ${name}\n`);
+		for (const [parameter, data] of changes) out(` - ${parameter.padEnd(5)} -> ${data}\n`);
+		out(
+			"Please don't forget that most parameters take effect only at the next (re)start of the instance initiated by ganeti; restarting from within the instance will not be enough.\n",
+		);
+		return 0;
+	});
+}
+
+// ---------------------------------------------------------------- info
+
+const kvmHvparams: Record<string, string> = {
+	acpi: 'True',
+	boot_order: 'disk',
+	cdrom_image_path: '',
+	disk_cache: 'default',
+	disk_type: 'paravirtual',
+	kernel_path: '',
+	kvm_flag: '',
+	machine_version: '',
+	nic_type: 'paravirtual',
+	reboot_behavior: 'reboot',
+	serial_console: 'True',
+	serial_speed: '38400',
+	use_chroot: 'False',
+	vnc_bind_address: '',
+};
+
+function defaults(actual: Record<string, string>, own: Record<string, string> = {}): InfoValue {
+	return {
+		dict: Object.fromEntries(Object.entries(actual).map(([key, data]) => [key, own[key] ?? `default (${data})`])),
+	};
+}
+
+function pythonBool(value: boolean): string {
+	return value ? 'True' : 'False';
+}
+
+async function instanceInfo(root: string, cluster: GanetiCluster, instance: GanetiInstance, isStatic: boolean) {
+	const runtime = isStatic ? undefined : await runtimeOf(cluster, instance);
+	const be = filledBeparams(cluster, instance);
+	const own: Record<string, string> = Object.fromEntries(
+		Object.entries(instance.beparams).map(([key, data]) => [key, String(data)]),
+	);
+	const actual: Record<string, string> = {
+		always_failover: pythonBool(be.always_failover),
+		auto_balance: pythonBool(be.auto_balance),
+		maxmem: String(be.maxmem),
+		memory: String(be.maxmem),
+		minmem: String(be.minmem),
+		spindle_use: String(be.spindle_use),
+		vcpus: String(be.vcpus),
+	};
+	let state = `configured to be ${instance.adminState}`;
+	if (runtime) state += `, actual state is ${runtime.running ? 'up' : 'down'}`;
+	return {
+		pairs: [
+			['Instance name', instance.name],
+			['UUID', instance.uuid],
+			['Serial number', String(instance.serialNo)],
+			['Creation time', formatTime(instance.ctime)],
+			['Modification time', formatTime(instance.mtime)],
+			['State', state],
+			[
+				'Nodes',
+				[
+					{
+						pairs: [
+							['primary', instance.pnode],
+							['group', `${cluster.nodeGroup.name} (UUID ${cluster.nodeGroup.uuid})`],
+						],
+					},
+					{pairs: [['secondaries', '']]},
+				],
+			],
+			['Operating system', instance.os],
+			['Operating system parameters', {dict: {}}],
+			['Allocated network port', String(instance.networkPort)],
+			['Hypervisor', instance.hypervisor],
+			['Hypervisor parameters', defaults(kvmHvparams)],
+			['Back-end parameters', defaults(actual, own)],
+			[
+				'NICs',
+				instance.nics.map((nic, index) => ({
+					pairs: [
+						[`nic/${index}`, ''],
+						['MAC', nic.mac],
+						['IP', pythonStr(nic.ip)],
+						['mode', nic.mode],
+						['link', nic.link],
+						['vlan', ''],
+						['network', 'None'],
+						['UUID', nic.uuid],
+						['name', pythonStr(nic.name)],
+					],
+				})),
+			],
+			['Disk template', instance.diskTemplate],
+			[
+				'Disks',
+				instance.disks.map((disk, index) => ({
+					pairs: [
+						[`disk/${index}`, `${instance.diskTemplate}, size ${formatUnit(disk.sizeMiB, 'h')}`],
+						['access mode', disk.mode],
+						['logical_id', `${disk.vg}/${disk.lv}`],
+						...(runtime
+							? [['on primary', `${lvDevicePath(root, disk.vg, disk.lv)} (N/A:N/A)`] as [string, string]]
+							: []),
+						['name', pythonStr(disk.name)],
+						['UUID', disk.uuid],
+					],
+				})),
+			],
+		],
+	} satisfies InfoValue;
+}
+
+async function showInstanceInfo(root: string, argv: string[]): Promise<number> {
+	const usage = '[-s] {--all | <instance>...}';
+	const parsed = parseOptions(
+		argv,
+		[
+			{names: ['-s', '--static'], key: 'static'},
+			{names: ['--all'], key: 'all'},
+			{names: ['--roman'], key: 'roman'},
+		],
+		usage,
+	);
+	if (parsed.args.length === 0 && !parsed.options.get('all')) {
+		err(
+			'No instance selected. Please pass in --all if you want to query all instances.\nNote that this can take a long time on a big cluster.\n',
+		);
+		return 1;
+	}
+
+	if (parsed.args.length > 0 && parsed.options.get('all')) {
+		err('Cannot use --all if you specify instance names.\n');
+		return 1;
+	}
+
+	const state = await readGanetiState(root);
+	const instances = parsed.args.length > 0 ? parsed.args.map((name) => expandInstance(state, name)) : state.instances;
+	if (instances.length === 0) {
+		out('No instances.\n');
+		return 1;
+	}
+
+	const blocks: InfoValue[] = [];
+	for (const instance of instances) {
+		blocks.push(await instanceInfo(root, state.cluster, instance, parsed.options.get('static') === true));
+	}
+
+	out(formatGenericInfo(blocks));
+	return 0;
+}
+
+// ---------------------------------------------------------------- gnt-cluster
+
+function versionLine(command: string): string {
+	return `${command} (ganeti ${ganetiVersion.vcs}) ${ganetiVersion.release}\n`;
+}
+
+async function clusterInfo(root: string): Promise<number> {
+	const {cluster} = await readGanetiState(root);
+	const be = cluster.beparams;
+	const info: InfoValue = {
+		pairs: [
+			['Cluster name', cluster.name],
+			['Cluster UUID', cluster.uuid],
+			['Creation time', formatTime(cluster.ctime)],
+			['Modification time', formatTime(cluster.mtime)],
+			['Master node', cluster.masterNode],
+			['Architecture (this node)', `64bit (${os.arch() === 'x64' ? 'x86_64' : os.arch()})`],
+			['Tags', '(none)'],
+			['Default hypervisor', 'kvm'],
+			['Enabled hypervisors', 'kvm'],
+			['Hypervisor parameters', {dict: {kvm: {dict: kvmHvparams}}}],
+			['OS-specific hypervisor parameters', {dict: {}}],
+			['OS parameters', {dict: {}}],
+			['Hidden OSes', ''],
+			['Blacklisted OSes', ''],
+			[
+				'Cluster parameters',
+				{
+					pairs: [
+						['candidate pool size', '10'],
+						['maximal number of jobs running simultaneously', '20'],
+						['maximal number of jobs simultaneously tracked by the scheduler', '25'],
+						['mac prefix', cluster.macPrefix],
+						['master netdev', cluster.masterNetdev],
+						['master netmask', '32'],
+						['use external master IP address setup script', 'False'],
+						['lvm volume group', cluster.vg],
+						['lvm reserved volumes', '(none)'],
+						['drbd usermode helper', '/bin/true'],
+						['file storage path', '/srv/ganeti/file-storage'],
+						['shared file storage path', '/srv/ganeti/shared-file-storage'],
+						['gluster storage path', '/var/run/ganeti/gluster'],
+						['maintenance of node health', 'False'],
+						['uid pool', ''],
+						['default instance allocator', 'hail'],
+						['default instance allocator parameters', ''],
+						['primary ip version', '4'],
+						['preallocation wipe disks', 'False'],
+						['OS search path', '/srv/ganeti/os, /usr/local/lib/ganeti/os, /usr/lib/ganeti/os, /usr/share/ganeti/os'],
+						['enabled disk templates', 'plain'],
+					],
+				},
+			],
+			[
+				'Default instance parameters',
+				{
+					dict: {
+						default: {
+							dict: {
+								always_failover: pythonBool(be.always_failover),
+								auto_balance: pythonBool(be.auto_balance),
+								maxmem: String(be.maxmem),
+								minmem: String(be.minmem),
+								spindle_use: String(be.spindle_use),
+								vcpus: String(be.vcpus),
+							},
+						},
+					},
+				},
+			],
+			[
+				'Default nic parameters',
+				{dict: {default: {dict: {link: cluster.nicparams.link, mode: cluster.nicparams.mode, vlan: ''}}}},
+			],
+		],
+	};
+	out(formatGenericInfo(info));
+	return 0;
+}
+
+async function gntCluster(root: string, argv: string[]): Promise<number> {
+	const [command, ...rest] = argv;
+	switch (command) {
+		case '--version': {
+			out(versionLine('gnt-cluster'));
+			return 0;
+		}
+
+		case 'version': {
+			parseOptions(rest, [], '');
+			out(
+				[
+					`Software version: ${ganetiVersion.release}`,
+					`Internode protocol: ${ganetiVersion.protocol}`,
+					`Configuration format: ${ganetiVersion.config}`,
+					`OS api version: ${ganetiVersion.osApi}`,
+					'Export interface: 0',
+					`VCS version: ${ganetiVersion.vcs}`,
+					'',
+				].join('\n'),
+			);
+			return 0;
+		}
+
+		case 'info': {
+			parseOptions(rest, [{names: ['--roman'], key: 'roman'}], '[--roman]');
+			return clusterInfo(root);
+		}
+
+		case 'getmaster': {
+			out(`${(await readGanetiState(root)).cluster.masterNode}\n`);
+			return 0;
+		}
+
+		default: {
+			return usage('gnt-cluster', ['getmaster', 'info', 'version']);
+		}
+	}
+}
+
+async function gntInstance(root: string, argv: string[]): Promise<number> {
+	const [command, ...rest] = argv;
+	switch (command) {
+		case '--version': {
+			out(versionLine('gnt-instance'));
+			return 0;
+		}
+
+		case 'list': {
+			return listInstances(root, rest);
+		}
+
+		case 'add': {
+			return addInstance(root, rest);
+		}
+
+		case 'start':
+		case 'startup': {
+			return startInstance(root, rest);
+		}
+
+		case 'shutdown':
+		case 'stop': {
+			return shutdownInstance(root, rest);
+		}
+
+		case 'remove': {
+			return removeInstance(root, rest);
+		}
+
+		case 'modify': {
+			return modifyInstance(root, rest);
+		}
+
+		case 'info': {
+			return showInstanceInfo(root, rest);
+		}
+
+		default: {
+			return usage('gnt-instance', ['add', 'info', 'list', 'modify', 'remove', 'shutdown', 'start']);
+		}
+	}
+}
+
+function usage(binary: string, commands: string[]): number {
+	err(
+		`Usage: ${binary} {command} [options...] [argument...]\n${binary} <command> --help to see details, or man ${binary}\n\nCommands:\n`,
+	);
+	for (const command of commands) err(` ${command}\n`);
+	return 1;
+}
+
+async function main(argv: string[]): Promise<number> {
+	const [binary = 'gnt-instance', ...rest] = argv;
+	const root = simRoot();
+	try {
+		if (binary === 'gnt-cluster') return await gntCluster(root, rest);
+		if (binary === 'gnt-instance') return await gntInstance(root, rest);
+		err(`${binary}: not a Ganeti command this stand-in knows\n`);
+		return 1;
+	} catch (error) {
+		if (error instanceof GanetiError) {
+			err(`${error.format()}\n`);
+			return 1;
+		}
+
+		if (error instanceof UsageError) {
+			err(`Usage: ${binary} ${rest[0] ?? ''} ${error.usage}\n\n${binary}: error: ${error.message}\n`);
+			return 2;
+		}
+
+		throw error;
+	}
+}
+
+// The shim passes the name it was called by first.
+main(process.argv.slice(2)).then(
+	(code) => {
+		process.exitCode = code;
+	},
+	(error: unknown) => {
+		err(`Unhandled exception: ${error instanceof Error ? error.message : String(error)}\n`);
+		process.exitCode = 1;
+	},
+);

@@ -1,0 +1,322 @@
+import path from 'node:path';
+import {
+	bothSupportDirectIo,
+	copyOutcome,
+	ddArgv,
+	dropCache,
+	firstDifference,
+	isAlive,
+	killCopy,
+	startDetachedCopy,
+	watchCopy,
+	type CopyJob,
+	type CopyOutcome,
+} from '../host/copy.js';
+import {extendArgv, formatBytes, getLv, getVg, listLvs, parseSize, type LogicalVolume} from '../host/lvm.js';
+import {StageError, type Stage, type StageContext} from './types.js';
+
+const snapshotPollMs = 3000;
+const offsetRecordMs = 5000;
+/**
+ * A resumed copy starts this far before the recorded offset. With direct I/O
+ * dd counts only writes the device acknowledged, but a device's volatile
+ * write cache may lose the last of them in a power cut; re-copying 64 MiB is
+ * cheap insurance. verify() compares everything anyway.
+ */
+const resumeMarginBytes = 64 * 1024 * 1024;
+
+export type CopyVolumes = {source: LogicalVolume; snapshot: LogicalVolume; target: LogicalVolume};
+
+async function volumes(context: StageContext): Promise<Partial<CopyVolumes>> {
+	const {vg, sourceLv, snapshotLv, targetLv} = context.settings;
+	const lvs = await listLvs(context.host, vg);
+	const named = (name: string) => lvs.find((lv) => lv.name === name);
+	const targetUuid = context.facts['copy.targetUuid'];
+	return {
+		source: named(sourceLv),
+		snapshot: named(snapshotLv),
+		target: (targetUuid && lvs.find((lv) => lv.uuid === targetUuid)) || named(targetLv),
+	};
+}
+
+function requireVolumes(context: StageContext, found: Partial<CopyVolumes>): CopyVolumes {
+	const {vg, sourceLv, snapshotLv, targetLv} = context.settings;
+	const {source, snapshot, target} = found;
+	if (!source) throw new StageError(`source volume ${vg}/${sourceLv} not found`);
+	if (!snapshot) throw new StageError(`snapshot ${vg}/${snapshotLv} not found`, 'the snapshot stage must run first');
+	if (snapshot.invalid) throw new StageError(`snapshot ${vg}/${snapshotLv} overflowed`, 'run again: it is recreated');
+	if (!target) throw new StageError(`target volume ${vg}/${targetLv} not found`);
+	if (target.size < source.size) {
+		throw new StageError(`${vg}/${targetLv} has ${target.size} bytes, the source ${source.size}`);
+	}
+
+	return {source, snapshot, target};
+}
+
+function recordedJob(context: StageContext): CopyJob | undefined {
+	const {facts} = context;
+	const numbers = ['copy.pid', 'copy.startTime', 'copy.startOffset', 'copy.total', 'copy.blockSize'].map((key) =>
+		facts[key] === undefined ? Number.NaN : Number(facts[key]),
+	);
+	if (numbers.some((value) => Number.isNaN(value)) || typeof facts['copy.progressFile'] !== 'string') return undefined;
+	const [pid, startTime, offset, total, blockSize] = numbers as [number, number, number, number, number];
+	return {pid, startTime, offset, total, blockSize, progressFile: facts['copy.progressFile']};
+}
+
+/** The recorded copy read this very snapshot into this very volume: its progress counts. */
+function sameVolumes(context: StageContext, found: CopyVolumes): boolean {
+	const {facts} = context;
+	return (
+		facts['copy.snapshotUuid'] === found.snapshot.uuid &&
+		facts['copy.targetUuid'] === found.target.uuid &&
+		facts['copy.total'] === found.source.size
+	);
+}
+
+/** Where an interrupted copy of the same snapshot onto the same volume can pick up, else 0. */
+function resumeOffset(context: StageContext, found: CopyVolumes, blockSize: number): number {
+	const recorded = Number(context.facts['copy.offset'] ?? 0);
+	if (!sameVolumes(context, found) || !(recorded > 0)) return 0;
+	return Math.max(0, Math.floor((recorded - resumeMarginBytes) / blockSize) * blockSize);
+}
+
+class SnapshotOverflow extends Error {}
+
+/**
+ * Reads the snapshot's fill level every few seconds, in the background (an
+ * lvs must not delay noticing that dd is done), and extends the snapshot
+ * before it overflows if the settings and the VG allow.
+ */
+function snapshotGuard(context: StageContext) {
+	const {vg, snapshotLv, snapshotWarnPercent, snapshotExtendBy} = context.settings;
+	const state = {percent: undefined as number | undefined, polled: 0, nextWarning: snapshotWarnPercent, noRoom: false};
+	let inFlight: Promise<void> | undefined;
+	let failure: Error | undefined;
+
+	async function extend(percent: number) {
+		if (!snapshotExtendBy || state.noRoom) return;
+		const group = await getVg(context.host, vg, {quiet: true});
+		if (group.free < parseSize(snapshotExtendBy)) {
+			state.noRoom = true;
+			context.log(`cannot extend ${vg}/${snapshotLv}: only ${formatBytes(group.free)} free in ${vg}`);
+		} else if (await context.prompt.confirm(`Snapshot ${percent}% full: extend it by ${snapshotExtendBy}?`)) {
+			await context.host.run(extendArgv(vg, snapshotLv, snapshotExtendBy));
+			state.nextWarning = snapshotWarnPercent;
+		} else {
+			state.noRoom = true;
+		}
+	}
+
+	async function poll() {
+		const snapshot = await getLv(context.host, vg, snapshotLv, {quiet: true});
+		if (!snapshot) throw new SnapshotOverflow(`snapshot ${vg}/${snapshotLv} disappeared`);
+		const percent = snapshot.snapPercent ?? 0;
+		state.percent = percent;
+		if (snapshot.invalid || percent >= 100) {
+			throw new SnapshotOverflow(`snapshot ${vg}/${snapshotLv} overflowed (${percent}%) and is invalid`);
+		}
+
+		if (percent < state.nextWarning) return;
+		context.log(`warning: snapshot ${vg}/${snapshotLv} is ${percent}% full`);
+		state.nextWarning = Math.floor(percent / 5) * 5 + 5;
+		await extend(percent);
+	}
+
+	function start() {
+		state.polled = Date.now();
+		inFlight = poll()
+			.catch((error: unknown) => {
+				failure = error instanceof Error ? error : new Error(String(error));
+			})
+			.finally(() => {
+				inFlight = undefined;
+			});
+	}
+
+	return {
+		state,
+		/** Starts a poll when one is due; throws what an earlier one found. */
+		tick() {
+			if (failure) throw failure;
+			if (!inFlight && Date.now() - state.polled >= snapshotPollMs) start();
+		},
+		/** Waits for the poll under way (or, with `now`, makes one) and throws what it found. */
+		async settle(now: boolean) {
+			if (now && !inFlight) start();
+			await inFlight;
+			if (failure) throw failure;
+		},
+	};
+}
+
+/** The recorded dd if it is still copying, else a newly started one (resuming where an interrupted one got). */
+async function attachOrStart(context: StageContext, found: CopyVolumes): Promise<CopyJob | 'finished'> {
+	const previous = recordedJob(context);
+	const ours = previous && sameVolumes(context, found) ? previous : undefined;
+	if (previous && !ours && (await isAlive(previous))) {
+		throw new StageError(`an older copy (dd pid ${previous.pid}) is still running`, 'farmclone undo stops it');
+	}
+
+	if (ours && (await isAlive(ours))) {
+		context.log(`reattaching to the copy still running as pid ${ours.pid}`);
+		return ours;
+	}
+
+	if (ours && (await copyOutcome(ours)).status === 'completed') {
+		context.log(`the copy (dd pid ${ours.pid}) finished while farmclone was away`);
+		return 'finished';
+	}
+
+	const blockSize = context.settings.copyBlockSize;
+	const total = found.source.size;
+	const offset = resumeOffset(context, found, blockSize);
+	const progressFile = path.join(context.stateDir, 'copy-progress.log');
+	const request = {source: found.snapshot.path, target: found.target.path, total, blockSize, offset, progressFile};
+	const job = await startDetachedCopy(context.host, request);
+	context.log(`${offset ? `resuming at ${formatBytes(offset)}: ` : ''}${job.argv.join(' ')} (pid ${job.pid})`);
+	await context.record({
+		'copy.pid': job.pid,
+		'copy.startTime': job.startTime,
+		'copy.progressFile': progressFile,
+		'copy.startOffset': offset,
+		'copy.total': total,
+		'copy.blockSize': blockSize,
+		'copy.snapshotUuid': found.snapshot.uuid,
+		'copy.targetUuid': found.target.uuid,
+		'copy.completed': false,
+	});
+	return job;
+}
+
+/**
+ * Starts dd detached (or reattaches to the one still running), follows it
+ * while watching the snapshot, and records how far it got: the exact path
+ * the copy benchmark measures. An abort stops following, never dd.
+ */
+export async function runCopy(context: StageContext, found: CopyVolumes): Promise<CopyOutcome> {
+	const guard = snapshotGuard(context);
+	let job: CopyJob | undefined;
+	try {
+		const attached = await attachOrStart(context, found);
+		let outcome: CopyOutcome = {status: 'completed', bytes: found.source.size};
+		if (attached !== 'finished') {
+			const running = (job = attached);
+			let recorded = Date.now();
+			outcome = await watchCopy(running, {
+				signal: context.signal,
+				async onProgress(report) {
+					context.progress({...report, snapshotPercent: guard.state.percent});
+					if (Date.now() - recorded < offsetRecordMs) return;
+					recorded = Date.now();
+					await context.record({'copy.offset': Math.floor(report.bytes / running.blockSize) * running.blockSize});
+				},
+				onTick: () => guard.tick(),
+			});
+		}
+
+		// An overflowed snapshot fails reads, so a dd that read it all read it while valid. One that failed
+		// may have failed because of that: then it is no resumable failure, the snapshot is lost.
+		await guard.settle(outcome.status === 'failed');
+		return outcome;
+	} catch (error) {
+		if (!(error instanceof SnapshotOverflow)) throw error;
+		if (job) await killCopy(job);
+		await context.record({'copy.offset': 0, 'copy.completed': false});
+		throw new StageError(
+			`${error.message}: the copy read from it is garbage and was stopped; it will be redone from scratch`,
+			'run farmclone again: the snapshot is recreated and the copy starts over (give it a larger snapshotSize)',
+		);
+	}
+}
+
+export const copyStage: Stage = {
+	id: 'copy',
+	title: 'Copy the disk',
+	summary: 'ionice -c3 dd from the snapshot to the target volume, detached, with direct I/O and live progress',
+	danger: 'typed',
+	skippable: false,
+	async check(context) {
+		const total = context.facts['copy.total'];
+		if (context.facts['copy.completed'] === true) {
+			const {target} = await volumes(context);
+			if (target && typeof total === 'number' && target.size >= total) {
+				return {status: 'done', detail: `copied ${formatBytes(total)} to ${context.settings.vg}/${target.name}`};
+			}
+
+			return {status: 'pending', detail: 'the copied volume is gone: copy again'};
+		}
+
+		const job = recordedJob(context);
+		if (job && (await isAlive(job))) return {status: 'pending', detail: `dd is still copying (pid ${job.pid})`};
+		const offset = Number(context.facts['copy.offset'] ?? 0);
+		if (offset > 0) return {status: 'pending', detail: `interrupted after ${formatBytes(offset)}: will resume`};
+		return {status: 'pending', detail: 'not copied yet'};
+	},
+	async plan(context) {
+		const {vg, snapshotLv, targetLv, copyBlockSize} = context.settings;
+		const notes = [
+			'dd runs detached: it survives a dropped SSH session, and the next run reattaches to it',
+			'iflag=direct oflag=direct where the devices take O_DIRECT, else oflag=dsync',
+		];
+		const job = recordedJob(context);
+		if (job && (await isAlive(job))) {
+			return {commands: [], diffs: [], notes: [`dd (pid ${job.pid}) is still copying: farmclone follows it`]};
+		}
+
+		const found = await volumes(context);
+		const {source, snapshot, target} = found;
+		const ready = source && snapshot && target ? {source, snapshot, target} : undefined;
+		const request = {
+			source: snapshot?.path ?? `<lv_path of ${vg}/${snapshotLv}>`,
+			target: target?.path ?? `<lv_path of ${vg}/${targetLv}>`,
+			total: source?.size ?? 0,
+			blockSize: copyBlockSize,
+			offset: ready ? resumeOffset(context, ready, copyBlockSize) : 0,
+		};
+		const directIo = ready ? await bothSupportDirectIo(request.source, request.target) : true;
+		notes.unshift(
+			`overwrites ${vg}/${targetLv} (${formatBytes(request.total)}) from ${formatBytes(request.offset)} on`,
+		);
+		return {commands: [ddArgv(request, directIo)], diffs: [], notes};
+	},
+	async apply(context) {
+		const found = requireVolumes(context, await volumes(context));
+		const outcome = await runCopy(context, found);
+		if (outcome.status === 'failed') {
+			const offset = Math.floor(outcome.bytes / context.settings.copyBlockSize) * context.settings.copyBlockSize;
+			await context.record({'copy.offset': offset});
+			throw new StageError(`copy failed: ${outcome.reason}`, 'run farmclone again to resume the copy');
+		}
+
+		await context.record({'copy.completed': true, 'copy.offset': outcome.bytes});
+	},
+	async verify(context) {
+		const {vg, snapshotLv} = context.settings;
+		const {source, snapshot, target} = await volumes(context);
+		const total = Number(context.facts['copy.total']);
+		if (context.facts['copy.completed'] !== true || !target) throw new StageError('the copy has not completed');
+		if (!snapshot || snapshot.invalid || !source) {
+			context.log(`${vg}/${snapshotLv} is gone: the copy cannot be compared again, trusting dd's report`);
+			return;
+		}
+
+		const difference = await firstDifference(snapshot.path, target.path, total);
+		await Promise.all([dropCache(context.host, snapshot.path), dropCache(context.host, target.path)]);
+		if (difference !== undefined) {
+			await context.record({'copy.completed': false, 'copy.offset': 0});
+			throw new StageError(`the copy differs from the snapshot at byte ${difference}`, 'run again to copy afresh');
+		}
+	},
+	async undoPlan(context) {
+		const job = recordedJob(context);
+		return {
+			commands: job && (await isAlive(job)) ? [['kill', String(job.pid)]] : [],
+			diffs: [],
+			notes: ['the copied volume itself goes with the target volume stage'],
+		};
+	},
+	async undo(context) {
+		const job = recordedJob(context);
+		if (job && (await killCopy(job))) context.log(`stopped the copy (dd pid ${job.pid})`);
+	},
+};

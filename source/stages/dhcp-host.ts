@@ -1,0 +1,156 @@
+import {
+	addDhcpHost,
+	dhcpdErrors,
+	DhcpConflictError,
+	inspectDhcpd,
+	removeDhcpHost,
+	type DhcpHostRequest,
+} from '../host/dhcpd-conf.js';
+import {fqdn, type FarmSettings} from '../settings/schema.js';
+import {changeDiffs, writeChecked, type Checker} from './checked-edit.js';
+import {StageError, type Plan, type Stage, type StageContext} from './types.js';
+
+function hostRequest(settings: FarmSettings): DhcpHostRequest {
+	return {
+		name: fqdn(settings),
+		fqdn: fqdn(settings),
+		mac: settings.mac,
+		ip: settings.ip,
+		subnetMask: settings.subnetMask,
+		farm: settings.name,
+	};
+}
+
+function checker(settings: FarmSettings): Checker {
+	return {argv: ['dhcpd', '-t', '-cf', settings.dhcpdConf], explain: dhcpdErrors};
+}
+
+async function readConf(context: StageContext): Promise<string> {
+	const text = await context.host.readFileIfExists(context.settings.dhcpdConf);
+	if (text === undefined) throw new StageError(`${context.settings.dhcpdConf} does not exist`);
+	return text;
+}
+
+const literalNote =
+	'fixed-address is the IP literal, not the name as in the seed: with a name, dhcpd needs DNS (BIND) answering when it starts';
+
+export const dhcpHostStage: Stage = {
+	id: 'dhcp-host',
+	title: 'DHCP host',
+	summary: 'add a host block binding the MAC to the IP in dhcpd.conf, checked with dhcpd -t',
+	danger: 'none',
+	skippable: true,
+	async check(context) {
+		const {settings} = context;
+		const text = await context.host.readFileIfExists(settings.dhcpdConf);
+		if (text === undefined) return {status: 'conflict', detail: `${settings.dhcpdConf} does not exist`};
+		try {
+			const state = inspectDhcpd(text, hostRequest(settings));
+			const notes = state.notes.map((note) => `\n${note}`).join('');
+			if (state.conflicts.length > 0) {
+				return {status: 'conflict', detail: `${settings.dhcpdConf}:\n${state.conflicts.join('\n')}${notes}`};
+			}
+
+			if (state.status !== 'absent') {
+				const by = state.status === 'ours' ? 'added by farmclone' : 'not added by farmclone: undo leaves it';
+				return {
+					status: 'done',
+					detail: `host ${fqdn(settings)} (${settings.mac}, ${settings.ip}) is in ${settings.dhcpdConf}, ${by}`,
+				};
+			}
+
+			const mac = settings.mac ? '' : ' (its MAC comes from the MAC stage)';
+			return {status: 'pending', detail: `no host ${fqdn(settings)} in ${settings.dhcpdConf} yet${mac}${notes}`};
+		} catch (error) {
+			return {status: 'conflict', detail: `cannot read ${settings.dhcpdConf}: ${(error as Error).message}`};
+		}
+	},
+	async plan(context) {
+		const {settings} = context;
+		const text = await readConf(context);
+		const plan: Plan = {commands: [checker(settings).argv], diffs: [], notes: [literalNote]};
+		try {
+			plan.notes.push(...inspectDhcpd(text, hostRequest(settings)).notes);
+		} catch {}
+
+		if (!settings.mac) {
+			plan.notes.unshift('the MAC stage has not chosen the MAC yet: the block shows once it has');
+			return plan;
+		}
+
+		try {
+			const edit = addDhcpHost(text, hostRequest(settings));
+			plan.diffs = changeDiffs([{path: settings.dhcpdConf, before: text, after: edit.text}]);
+			if (edit.added.length === 0) plan.notes.unshift(`host ${fqdn(settings)} is already there`);
+		} catch (error) {
+			plan.notes.unshift((error as Error).message);
+		}
+
+		return plan;
+	},
+	async apply(context) {
+		const {settings} = context;
+		if (!settings.mac) throw new StageError('no MAC address in the settings', 'run the MAC stage first');
+		const text = await readConf(context);
+		let edit;
+		try {
+			edit = addDhcpHost(text, hostRequest(settings));
+		} catch (error) {
+			if (error instanceof DhcpConflictError) throw new StageError(`${settings.dhcpdConf}:\n${error.message}`);
+			throw new StageError(`cannot read ${settings.dhcpdConf}: ${(error as Error).message}`);
+		}
+
+		if (edit.added.length === 0) {
+			context.log(`host ${fqdn(settings)} is already in ${settings.dhcpdConf}`);
+			return;
+		}
+
+		const backups = await writeChecked(
+			context,
+			[{path: settings.dhcpdConf, before: text, after: edit.text}],
+			checker(settings),
+			'the new host block',
+		);
+		await context.record({'dhcp-host.backup': backups[settings.dhcpdConf], 'dhcp-host.mac': settings.mac});
+		context.log(`added host ${fqdn(settings)} (${settings.mac} -> ${settings.ip}) to ${settings.dhcpdConf}`);
+		context.log(literalNote);
+	},
+	async verify(context) {
+		const {settings} = context;
+		const state = inspectDhcpd(await readConf(context), hostRequest(settings));
+		if (state.status === 'absent') throw new StageError(`no host ${fqdn(settings)} in ${settings.dhcpdConf}`);
+		const result = await context.host.run(checker(settings).argv, {reject: false});
+		if (result.exitCode !== 0) {
+			throw new StageError(
+				`dhcpd -t refuses ${settings.dhcpdConf}:\n${dhcpdErrors(`${result.stdout}\n${result.stderr}`)}`,
+			);
+		}
+	},
+	async undo(context) {
+		const {settings} = context;
+		const text = await readConf(context);
+		const edit = removeDhcpHost(text, settings.name);
+		if (edit.removed.length === 0) {
+			context.log(`nothing of ${settings.name} in ${settings.dhcpdConf}`);
+			return;
+		}
+
+		await writeChecked(
+			context,
+			[{path: settings.dhcpdConf, before: text, after: edit.text}],
+			checker(settings),
+			'the file without the host block',
+		);
+		context.log(`removed host ${fqdn(settings)} from ${settings.dhcpdConf}`);
+	},
+	async undoPlan(context) {
+		const {settings} = context;
+		const text = await readConf(context);
+		const edit = removeDhcpHost(text, settings.name);
+		return {
+			commands: edit.removed.length > 0 ? [checker(settings).argv] : [],
+			diffs: changeDiffs([{path: settings.dhcpdConf, before: text, after: edit.text}]),
+			notes: edit.removed.length > 0 ? [] : [`nothing of ${settings.name} in ${settings.dhcpdConf}`],
+		};
+	},
+};

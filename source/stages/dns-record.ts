@@ -1,0 +1,177 @@
+import {
+	addZoneRecord,
+	inspectZone,
+	removeZoneRecord,
+	ZoneConflictError,
+	type ZoneRecordRequest,
+} from '../host/zone-file.js';
+import {fqdn, type FarmSettings} from '../settings/schema.js';
+import {changeDiffs, writeChecked, type Checker} from './checked-edit.js';
+import {StageError, type Stage, type StageContext} from './types.js';
+
+function zoneRequest(settings: FarmSettings): ZoneRecordRequest {
+	return {zone: settings.zone, record: settings.record, ip: settings.ip, farm: settings.name};
+}
+
+/**
+ * `-i local`: the integrity checks named itself makes when loading the zone,
+ * without looking up out-of-zone names through this machine's resolver.
+ */
+function checker(settings: FarmSettings): Checker {
+	return {
+		argv: ['named-checkzone', '-i', 'local', settings.zone, settings.zoneFile],
+		explain: (output) => output.trim(),
+	};
+}
+
+async function readZone(context: StageContext): Promise<string> {
+	const text = await context.host.readFileIfExists(context.settings.zoneFile);
+	if (text === undefined) {
+		throw new StageError(`${context.settings.zoneFile} does not exist`, 'check the zoneFile setting');
+	}
+
+	return text;
+}
+
+function describeRecord(settings: FarmSettings): string {
+	return `${fqdn(settings)} IN A ${settings.ip}`;
+}
+
+export const dnsRecordStage: Stage = {
+	id: 'dns-record',
+	title: 'DNS record',
+	summary: `add "<record> IN A <ip>" to the zone file, bump the SOA serial, named-checkzone`,
+	danger: 'none',
+	skippable: true,
+	async check(context) {
+		const {settings} = context;
+		const text = await context.host.readFileIfExists(settings.zoneFile);
+		if (text === undefined) return {status: 'conflict', detail: `${settings.zoneFile} does not exist`};
+		try {
+			const state = inspectZone(text, zoneRequest(settings));
+			const notes = state.notes.map((note) => `\n${note}`).join('');
+			if (state.conflicts.length > 0) {
+				return {status: 'conflict', detail: `${settings.zoneFile}:\n${state.conflicts.join('\n')}${notes}`};
+			}
+
+			if (state.status === 'ours') {
+				return {
+					status: 'done',
+					detail: `${describeRecord(settings)} is in ${settings.zoneFile} (serial ${state.serial})`,
+				};
+			}
+
+			if (state.status === 'manual') {
+				return {
+					status: 'done',
+					detail: `${describeRecord(settings)} is already in ${settings.zoneFile}, not added by farmclone: undo leaves it${notes}`,
+				};
+			}
+
+			return {status: 'pending', detail: `${settings.zoneFile} has no record for ${fqdn(settings)} yet${notes}`};
+		} catch (error) {
+			return {status: 'conflict', detail: `cannot read ${settings.zoneFile}: ${(error as Error).message}`};
+		}
+	},
+	async plan(context) {
+		const {settings} = context;
+		const text = await readZone(context);
+		let state;
+		try {
+			state = inspectZone(text, zoneRequest(settings));
+		} catch (error) {
+			return {commands: [], diffs: [], notes: [`cannot read ${settings.zoneFile}: ${(error as Error).message}`]};
+		}
+
+		if (state.conflicts.length > 0) return {commands: [], diffs: [], notes: state.conflicts};
+		const edit = addZoneRecord(text, zoneRequest(settings));
+		return {
+			commands: [checker(settings).argv],
+			diffs: changeDiffs([{path: settings.zoneFile, before: text, after: edit.text}]),
+			notes: [
+				...(edit.text === text ? [`${describeRecord(settings)} is already there: nothing to change`] : []),
+				...(edit.serialAfter === edit.serialBefore ? [] : [`SOA serial ${edit.serialBefore} -> ${edit.serialAfter}`]),
+				...state.notes,
+				'the zone file is put back if named-checkzone refuses it; BIND reloads it in the reload stage',
+			],
+		};
+	},
+	async apply(context) {
+		const {settings} = context;
+		const text = await readZone(context);
+		let edit;
+		try {
+			edit = addZoneRecord(text, zoneRequest(settings));
+		} catch (error) {
+			if (error instanceof ZoneConflictError) throw new StageError(`${settings.zoneFile}:\n${error.message}`);
+			throw new StageError(`cannot read ${settings.zoneFile}: ${(error as Error).message}`);
+		}
+
+		if (edit.text === text) {
+			context.log(`${describeRecord(settings)} is already in ${settings.zoneFile}`);
+			return;
+		}
+
+		const backups = await writeChecked(
+			context,
+			[{path: settings.zoneFile, before: text, after: edit.text}],
+			checker(settings),
+			'the zone with the new record',
+		);
+		await context.record({
+			'dns-record.backup': backups[settings.zoneFile],
+			'dns-record.serialBefore': edit.serialBefore,
+			'dns-record.serialAfter': edit.serialAfter,
+		});
+		context.log(`added "${edit.line}" to ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter}`);
+	},
+	async verify(context) {
+		const {settings} = context;
+		const state = inspectZone(await readZone(context), zoneRequest(settings));
+		if (state.status === 'absent') throw new StageError(`${describeRecord(settings)} is not in ${settings.zoneFile}`);
+		const result = await context.host.run(checker(settings).argv, {reject: false});
+		if (result.exitCode !== 0) {
+			throw new StageError(
+				`named-checkzone refuses ${settings.zoneFile}:\n${`${result.stdout}${result.stderr}`.trim()}`,
+			);
+		}
+	},
+	async undo(context) {
+		const {settings} = context;
+		const text = await readZone(context);
+		const edit = removeZoneRecord(text, zoneRequest(settings));
+		if (edit.removed.length === 0) {
+			context.log(`nothing of ${settings.name} in ${settings.zoneFile}`);
+			return;
+		}
+
+		const backups = await writeChecked(
+			context,
+			[{path: settings.zoneFile, before: text, after: edit.text}],
+			checker(settings),
+			'the zone without the record',
+		);
+		await context.record({
+			'dns-record.undoBackup': backups[settings.zoneFile],
+			'dns-record.undoSerial': edit.serialAfter,
+		});
+		context.log(
+			`removed ${edit.removed.length} line(s) from ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter} (secondaries never accept a lower serial, so the file differs from before by its serial)`,
+		);
+	},
+	async undoPlan(context) {
+		const {settings} = context;
+		const text = await readZone(context);
+		const edit = removeZoneRecord(text, zoneRequest(settings));
+		return {
+			commands: edit.removed.length > 0 ? [checker(settings).argv] : [],
+			diffs: changeDiffs([{path: settings.zoneFile, before: text, after: edit.text}]),
+			notes:
+				edit.removed.length > 0
+					? [
+							`SOA serial ${edit.serialBefore} -> ${edit.serialAfter}: secondaries never accept a lower serial, so undo bumps it again instead of restoring it`,
+						]
+					: [`nothing of ${settings.name} in ${settings.zoneFile}`],
+		};
+	},
+};

@@ -1,0 +1,178 @@
+import path from 'node:path';
+import {
+	addShorewallEntries,
+	inspectShorewall,
+	removeShorewallEntries,
+	ShorewallConflictError,
+	type ShorewallRequest,
+} from '../host/shorewall-files.js';
+import type {FarmSettings} from '../settings/schema.js';
+import {changeDiffs, writeChecked, type Checker, type FileChange} from './checked-edit.js';
+import {StageError, type Stage, type StageContext} from './types.js';
+
+function ruleRequest(settings: FarmSettings): ShorewallRequest {
+	return {
+		param: settings.shorewallParam,
+		ip: settings.ip,
+		sourceZone: settings.sourceZone,
+		destZone: settings.destZone,
+		sshPort: settings.sshPort,
+		originalDest: settings.originalDest,
+		farm: settings.name,
+	};
+}
+
+/** The compiler's ERROR lines; its last lines when it names none. */
+function shorewallErrors(output: string): string {
+	const lines = output.split('\n').filter((line) => line.trim() !== '');
+	const problems = lines.filter((line) => /\b(ERROR|FATAL)\b/.test(line));
+	return (problems.length > 0 ? problems : lines.slice(-8)).join('\n').trim();
+}
+
+function checker(settings: FarmSettings): Checker {
+	return {argv: ['shorewall', 'check', settings.shorewallDir], explain: shorewallErrors};
+}
+
+type Files = {paramsPath: string; rulesPath: string; params: string; rules: string};
+
+async function readFiles(context: StageContext): Promise<Files> {
+	const {shorewallDir} = context.settings;
+	const paramsPath = path.join(shorewallDir, 'params');
+	const rulesPath = path.join(shorewallDir, 'rules');
+	const rules = await context.host.readFileIfExists(rulesPath);
+	if (rules === undefined) throw new StageError(`${rulesPath} does not exist`, 'check the shorewallDir setting');
+	// A missing params file is legal: Shorewall runs without one, and farmclone creates it.
+	return {paramsPath, rulesPath, rules, params: (await context.host.readFileIfExists(paramsPath)) ?? ''};
+}
+
+function changes(files: Files, params: string, rules: string, paramsExisted: boolean): FileChange[] {
+	return [
+		{path: files.paramsPath, before: paramsExisted ? files.params : undefined, after: params},
+		{path: files.rulesPath, before: files.rules, after: rules},
+	];
+}
+
+/**
+ * params and rules as they were before this stage: today's files without this
+ * farm's marked lines. The firewall restart's watchdog puts these back when
+ * the admin does not confirm the new firewall in time.
+ */
+export async function previousFirewallFiles(context: StageContext): Promise<Record<string, string>> {
+	const files = await readFiles(context);
+	const edit = removeShorewallEntries(files.params, files.rules, context.settings.name);
+	return {[files.paramsPath]: edit.params, [files.rulesPath]: edit.rules};
+}
+
+export const firewallRuleStage: Stage = {
+	id: 'firewall-rule',
+	title: 'Firewall rule',
+	summary: 'forward the external SSH port to the clone: a param and a DNAT rule for Shorewall, shorewall check',
+	danger: 'confirm',
+	skippable: true,
+	async check(context) {
+		const {settings} = context;
+		try {
+			const files = await readFiles(context);
+			const state = inspectShorewall(files.params, files.rules, ruleRequest(settings));
+			const notes = state.notes.map((note) => `\n${note}`).join('');
+			if (state.conflicts.length > 0) return {status: 'conflict', detail: state.conflicts.join('\n') + notes};
+			const what = `${settings.shorewallParam}=${settings.ip} and DNAT of port ${settings.sshPort}`;
+			if (state.param !== 'absent' && state.rule !== 'absent') {
+				const manual =
+					state.param === 'manual' || state.rule === 'manual' ? ' (partly not by farmclone: undo leaves that)' : '';
+				return {status: 'done', detail: `${what} are in ${settings.shorewallDir}${manual}${notes}`};
+			}
+
+			return {status: 'pending', detail: `${what} not yet in ${settings.shorewallDir}${notes}`};
+		} catch (error) {
+			return {status: 'conflict', detail: (error as Error).message};
+		}
+	},
+	async plan(context) {
+		const {settings} = context;
+		const files = await readFiles(context);
+		const paramsExisted = await context.host.exists(files.paramsPath);
+		const notes = [`the firewall is not restarted here: the firewall restart stage does it with a safety net`];
+		try {
+			const edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings));
+			return {
+				commands: [checker(settings).argv],
+				diffs: changeDiffs(changes(files, edit.params, edit.rules, paramsExisted)),
+				notes: [...edit.notes, ...notes],
+			};
+		} catch (error) {
+			return {commands: [], diffs: [], notes: [(error as Error).message, ...notes]};
+		}
+	},
+	async apply(context) {
+		const {settings} = context;
+		const files = await readFiles(context);
+		const paramsExisted = await context.host.exists(files.paramsPath);
+		let edit;
+		try {
+			edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings));
+		} catch (error) {
+			if (error instanceof ShorewallConflictError) throw new StageError(error.message);
+			throw error;
+		}
+
+		for (const note of edit.notes) context.log(note);
+		if (edit.added.length === 0) {
+			context.log(`the param and the rule are already in ${settings.shorewallDir}`);
+			return;
+		}
+
+		const backups = await writeChecked(
+			context,
+			changes(files, edit.params, edit.rules, paramsExisted),
+			checker(settings),
+			'the new param and rule',
+		);
+		await context.record({
+			'firewall-rule.paramsBackup': backups[files.paramsPath],
+			'firewall-rule.rulesBackup': backups[files.rulesPath],
+		});
+		for (const line of edit.added) context.log(`added: ${line}`);
+	},
+	async verify(context) {
+		const {settings} = context;
+		const files = await readFiles(context);
+		const state = inspectShorewall(files.params, files.rules, ruleRequest(settings));
+		if (state.param === 'absent') throw new StageError(`${settings.shorewallParam} is not set in ${files.paramsPath}`);
+		if (state.rule === 'absent') throw new StageError(`no DNAT of port ${settings.sshPort} in ${files.rulesPath}`);
+		const result = await context.host.run(checker(settings).argv, {reject: false});
+		if (result.exitCode !== 0) {
+			throw new StageError(
+				`shorewall check refuses ${settings.shorewallDir}:\n${shorewallErrors(result.stdout + result.stderr)}`,
+			);
+		}
+	},
+	async undo(context) {
+		const {settings} = context;
+		const files = await readFiles(context);
+		const edit = removeShorewallEntries(files.params, files.rules, settings.name);
+		if (edit.removed.length === 0) {
+			context.log(`nothing of ${settings.name} in ${settings.shorewallDir}`);
+			return;
+		}
+
+		await writeChecked(
+			context,
+			changes(files, edit.params, edit.rules, true),
+			checker(settings),
+			'the files without the rule',
+		);
+		for (const line of edit.removed) context.log(`removed: ${line}`);
+		context.log('the running firewall keeps the rule until the next restart');
+	},
+	async undoPlan(context) {
+		const {settings} = context;
+		const files = await readFiles(context);
+		const edit = removeShorewallEntries(files.params, files.rules, settings.name);
+		return {
+			commands: edit.removed.length > 0 ? [checker(settings).argv] : [],
+			diffs: changeDiffs(changes(files, edit.params, edit.rules, true)),
+			notes: ['the running firewall keeps the rule until the next restart'],
+		};
+	},
+};

@@ -1,0 +1,269 @@
+import path from 'node:path';
+import {unifiedDiff} from '../host/diff.js';
+import {
+	clashingServers,
+	globMatches,
+	includePatterns,
+	isOurSite,
+	nginxErrors,
+	nginxSiteText,
+} from '../host/nginx-site.js';
+import {fqdn, type FarmSettings} from '../settings/schema.js';
+import {StageError, type Plan, type Stage, type StageContext} from './types.js';
+
+function testArgv(settings: FarmSettings): string[] {
+	return ['nginx', '-t', '-c', settings.nginxConf];
+}
+
+function sitePaths(settings: FarmSettings) {
+	const file = path.join(settings.sitesAvailable, settings.serverName);
+	const link = path.join(settings.sitesEnabled, settings.serverName);
+	return {file, link, target: path.relative(settings.sitesEnabled, file)};
+}
+
+function wantedText(settings: FarmSettings): string {
+	return nginxSiteText({
+		serverName: settings.serverName,
+		listen: settings.listen,
+		upstream: fqdn(settings),
+		logDir: settings.nginxLogDir,
+		farm: settings.name,
+	});
+}
+
+type Survey = {
+	existing?: string;
+	ours: boolean;
+	/** undefined when there is no sites-enabled directory. */
+	linkState?: 'absent' | 'ours' | 'other';
+	conflicts: string[];
+	notes: string[];
+};
+
+/** Files nginx.conf pulls in with `include` (globs in the last path part expanded), nginx.conf itself first. */
+async function includedFiles(context: StageContext, confText: string): Promise<string[]> {
+	const {nginxConf} = context.settings;
+	const files = new Set([nginxConf]);
+	for (const pattern of includePatterns(confText, path.dirname(nginxConf))) {
+		if (!/[*?[]/.test(pattern)) {
+			files.add(pattern);
+			continue;
+		}
+
+		const dir = path.dirname(pattern);
+		for (const name of (await context.host.listDir(dir)) ?? []) {
+			const candidate = path.join(dir, name);
+			if (globMatches(pattern, candidate)) files.add(candidate);
+		}
+	}
+
+	return [...files];
+}
+
+async function linkState(context: StageContext, conflicts: string[]): Promise<Survey['linkState']> {
+	const {settings, host} = context;
+	const {file, link} = sitePaths(settings);
+	if ((await host.listDir(settings.sitesEnabled)) === undefined) return undefined;
+	const pointsTo = await host.readLink(link);
+	if (pointsTo !== undefined && path.resolve(settings.sitesEnabled, pointsTo) === file) return 'ours';
+	if (pointsTo !== undefined) conflicts.push(`${link} already points to ${pointsTo}`);
+	else if (await host.exists(link)) conflicts.push(`${link} exists and is not a link to ${file}`);
+	else return 'absent';
+	return 'other';
+}
+
+/** Other server blocks nginx loads that answer the same name on the same address. */
+async function clashes(context: StageContext, confText: string, conflicts: string[], notes: string[]): Promise<void> {
+	const {settings, host} = context;
+	const {file, link} = sitePaths(settings);
+	for (const other of await includedFiles(context, confText)) {
+		const pointsTo = await host.readLink(other);
+		if (other === file || other === link || (pointsTo && path.resolve(path.dirname(other), pointsTo) === file))
+			continue;
+		try {
+			const text = await host.readFileIfExists(other);
+			for (const server of clashingServers(text ?? '', settings.serverName, settings.listen)) {
+				conflicts.push(
+					`${other} line ${server.line + 1}: a server already answers ${settings.serverName} on ${settings.listen}`,
+				);
+			}
+		} catch {
+			notes.push(`${other} could not be read as nginx configuration; its server names were not checked`);
+		}
+	}
+}
+
+async function survey(context: StageContext): Promise<Survey> {
+	const {settings, host} = context;
+	const {file, link} = sitePaths(settings);
+	const existing = await host.readFileIfExists(file);
+	const ours = existing !== undefined && isOurSite(existing, settings.name);
+	const result: Survey = {existing, ours, conflicts: [], notes: []};
+	if (existing !== undefined && !ours) result.conflicts.push(`${file} exists and was not written by farmclone`);
+	result.linkState = await linkState(context, result.conflicts);
+
+	const confText = await host.readFileIfExists(settings.nginxConf);
+	let patterns: string[] = [];
+	try {
+		patterns = includePatterns(confText ?? '', path.dirname(settings.nginxConf));
+	} catch (error) {
+		result.conflicts.push(`cannot read ${settings.nginxConf}: ${(error as Error).message}`);
+		return result;
+	}
+
+	if (confText === undefined) result.conflicts.push(`${settings.nginxConf} does not exist`);
+	const active = result.linkState === undefined ? file : link;
+	const including = patterns.find((pattern) => globMatches(pattern, active));
+	if (result.linkState === undefined) {
+		result.notes.push(`no ${settings.sitesEnabled} directory: the site is active only if nginx.conf includes it`);
+	}
+
+	result.notes.push(
+		including
+			? `${settings.nginxConf} includes ${active} through "include ${including}"`
+			: `nothing in ${settings.nginxConf} includes ${active}: add "include ${path.dirname(active)}/*;" to its http block, or nginx will not serve the site`,
+	);
+	if (confText !== undefined) await clashes(context, confText, result.conflicts, result.notes);
+	return result;
+}
+
+async function nginxTest(context: StageContext): Promise<string | undefined> {
+	const result = await context.host.run(testArgv(context.settings), {reject: false});
+	return result.exitCode === 0 ? undefined : nginxErrors(`${result.stderr}\n${result.stdout}`);
+}
+
+const dnsHint = 'nginx resolves the proxy_pass name when it loads: the DNS record must be served first';
+
+export const reverseProxyStage: Stage = {
+	id: 'reverse-proxy',
+	title: 'Reverse proxy',
+	summary: 'an nginx site proxying the public name to the clone, enabled in sites-enabled, nginx -t, reload',
+	danger: 'none',
+	skippable: true,
+	async check(context) {
+		const found = await survey(context);
+		const notes = found.notes.map((note) => `\n${note}`).join('');
+		if (found.conflicts.length > 0) return {status: 'conflict', detail: found.conflicts.join('\n') + notes};
+		const {file} = sitePaths(context.settings);
+		const current = found.existing === wantedText(context.settings) && found.linkState !== 'absent';
+		return current
+			? {status: 'done', detail: `${file} is written and enabled${notes}`}
+			: {
+					status: 'pending',
+					detail: `${file} is ${found.existing === undefined ? 'not written yet' : 'out of date'}${notes}`,
+				};
+	},
+	async plan(context) {
+		const {settings} = context;
+		const found = await survey(context);
+		const {file, link, target} = sitePaths(settings);
+		const plan: Plan = {
+			commands: [testArgv(settings), settings.nginxReload],
+			diffs: [],
+			notes: [...found.conflicts, ...found.notes, `${dnsHint} (${fqdn(settings)})`],
+		};
+		const wanted = wantedText(settings);
+		if (found.existing !== wanted) plan.diffs.push({path: file, diff: unifiedDiff(found.existing, wanted, file)});
+		if (found.linkState === 'absent') plan.notes.unshift(`link ${link} -> ${target}`);
+		return plan;
+	},
+	async apply(context) {
+		const {settings, host} = context;
+		const found = await survey(context);
+		if (found.conflicts.length > 0) throw new StageError(found.conflicts.join('\n'));
+		for (const note of found.notes) context.log(note);
+		const {file, link, target} = sitePaths(settings);
+		const wanted = wantedText(settings);
+		const rewrite = found.existing !== wanted;
+		const backup = rewrite ? (await host.writeFile(file, wanted)).backup : undefined;
+		const makeLink = found.linkState === 'absent';
+		if (makeLink) await host.symlink(target, link);
+		const rollBack = async () => {
+			if (makeLink) await host.remove(link);
+			if (!rewrite) return;
+			if (found.existing === undefined) await host.remove(file);
+			else await host.writeFile(file, found.existing);
+		};
+
+		const problem = await nginxTest(context);
+		if (problem) {
+			await rollBack();
+			const hint = problem.includes('host not found') ? dnsHint : undefined;
+			throw new StageError(`nginx -t refused the new site; it is removed again:\n${problem}`, hint);
+		}
+
+		const reload = await host.run(settings.nginxReload, {reject: false});
+		if (reload.exitCode !== 0) {
+			await rollBack();
+			throw new StageError(
+				`${settings.nginxReload.join(' ')} failed; the site is removed again:\n${`${reload.stderr}${reload.stdout}`.trim()}`,
+			);
+		}
+
+		await context.record({
+			'reverse-proxy.file': file,
+			'reverse-proxy.link': found.linkState === undefined ? undefined : link,
+			'reverse-proxy.backup': backup,
+		});
+		context.log(`nginx serves ${settings.serverName} from ${file}, proxying to http://${fqdn(settings)}`);
+	},
+	async verify(context) {
+		const {settings} = context;
+		const {file, link} = sitePaths(settings);
+		const found = await survey(context);
+		if (!found.ours) throw new StageError(`${file} is not farmclone's site`);
+		if (found.linkState === 'absent' || found.linkState === 'other') {
+			throw new StageError(`${link} does not enable ${file}`);
+		}
+
+		const problem = await nginxTest(context);
+		if (problem) throw new StageError(`nginx -t refuses the configuration:\n${problem}`);
+	},
+	async undo(context) {
+		const {settings, host} = context;
+		const {file, link, target} = sitePaths(settings);
+		const existing = await host.readFileIfExists(file);
+		const pointsTo = await host.readLink(link);
+		const ourLink = pointsTo !== undefined && path.resolve(settings.sitesEnabled, pointsTo) === file;
+		if (existing === undefined || !isOurSite(existing, settings.name)) {
+			// A link left dangling to where our site was is ours to clean up.
+			if (existing === undefined && ourLink) await host.remove(link);
+			context.log(existing === undefined ? `${file} is already gone` : `${file} is not farmclone's: left alone`);
+			return;
+		}
+
+		if (ourLink) await host.remove(link);
+		await host.remove(file);
+		const problem = await nginxTest(context);
+		if (problem) {
+			await host.writeFile(file, existing);
+			if (ourLink) await host.symlink(target, link);
+			throw new StageError(`nginx -t refuses the configuration without the site; it is put back:\n${problem}`);
+		}
+
+		const reload = await host.run(settings.nginxReload, {reject: false});
+		if (reload.exitCode !== 0) {
+			throw new StageError(`${settings.nginxReload.join(' ')} failed:\n${`${reload.stderr}${reload.stdout}`.trim()}`);
+		}
+
+		context.log(`removed ${ourLink ? `${link} and ` : ''}${file}; nginx reloaded`);
+	},
+	async undoPlan(context) {
+		const {settings, host} = context;
+		const {file, link} = sitePaths(settings);
+		const existing = await host.readFileIfExists(file);
+		if (existing === undefined || !isOurSite(existing, settings.name)) {
+			return {
+				commands: [],
+				diffs: [],
+				notes: [`${file} is ${existing === undefined ? 'already gone' : "not farmclone's: left alone"}`],
+			};
+		}
+
+		return {
+			commands: [testArgv(settings), settings.nginxReload],
+			diffs: [{path: file, diff: unifiedDiff(existing, undefined, file)}],
+			notes: [`remove the link ${link}`],
+		};
+	},
+};

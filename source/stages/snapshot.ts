@@ -1,0 +1,133 @@
+import {
+	formatBytes,
+	getVg,
+	listLvs,
+	parseSize,
+	removeArgv,
+	roundUpToExtent,
+	snapshotArgv,
+	type LogicalVolume,
+} from '../host/lvm.js';
+import {StageError, type CheckResult, type Stage, type StageContext} from './types.js';
+
+function command(context: StageContext): string[] {
+	const {vg, sourceLv, snapshotLv, snapshotSize} = context.settings;
+	return snapshotArgv(vg, sourceLv, snapshotLv, snapshotSize);
+}
+
+/** Ours: created by this farm's run, known by the uuid LVM gave it (a name can be reused, a uuid cannot). */
+function isOurs(context: StageContext, lv: LogicalVolume): boolean {
+	return context.facts['snapshot.created'] === true && context.facts['snapshot.uuid'] === lv.uuid;
+}
+
+/** The snapshot and then the target volume (as big as the source) must both fit in the VG's free extents. */
+async function roomProblem(context: StageContext, lvs: LogicalVolume[], source: LogicalVolume) {
+	const {vg, snapshotSize, targetLv} = context.settings;
+	const group = await getVg(context.host, vg);
+	const snapshot = roundUpToExtent(parseSize(snapshotSize), group.extentSize);
+	const target = lvs.some((lv) => lv.name === targetLv) ? 0 : roundUpToExtent(source.size, group.extentSize);
+	if (group.free >= snapshot + target) return undefined;
+	const bytes = (size: number) => `${size} bytes (${formatBytes(size)})`;
+	return (
+		`volume group ${vg} has ${group.free} bytes free (${formatBytes(group.free)}), but the snapshot needs ` +
+		`${bytes(snapshot)} and the target ${bytes(target)}: ${bytes(snapshot + target)} in all`
+	);
+}
+
+async function inspect(context: StageContext): Promise<CheckResult> {
+	const {vg, sourceLv, snapshotLv} = context.settings;
+	if (!sourceLv) return {status: 'conflict', detail: 'no source LV in the settings (sourceLv)'};
+	const lvs = await listLvs(context.host, vg);
+	const snapshot = lvs.find((lv) => lv.name === snapshotLv);
+	if (snapshot) {
+		if (!snapshot.snapshot || snapshot.origin !== sourceLv) {
+			const what = snapshot.snapshot ? `a snapshot of ${snapshot.origin}` : 'not a snapshot';
+			return {status: 'conflict', detail: `${vg}/${snapshotLv} exists and is ${what}`};
+		}
+
+		if (!isOurs(context, snapshot)) {
+			const detail = `${vg}/${snapshotLv} is a snapshot of ${sourceLv} that this run did not create`;
+			return {status: 'conflict', detail: `${detail}: remove it (lvremove) or choose another name`};
+		}
+
+		if (snapshot.invalid) return {status: 'pending', detail: `${vg}/${snapshotLv} overflowed: recreate it`};
+		return {status: 'done', detail: `${vg}/${snapshotLv} exists, ${snapshot.snapPercent ?? 0}% full`};
+	}
+
+	if (context.facts['copy.completed'] === true) {
+		return {status: 'done', detail: 'the snapshot served the copy and was dropped'};
+	}
+
+	const source = lvs.find((lv) => lv.name === sourceLv);
+	if (!source) return {status: 'conflict', detail: `source volume ${vg}/${sourceLv} not found`};
+	const problem = await roomProblem(context, lvs, source);
+	if (problem) return {status: 'conflict', detail: problem};
+	return {status: 'pending', detail: `no snapshot ${vg}/${snapshotLv} yet`};
+}
+
+export const snapshotStage: Stage = {
+	id: 'snapshot',
+	title: 'Snapshot the source disk',
+	summary: 'lvcreate --snapshot of the source VM disk, so the copy reads a disk frozen in time',
+	danger: 'confirm',
+	skippable: false,
+	check: inspect,
+	async plan(context) {
+		const {vg, snapshotLv, snapshotSize} = context.settings;
+		const lvs = await listLvs(context.host, vg);
+		const stale = lvs.find((lv) => lv.name === snapshotLv && lv.invalid);
+		return {
+			commands: [...(stale ? [removeArgv(vg, snapshotLv)] : []), command(context)],
+			diffs: [],
+			notes: [`${snapshotSize} of copy-on-write space: writes of the running VM during the copy must fit in it`],
+		};
+	},
+	async apply(context) {
+		const {vg, sourceLv, snapshotLv} = context.settings;
+		const lvs = await listLvs(context.host, vg);
+		const existing = lvs.find((lv) => lv.name === snapshotLv);
+		if (existing) {
+			if (!isOurs(context, existing)) throw new StageError(`${vg}/${snapshotLv} exists and is not ours`);
+			if (!existing.invalid) return;
+			context.log(`removing ${vg}/${snapshotLv}: it overflowed, its content is lost`);
+			await context.host.run(removeArgv(vg, snapshotLv));
+		}
+
+		const source = lvs.find((lv) => lv.name === sourceLv);
+		if (!source) throw new StageError(`source volume ${vg}/${sourceLv} not found`);
+		const problem = await roomProblem(context, lvs, source);
+		if (problem) throw new StageError(problem, 'free space in the volume group, or lower snapshotSize');
+		await context.host.run(command(context));
+		const created = (await listLvs(context.host, vg)).find((lv) => lv.name === snapshotLv);
+		if (!created) throw new StageError(`lvcreate succeeded but lvs does not show ${vg}/${snapshotLv}`);
+		await context.record({'snapshot.created': true, 'snapshot.uuid': created.uuid});
+	},
+	async verify(context) {
+		const {vg, sourceLv, snapshotLv} = context.settings;
+		const snapshot = (await listLvs(context.host, vg)).find((lv) => lv.name === snapshotLv);
+		if (!snapshot?.snapshot || snapshot.origin !== sourceLv || snapshot.invalid) {
+			throw new StageError(
+				`${vg}/${snapshotLv} is not a valid snapshot of ${sourceLv} (${snapshot?.attr ?? 'missing'})`,
+			);
+		}
+	},
+	async undoPlan(context) {
+		const {vg, snapshotLv} = context.settings;
+		const snapshot = (await listLvs(context.host, vg)).find((lv) => lv.name === snapshotLv);
+		return snapshot && isOurs(context, snapshot)
+			? {commands: [removeArgv(vg, snapshotLv)], diffs: [], notes: []}
+			: {commands: [], diffs: [], notes: ['no snapshot of this run left to remove']};
+	},
+	async undo(context) {
+		const {vg, snapshotLv} = context.settings;
+		const snapshot = (await listLvs(context.host, vg)).find((lv) => lv.name === snapshotLv);
+		if (!snapshot) return;
+		if (!isOurs(context, snapshot)) {
+			context.log(`${vg}/${snapshotLv} was not created by this run: left alone`);
+			return;
+		}
+
+		if (snapshot.open) throw new StageError(`${vg}/${snapshotLv} is open (a copy still reading it?)`);
+		await context.host.run(removeArgv(vg, snapshotLv));
+	},
+};

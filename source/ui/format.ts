@@ -1,0 +1,186 @@
+import {stripVTControlCharacters} from 'node:util';
+import type {CopyProgress, Plan} from '../stages/types.js';
+
+/** Binary units, as `lvs` and `dd` users read them: `512 MiB`, `1.0 GiB`. */
+export function formatBytes(bytes: number): string {
+	const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+	let value = Math.max(0, bytes);
+	let unit = 0;
+	while (value >= 1024 && unit < units.length - 1) {
+		value /= 1024;
+		unit++;
+	}
+
+	if (unit === 0) return `${Math.round(value)} B`;
+	// One decimal below 10 so that small sizes still move visibly; whole numbers above.
+	const shown = value < 10 ? value.toFixed(1) : String(Math.round(value));
+	// Rounding 1023.6 MiB up must not print "1024 MiB".
+	if (shown === '1024' && unit < units.length - 1) return `1.0 ${units[unit + 1]}`;
+	return `${shown} ${units[unit]}`;
+}
+
+export function formatRate(bytesPerSecond: number): string {
+	return bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : '–/s';
+}
+
+/** Compact time left: `3s`, `4m05s`, `1h02m`. */
+export function formatEta(seconds: number | undefined): string {
+	if (seconds === undefined || !Number.isFinite(seconds) || seconds < 0) return '–';
+	const whole = Math.ceil(seconds);
+	if (whole < 60) return `${whole}s`;
+	const minutes = Math.floor(whole / 60);
+	if (minutes < 60) return `${minutes}m${String(whole % 60).padStart(2, '0')}s`;
+	return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
+}
+
+/** How long a stage took: `2.1 s`, `3 min 12 s`, `1 h 02 min`. */
+export function formatDuration(seconds: number): string {
+	if (seconds < 60) return `${seconds.toFixed(1)} s`;
+	const whole = Math.round(seconds);
+	const minutes = Math.floor(whole / 60);
+	if (minutes < 60) return `${minutes} min ${whole % 60} s`;
+	return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
+}
+
+/** Whole percent, rounded down so that 100% means every byte is there. */
+export function progressPercent(progress: Pick<CopyProgress, 'bytes' | 'total'>): number {
+	if (progress.total <= 0) return 0;
+	return Math.min(100, Math.floor((progress.bytes * 100) / progress.total));
+}
+
+/** `512 MiB / 1.0 GiB 48% 180 MiB/s ETA 3s`, plus the snapshot fill when known. */
+export function progressSummary(progress: CopyProgress, separator = ' '): string {
+	const parts = [
+		`${formatBytes(progress.bytes)} / ${formatBytes(progress.total)}`,
+		`${progressPercent(progress)}%`,
+		formatRate(progress.rate),
+		`ETA ${formatEta(progress.etaSeconds)}`,
+	];
+	if (progress.snapshotPercent !== undefined) parts.push(`snapshot ${Math.round(progress.snapshotPercent)}%`);
+	return parts.join(separator);
+}
+
+const plainArgument = /^[\w@%+=:,./-]+$/;
+
+/** An argv as an admin would type it, so a logged command can be pasted into a shell. */
+export function formatArgv(argv: readonly string[]): string {
+	return argv
+		.map((argument) => (plainArgument.test(argument) ? argument : `'${argument.replaceAll("'", `'\\''`)}'`))
+		.join(' ');
+}
+
+/**
+ * One terminal line of text: tabs expanded to the next multiple of 8 and other
+ * control characters (dd's carriage returns, escape sequences in command
+ * output) removed, so that the width the screen reserves is the width shown.
+ */
+export function sanitizeLine(line: string): string {
+	let result = '';
+	for (const character of stripVTControlCharacters(line)) {
+		if (character === '\t') result += ' '.repeat(8 - (result.length % 8));
+		else if (character >= ' ' && character !== '\u007F') result += character;
+	}
+
+	return result;
+}
+
+/** The last `count` non-empty lines of a command's output; `\r` counts as a line end (dd's progress). */
+export function outputTail(output: string, count: number): string[] {
+	if (count <= 0) return [];
+	return output
+		.split(/\r\n|\r|\n/)
+		.map(sanitizeLine)
+		.filter((line) => line.trim() !== '')
+		.slice(-count);
+}
+
+/**
+ * Cuts `text` into lines of at most `width` characters; lines after the first
+ * start with `indent`. A line ends after a space when there is one in its
+ * second half, so words and arguments stay whole; otherwise it is cut hard.
+ */
+export function wrapText(text: string, width: number, indent = '  '): string[] {
+	const characters = Array.from(sanitizeLine(text));
+	const lines: string[] = [];
+	let start = 0;
+	let prefix = '';
+	while (characters.length - start > Math.max(1, width - prefix.length)) {
+		const room = Math.max(1, width - prefix.length);
+		let end = start + room;
+		const space = characters.lastIndexOf(' ', end - 1);
+		if (space >= start + Math.ceil(room / 2)) end = space + 1;
+		lines.push(prefix + characters.slice(start, end).join(''));
+		start = end;
+		prefix = indent;
+	}
+
+	lines.push(prefix + characters.slice(start).join(''));
+	return lines;
+}
+
+export type PlanLineTone = 'note' | 'command' | 'file' | 'hunk' | 'add' | 'remove' | 'context';
+export type PlanLine = {text: string; tone: PlanLineTone};
+
+function diffTone(line: string): PlanLineTone {
+	if (line.startsWith('+++') || line.startsWith('---')) return 'file';
+	if (line.startsWith('@@')) return 'hunk';
+	if (line.startsWith('+')) return 'add';
+	if (line.startsWith('-')) return 'remove';
+	return 'context';
+}
+
+/** A plan as screen lines of at most `width` characters: notes, then commands, then each file's diff. */
+export function planLines(plan: Plan, width: number): PlanLine[] {
+	const lines: PlanLine[] = [];
+	const add = (text: string, tone: PlanLineTone, indent: string) => {
+		for (const piece of wrapText(text, width, indent)) lines.push({text: piece, tone});
+	};
+
+	for (const note of plan.notes) add(`• ${note}`, 'note', '  ');
+	for (const argv of plan.commands) add(`$ ${formatArgv(argv)}`, 'command', '    ');
+	for (const file of plan.diffs) {
+		add(`~ ${file.path}`, 'file', '  ');
+		const diff = file.diff.endsWith('\n') ? file.diff.slice(0, -1) : file.diff;
+		for (const line of diff.split('\n')) add(line, diffTone(line), ' ');
+	}
+
+	return lines;
+}
+
+/**
+ * Keeps what fits in `budget` lines. When something is cut, the last line
+ * kept gives way to the count of hidden lines, so the result is never longer
+ * than the budget.
+ */
+export function fitLines<T>(lines: readonly T[], budget: number): {shown: T[]; hidden: number} {
+	if (lines.length <= budget) return {shown: [...lines], hidden: 0};
+	const kept = Math.max(0, budget - 1);
+	return {shown: lines.slice(0, kept), hidden: lines.length - kept};
+}
+
+/**
+ * Which stages a list of at most `maxLines` lines shows around `focus`; a
+ * line is spent on "… n more" wherever stages are hidden. The focus sits about
+ * a third of the way down, so what is done stays in view a little.
+ */
+export function stageWindow(
+	count: number,
+	focus: number,
+	maxLines: number,
+): {start: number; end: number; hiddenBefore: number; hiddenAfter: number} {
+	if (count <= maxLines) return {start: 0, end: count, hiddenBefore: 0, hiddenAfter: 0};
+	const lines = Math.max(3, maxLines);
+	const center = Math.min(Math.max(0, focus), count - 1);
+	let start = Math.max(0, center - Math.floor((lines - 3) / 3));
+	let end: number;
+	if (start === 0) {
+		end = lines - 1;
+	} else if (start + lines - 2 >= count) {
+		start = count - (lines - 1);
+		end = count;
+	} else {
+		end = start + lines - 2;
+	}
+
+	return {start, end, hiddenBefore: start, hiddenAfter: count - end};
+}

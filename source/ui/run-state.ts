@@ -1,0 +1,249 @@
+import type {StageInfo} from '../engine/api.js';
+import type {EngineEvent, StageState} from '../engine/events.js';
+import type {CommandRecord} from '../host/host.js';
+import type {CheckResult, CopyProgress, Plan} from '../stages/types.js';
+import type {PromptRequest} from './tui-prompt.js';
+
+export type RunOutcome = 'done' | 'failed' | 'stopped';
+
+export type StageRow = StageInfo & {state: StageState; seconds?: number};
+
+type Entry<T> = T & {id: number};
+
+/** What the log above the live region holds: finished things only. */
+export type LogEntry =
+	| Entry<{kind: 'note'; text: string; tone?: 'warning' | 'error'}>
+	| Entry<{
+			kind: 'stage';
+			state: 'done' | 'skipped' | 'failed' | 'undone';
+			number: number;
+			title: string;
+			seconds?: number;
+			detail?: string;
+			hint?: string;
+	  }>
+	| Entry<{kind: 'command'; command: CommandRecord}>
+	| Entry<{kind: 'log'; text: string}>
+	| Entry<{kind: 'plan'; number: number; title: string; plan: Plan}>;
+
+type NewLogEntry = LogEntry extends infer Item ? (Item extends LogEntry ? Omit<Item, 'id'> : never) : never;
+
+export type UiAction =
+	| {type: 'ui:request'; request: PromptRequest | undefined}
+	/** Enter on a stage that needs the farm's name typed: show the field (or hide it again: Esc). */
+	| {type: 'ui:typing'; on: boolean}
+	| {type: 'ui:typed-mismatch'; text: string}
+	| {type: 'ui:ask-quit'}
+	| {type: 'ui:cancel-quit'}
+	| {type: 'ui:quitting'}
+	/** `d`: the whole plan of the stage at the gate goes to the log. */
+	| {type: 'ui:show-plan'}
+	| {type: 'ui:finished'; outcome: RunOutcome}
+	| {type: 'ui:start-failed'; error: string};
+
+export type RunState = {
+	farm: string;
+	stages: StageRow[];
+	/** The stage the panel is about: at the gate, running, or just checked. */
+	focus?: string;
+	plans: Record<string, Plan>;
+	checks: Record<string, CheckResult>;
+	progress?: {stage: string; progress: CopyProgress};
+	log: LogEntry[];
+	nextLogId: number;
+	request?: PromptRequest;
+	typing: boolean;
+	typedError?: string;
+	/** Id of the gate whose whole plan is already in the log. */
+	planShownFor?: number;
+	quit: 'no' | 'asked' | 'quitting';
+	end?: {outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string};
+	/** Set once the engine's promise settled: the screen can be left. */
+	finished?: RunOutcome;
+};
+
+export function initialRunState(options: {
+	farm: string;
+	stages: readonly StageInfo[];
+	initialStates?: Readonly<Record<string, StageState>>;
+	resumedNote?: string;
+}): RunState {
+	const state: RunState = {
+		farm: options.farm,
+		stages: options.stages.map((stage) => ({...stage, state: options.initialStates?.[stage.id] ?? 'pending'})),
+		plans: {},
+		checks: {},
+		log: [],
+		nextLogId: 1,
+		typing: false,
+		quit: 'no',
+	};
+	return options.resumedNote ? appendLog(state, {kind: 'note', text: options.resumedNote}) : state;
+}
+
+function shorten(text: string, length: number): string {
+	const characters = Array.from(text);
+	return characters.length <= length ? text : `${characters.slice(0, length - 1).join('')}…`;
+}
+
+function appendLog(state: RunState, entry: NewLogEntry): RunState {
+	return {...state, log: [...state.log, {...entry, id: state.nextLogId} as LogEntry], nextLogId: state.nextLogId + 1};
+}
+
+export function stageNumber(state: Pick<RunState, 'stages'>, id: string): number {
+	return state.stages.findIndex((stage) => stage.id === id) + 1;
+}
+
+function setStage(state: RunState, id: string, patch: Partial<StageRow>): RunState {
+	return {...state, stages: state.stages.map((stage) => (stage.id === id ? {...stage, ...patch} : stage))};
+}
+
+function withoutProgressOf(state: RunState, stage: string): RunState {
+	return state.progress?.stage === stage ? {...state, progress: undefined} : state;
+}
+
+function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
+	switch (event.type) {
+		case 'run-start': {
+			const resumedNoteShown = state.log.some((entry) => entry.kind === 'note');
+			return event.resumed && !resumedNoteShown
+				? appendLog(state, {kind: 'note', text: `Resuming ${event.farm} where it stopped.`})
+				: state;
+		}
+
+		case 'check':
+			return {...state, focus: event.stage, checks: {...state.checks, [event.stage]: event.result}};
+		case 'plan':
+			return {...state, focus: event.stage, plans: {...state.plans, [event.stage]: event.plan}};
+		case 'stage-start':
+			return {...setStage(state, event.stage, {state: 'running'}), focus: event.stage};
+		case 'stage-done': {
+			const check = state.checks[event.stage];
+			// A stage whose check found it done never ran: say so rather than "(0.0 s)".
+			const alreadyThere = event.seconds === 0 && check?.status === 'done';
+			const next = setStage(withoutProgressOf(state, event.stage), event.stage, {
+				state: 'done',
+				seconds: event.seconds,
+			});
+			return appendLog(next, {
+				kind: 'stage',
+				state: 'done',
+				number: stageNumber(state, event.stage),
+				title: event.title,
+				...(alreadyThere ? {detail: `already done: ${check.detail}`} : {seconds: event.seconds}),
+			});
+		}
+
+		case 'stage-skipped':
+			return appendLog(setStage(state, event.stage, {state: 'skipped'}), {
+				kind: 'stage',
+				state: 'skipped',
+				number: stageNumber(state, event.stage),
+				title: event.title,
+				detail: event.reason,
+			});
+		case 'stage-failed':
+			return appendLog(setStage(withoutProgressOf(state, event.stage), event.stage, {state: 'failed'}), {
+				kind: 'stage',
+				state: 'failed',
+				number: stageNumber(state, event.stage),
+				title: event.title,
+				detail: event.error,
+				hint: event.hint,
+			});
+		case 'stage-undone':
+			return appendLog(setStage(state, event.stage, {state: 'undone'}), {
+				kind: 'stage',
+				state: 'undone',
+				number: stageNumber(state, event.stage),
+				title: event.title,
+			});
+		case 'command':
+			return appendLog(state, {kind: 'command', command: event.command});
+		case 'log':
+			return appendLog(state, {kind: 'log', text: event.text});
+		case 'progress':
+			return {...state, progress: {stage: event.stage, progress: event.progress}};
+		case 'run-end':
+			return {...state, end: {outcome: event.outcome, message: event.message}};
+	}
+}
+
+function applyUiAction(state: RunState, action: UiAction): RunState {
+	switch (action.type) {
+		case 'ui:request': {
+			const {request} = action;
+			const focus = request?.kind === 'gate' ? request.stage : state.focus;
+			return {...state, request, focus, typing: false, typedError: undefined};
+		}
+
+		case 'ui:typing':
+			return {...state, typing: action.on && state.request?.kind === 'gate', typedError: undefined};
+		case 'ui:typed-mismatch':
+			return {
+				...state,
+				typedError: action.text === '' ? 'nothing typed' : `"${shorten(action.text, 24)}" does not match`,
+			};
+		case 'ui:ask-quit':
+			return state.quit === 'no' && state.finished === undefined ? {...state, quit: 'asked'} : state;
+		case 'ui:cancel-quit':
+			return state.quit === 'asked' ? {...state, quit: 'no'} : state;
+		case 'ui:quitting':
+			return {...state, quit: 'quitting'};
+		case 'ui:show-plan': {
+			const {request} = state;
+			if (request?.kind !== 'gate' || state.planShownFor === request.id) return state;
+			const stage = state.stages.find((row) => row.id === request.stage);
+			return {
+				...appendLog(state, {
+					kind: 'plan',
+					number: stageNumber(state, request.stage),
+					title: stage?.title ?? request.stage,
+					plan: request.plan,
+				}),
+				planShownFor: request.id,
+			};
+		}
+
+		case 'ui:finished':
+			return {...state, finished: action.outcome, request: undefined, typing: false, progress: undefined};
+		case 'ui:start-failed':
+			return appendLog(state, {kind: 'note', text: action.error, tone: 'error'});
+	}
+}
+
+/** The run screen's whole state, from the engine's events and the admin's keys. Pure. */
+export function runReducer(state: RunState, action: EngineEvent | UiAction): RunState {
+	return action.type.startsWith('ui:')
+		? applyUiAction(state, action as UiAction)
+		: applyEngineEvent(state, action as EngineEvent);
+}
+
+/** The stage the live region centres on: the one asked about or running, else the next to do. */
+export function focusIndex(state: RunState): number {
+	const focused = state.focus ? state.stages.findIndex((stage) => stage.id === state.focus) : -1;
+	if (focused >= 0) return focused;
+	const next = state.stages.findIndex((stage) => stage.state === 'pending' || stage.state === 'running');
+	return next >= 0 ? next : Math.max(0, state.stages.length - 1);
+}
+
+/** One line for the end of the run. */
+export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'error'; text: string} {
+	const count = (wanted: StageState) => state.stages.filter((stage) => stage.state === wanted).length;
+	const done = count('done');
+	const skipped = count('skipped');
+	const tally = `${done}/${state.stages.length} done${skipped > 0 ? `, ${skipped} skipped` : ''}`;
+	const outcome = state.end?.outcome ?? state.finished;
+	const message = state.end?.message ? `: ${state.end.message}` : '';
+	if (outcome === 'done') return {tone: 'success', text: `${state.farm} is ready (${tally})`};
+	if (outcome === 'undone') return {tone: 'success', text: `${state.farm} undone${message}`};
+	if (outcome === 'failed') {
+		const failed = state.stages.find((stage) => stage.state === 'failed');
+		return {tone: 'error', text: `failed${failed ? ` at ${failed.title}` : ''}${message} (${tally})`};
+	}
+
+	return {
+		tone: 'warning',
+		text: `stopped${message} (${tally}); run farmclone ${state.farm} again to resume`,
+	};
+}

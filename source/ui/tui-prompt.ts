@@ -1,0 +1,106 @@
+import type {StageGate} from '../engine/api.js';
+import type {CheckResult, Plan, Prompt} from '../stages/types.js';
+
+export type GateAnswer = 'run' | 'skip' | 'quit';
+
+/** Something the engine awaits, shown by the screen until a key answers it. */
+export type PromptRequest =
+	| {kind: 'gate'; id: number; stage: string; plan: Plan; check: CheckResult}
+	| {kind: 'confirm'; id: number; message: string}
+	| {kind: 'choose'; id: number; message: string; choices: Array<{label: string; value: string}>}
+	| {kind: 'typed'; id: number; message: string; expected: string};
+
+export type PromptAnswers = {gate: GateAnswer; confirm: boolean; choose: string; typed: boolean};
+
+export class PromptStoppedError extends Error {
+	constructor() {
+		super('stopped by the admin; the run can be resumed');
+		this.name = 'PromptStoppedError';
+	}
+}
+
+type Waiting = {
+	request: PromptRequest;
+	settle: (answer: PromptAnswers[PromptRequest['kind']]) => void;
+	fail: (error: Error) => void;
+};
+
+export type TuiPrompt = {
+	prompt: Prompt;
+	confirmStage: StageGate;
+	/** Answers the request shown; false when `id` is no longer the one shown (a stale key press). */
+	answer<K extends PromptRequest['kind']>(id: number, kind: K, value: PromptAnswers[K]): boolean;
+	/** The admin quit: the shown gate and every later one answer 'quit', prompts reject. */
+	stop(): void;
+};
+
+/**
+ * Turns the engine's awaited calls into requests the screen shows one at a
+ * time (`show` gets the request on top, or undefined when none is left) and
+ * the keys resolve.
+ */
+export function createTuiPrompt(show: (request: PromptRequest | undefined) => void): TuiPrompt {
+	const queue: Waiting[] = [];
+	let nextId = 1;
+	let stopped = false;
+
+	const ask = <K extends PromptRequest['kind']>(
+		request: Extract<PromptRequest, {kind: K}>,
+	): Promise<PromptAnswers[K]> => {
+		if (stopped) {
+			return request.kind === 'gate'
+				? Promise.resolve('quit' as PromptAnswers[K])
+				: Promise.reject(new PromptStoppedError());
+		}
+
+		return new Promise<PromptAnswers[K]>((resolve, reject) => {
+			queue.push({request, settle: resolve as Waiting['settle'], fail: reject});
+			if (queue.length === 1) show(request);
+		});
+	};
+
+	const finishFirst = (outcome: (waiting: Waiting) => void) => {
+		const first = queue.shift();
+		if (!first) return;
+		show(queue[0]?.request);
+		outcome(first);
+	};
+
+	const prompt: Prompt = {
+		confirm: (message) => ask<'confirm'>({kind: 'confirm', id: nextId++, message}),
+		async choose(message, choices) {
+			const value = await ask<'choose'>({
+				kind: 'choose',
+				id: nextId++,
+				message,
+				choices: choices.map((choice) => ({label: choice.label, value: choice.value})),
+			});
+			const chosen = choices.find((choice) => choice.value === value);
+			if (!chosen) throw new Error(`"${value}" is not one of the choices`);
+			return chosen.value;
+		},
+		typed: (message, expected) => ask<'typed'>({kind: 'typed', id: nextId++, message, expected}),
+	};
+
+	const confirmStage: StageGate = (request) =>
+		ask<'gate'>({kind: 'gate', id: nextId++, stage: request.stage.id, plan: request.plan, check: request.check});
+
+	return {
+		prompt,
+		confirmStage,
+		answer(id, kind, value) {
+			const first = queue[0];
+			if (!first || first.request.id !== id || first.request.kind !== kind) return false;
+			finishFirst((waiting) => waiting.settle(value));
+			return true;
+		},
+		stop() {
+			stopped = true;
+			while (queue.length > 0) {
+				finishFirst((waiting) =>
+					waiting.request.kind === 'gate' ? waiting.settle('quit') : waiting.fail(new PromptStoppedError()),
+				);
+			}
+		},
+	};
+}

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {test} from 'node:test';
+import type {StageGate} from '../source/engine/api.js';
+import {runEngine, runUndo} from '../source/engine/engine.js';
+import type {EngineEvent} from '../source/engine/events.js';
+import {readJournal} from '../source/engine/journal.js';
+import {acquireLock, LockedError, readLock} from '../source/engine/lock.js';
+import {defaultSettings} from '../source/settings/schema.js';
+import type {Prompt, Stage} from '../source/stages/types.js';
+
+const yes: Prompt = {confirm: async () => true, choose: async (_m, choices) => choices[0]!.value, typed: async () => true};
+
+/** A stage whose effect is a file: check looks at the "host" (the file), not at the journal. */
+function fileStage(dir: string, id: string, options: {fail?: boolean; skippable?: boolean} = {}): Stage {
+	const file = path.join(dir, id);
+	return {
+		id,
+		title: id,
+		summary: id,
+		danger: 'none',
+		skippable: options.skippable ?? true,
+		async check() {
+			return (await fs.stat(file).catch(() => undefined))
+				? {status: 'done', detail: 'present'}
+				: {status: 'pending', detail: 'absent'};
+		},
+		async plan() {
+			return {commands: [['touch', file]], diffs: [], notes: []};
+		},
+		async apply(context) {
+			if (options.fail) throw new Error(`${id} broke`);
+			await context.record({[`${id}.made`]: true});
+			await fs.writeFile(file, id);
+		},
+		async verify() {
+			await fs.access(file);
+		},
+		async undo() {
+			await fs.rm(file, {force: true});
+		},
+	};
+}
+
+async function setup(t: {after: (fn: () => Promise<void>) => void}) {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-engine-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	const hostDir = path.join(dir, 'host');
+	const stateDir = path.join(dir, 'state');
+	await fs.mkdir(hostDir);
+	return {hostDir, stateDir};
+}
+
+function run(stages: Stage[], stateDir: string, gate: StageGate, events: EngineEvent[] = []) {
+	return runEngine({
+		settings: defaultSettings('gallifrey-dev'),
+		stages,
+		prompt: yes,
+		confirmStage: gate,
+		onEvent: (event) => events.push(event),
+		signal: new AbortController().signal,
+		stateDir,
+	});
+}
+
+test('runs every stage in order and journals each one', async (t) => {
+	const {hostDir, stateDir} = await setup(t);
+	const stages = ['a', 'b', 'c'].map((id) => fileStage(hostDir, id));
+	const events: EngineEvent[] = [];
+	const outcome = await run(stages, stateDir, async () => 'run', events);
+	assert.equal(outcome, 'done');
+	const journal = await readJournal(stateDir);
+	assert.deepEqual(
+		Object.entries(journal!.stages).map(([id, record]) => [id, record.state]),
+		[
+			['a', 'done'],
+			['b', 'done'],
+			['c', 'done'],
+		],
+	);
+	assert.equal(journal!.facts['b.made'], true);
+	assert.equal(journal!.outcome, 'done');
+	assert.deepEqual(
+		events.filter((event) => event.type === 'stage-start').map((event) => (event as {stage: string}).stage),
+		['a', 'b', 'c'],
+	);
+});
+
+test('quit leaves the run resumable; resume trusts the host over the journal', async (t) => {
+	const {hostDir, stateDir} = await setup(t);
+	const stages = ['a', 'b', 'c'].map((id) => fileStage(hostDir, id));
+	assert.equal(await run(stages, stateDir, async ({index}) => (index < 1 ? 'run' : 'quit')), 'stopped');
+	assert.equal((await readJournal(stateDir))!.stages['a']!.state, 'done');
+	// Someone removed a's effect meanwhile: the resumed run redoes it rather than trusting the journal.
+	await fs.rm(path.join(hostDir, 'a'));
+	const asked: string[] = [];
+	assert.equal(
+		await run(stages, stateDir, async ({stage}) => {
+			asked.push(stage.id);
+			return 'run';
+		}),
+		'done',
+	);
+	assert.deepEqual(asked, ['a', 'b', 'c']);
+	// Effects already present are not asked about again.
+	asked.length = 0;
+	assert.equal(await run(stages, stateDir, async ({stage}) => (asked.push(stage.id), 'run')), 'done');
+	assert.deepEqual(asked, []);
+});
+
+test('a failing stage stops the run with its error in the journal', async (t) => {
+	const {hostDir, stateDir} = await setup(t);
+	const stages = [fileStage(hostDir, 'a'), fileStage(hostDir, 'b', {fail: true}), fileStage(hostDir, 'c')];
+	const events: EngineEvent[] = [];
+	assert.equal(await run(stages, stateDir, async () => 'run', events), 'failed');
+	const journal = await readJournal(stateDir);
+	assert.equal(journal!.stages['b']!.state, 'failed');
+	assert.equal(journal!.stages['b']!.error, 'b broke');
+	assert.equal(journal!.stages['c'], undefined);
+	assert.ok(events.some((event) => event.type === 'stage-failed' && event.error === 'b broke'));
+});
+
+test('skip is honoured only for skippable stages', async (t) => {
+	const {hostDir, stateDir} = await setup(t);
+	const stages = [fileStage(hostDir, 'a', {skippable: true}), fileStage(hostDir, 'b', {skippable: false})];
+	assert.equal(await run(stages, stateDir, async () => 'skip'), 'done');
+	const journal = await readJournal(stateDir);
+	assert.equal(journal!.stages['a']!.state, 'skipped');
+	assert.equal(journal!.stages['b']!.state, 'done');
+});
+
+test('undo reverses completed stages last first and clears the journal', async (t) => {
+	const {hostDir, stateDir} = await setup(t);
+	const stages = ['a', 'b', 'c'].map((id) => fileStage(hostDir, id));
+	await run(stages, stateDir, async () => 'run');
+	const order: string[] = [];
+	const outcome = await runUndo({
+		settings: defaultSettings('gallifrey-dev'),
+		stages,
+		prompt: yes,
+		confirmUndo: async () => true,
+		onEvent: (event) => {
+			if (event.type === 'stage-undone') order.push(event.stage);
+		},
+		signal: new AbortController().signal,
+		stateDir,
+	});
+	assert.equal(outcome, 'done');
+	assert.deepEqual(order, ['c', 'b', 'a']);
+	assert.deepEqual(await fs.readdir(hostDir), []);
+	assert.deepEqual((await readJournal(stateDir))!.stages, {});
+});
+
+test('the lock names its owner and a dead owner is taken over', async (t) => {
+	const {stateDir} = await setup(t);
+	const release = await acquireLock(stateDir, 'test');
+	await assert.rejects(acquireLock(stateDir, 'second'), (error: unknown) => {
+		return error instanceof LockedError && error.owner.pid === process.pid && /pid \d+/.test(error.message);
+	});
+	await release();
+	// A lock left by a process that is gone.
+	const child = spawn(process.execPath, ['-e', '0']);
+	await new Promise((resolve) => child.on('exit', resolve));
+	await fs.writeFile(
+		path.join(stateDir, 'lock'),
+		JSON.stringify({pid: child.pid, host: os.hostname(), since: 'then', startTime: '1', command: 'x'}),
+	);
+	const again = await acquireLock(stateDir, 'third');
+	assert.equal((await readLock(stateDir))!.command, 'third');
+	await again();
+	assert.equal(await readLock(stateDir), undefined);
+});

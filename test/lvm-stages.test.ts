@@ -1,0 +1,372 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import {test, type TestContext} from 'node:test';
+import {setTimeout as sleep} from 'node:timers/promises';
+import {isAlive, killCopy, type CopyJob} from '../source/host/copy.js';
+import {Host} from '../source/host/host.js';
+import {getLv, getVg, listLvs, parseSize} from '../source/host/lvm.js';
+import {defaultSettings} from '../source/settings/schema.js';
+import {buildSimTree} from '../source/sim/tree.js';
+import {copyStage} from '../source/stages/copy.js';
+import {createVolumeStage} from '../source/stages/create-volume.js';
+import {dropSnapshotStage} from '../source/stages/drop-snapshot.js';
+import {snapshotStage} from '../source/stages/snapshot.js';
+import {StageError, type CopyProgress, type Facts, type StageContext} from '../source/stages/types.js';
+
+const MiB = 1024 * 1024;
+
+type Farm = {
+	context: StageContext;
+	facts: Facts;
+	logs: string[];
+	progress: CopyProgress[];
+	prompts: string[];
+	/** Replaced to react to what a stage records (the copy's pid, say). */
+	onRecord: (facts: Facts) => void | Promise<void>;
+	lv(name: string): ReturnType<typeof getLv>;
+	lvm(...argv: string[]): Promise<void>;
+};
+
+/** A simulated farm on disk (not tmpfs) with a real Host, and a StageContext built by hand. */
+async function farm(t: TestContext, sourceSize = 16 * MiB): Promise<Farm> {
+	const base = await fs.mkdtemp(path.join('/var/tmp', 'farmclone-lvm-stages-'));
+	const jobs: CopyJob[] = [];
+	t.after(async () => {
+		for (const job of jobs) {
+			if (await isAlive(job)) {
+				process.kill(job.pid, 'SIGCONT');
+				await killCopy(job, 'SIGKILL');
+			}
+		}
+
+		await fs.rm(base, {recursive: true, force: true});
+	});
+	const tree = await buildSimTree({root: path.join(base, 'farm'), sourceSize});
+	const settings = defaultSettings('gallifrey-dev', tree.settings);
+	const host = new Host({commandPath: settings.commandPath, backupDir: path.join(base, 'backups')});
+	const facts: Facts = {};
+	const stateDir = path.join(base, 'state');
+	await fs.mkdir(stateDir);
+	const result: Farm = {
+		facts,
+		logs: [],
+		progress: [],
+		prompts: [],
+		onRecord() {},
+		context: {
+			settings,
+			host,
+			facts,
+			async record(more) {
+				Object.assign(facts, more);
+				if (typeof more['copy.pid'] === 'number') {
+					jobs.push({pid: more['copy.pid'], startTime: Number(more['copy.startTime'])} as CopyJob);
+				}
+
+				await result.onRecord(more);
+			},
+			async updateSettings(patch) {
+				Object.assign(settings, patch);
+			},
+			stateDir,
+			log: (text) => void result.logs.push(text),
+			progress: (progress) => void result.progress.push(progress),
+			prompt: {
+				async confirm(message) {
+					result.prompts.push(message);
+					return true;
+				},
+				choose: async (_message, choices) => choices[0]!.value,
+				typed: async () => true,
+			},
+			signal: new AbortController().signal,
+		},
+		lv: (name) => getLv(host, settings.vg, name),
+		async lvm(...argv) {
+			await host.run(argv);
+		},
+	};
+	// The sim's source disk mixes random, zero, repeated chunks and holes: a sloppy copy does not match it.
+	assert.ok(await result.lv(settings.sourceLv), 'the simulated farm has the source disk');
+	return result;
+}
+
+async function sameBytes(a: string, b: string, length: number): Promise<boolean> {
+	const [left, right] = await Promise.all([fs.readFile(a), fs.readFile(b)]);
+	return left.subarray(0, length).equals(right.subarray(0, length));
+}
+
+async function applyAndVerify(stage: typeof snapshotStage, context: StageContext) {
+	await stage.apply(context);
+	await stage.verify(context);
+}
+
+test('snapshot, create, copy and drop run in order and leave an exact copy', async (t) => {
+	const {context, facts, lv, progress} = await farm(t);
+	const {settings} = context;
+	assert.equal((await snapshotStage.check(context)).status, 'pending');
+	await applyAndVerify(snapshotStage, context);
+	assert.equal((await snapshotStage.check(context)).status, 'done');
+	const snapshot = await lv(settings.snapshotLv);
+	assert.equal(snapshot?.origin, settings.sourceLv);
+	assert.equal(facts['snapshot.uuid'], snapshot?.uuid);
+
+	assert.equal((await createVolumeStage.check(context)).status, 'pending');
+	await applyAndVerify(createVolumeStage, context);
+	const source = (await lv(settings.sourceLv))!;
+	const target = (await lv(settings.targetLv))!;
+	assert.equal(target.size, source.size, 'the target is exactly as large as the source');
+	assert.equal((await createVolumeStage.check(context)).status, 'done');
+
+	const plan = await copyStage.plan(context);
+	assert.ok(plan.commands[0]?.includes(`if=${snapshot!.path}`) && plan.commands[0]?.includes(`of=${target.path}`));
+	assert.equal((await copyStage.check(context)).status, 'pending');
+	await applyAndVerify(copyStage, context);
+	assert.equal((await copyStage.check(context)).status, 'done');
+	assert.equal(typeof facts['copy.pid'], 'number');
+	assert.equal(typeof facts['copy.startTime'], 'number');
+	assert.equal(facts['copy.completed'], true);
+	assert.equal(progress.at(-1)?.bytes, source.size);
+	assert.ok(await sameBytes(source.path, target.path, source.size));
+
+	assert.equal((await dropSnapshotStage.check(context)).status, 'pending');
+	await applyAndVerify(dropSnapshotStage, context);
+	assert.equal(await lv(settings.snapshotLv), undefined);
+	assert.equal((await dropSnapshotStage.check(context)).status, 'done');
+	// Resuming later: the earlier stages still see their work done, nothing is made twice.
+	assert.equal((await snapshotStage.check(context)).status, 'done');
+	assert.equal((await copyStage.check(context)).status, 'done');
+});
+
+test('refuses a target name that exists and a snapshot name taken by another volume', async (t) => {
+	const {context, lv, lvm} = await farm(t);
+	const {settings} = context;
+	await lvm('lvcreate', '--size', '4m', '--name', settings.targetLv, settings.vg);
+	await lvm('lvcreate', '--size', '4m', '--name', settings.snapshotLv, settings.vg);
+	const snapshotCheck = await snapshotStage.check(context);
+	assert.equal(snapshotCheck.status, 'conflict');
+	assert.match(snapshotCheck.detail, /not a snapshot/);
+	await assert.rejects(snapshotStage.apply(context), StageError);
+
+	const createCheck = await createVolumeStage.check(context);
+	assert.equal(createCheck.status, 'conflict');
+	assert.match(createCheck.detail, /already exists/);
+	await assert.rejects(createVolumeStage.apply(context), /already exists/);
+	// Undo touches nothing this run did not create.
+	await createVolumeStage.undo(context);
+	await snapshotStage.undo(context);
+	assert.ok(await lv(settings.targetLv));
+	assert.ok(await lv(settings.snapshotLv));
+});
+
+test('refuses to snapshot when the VG has no room for the snapshot and the target, naming the numbers', async (t) => {
+	const {context, lv, lvm} = await farm(t);
+	const {settings} = context;
+	const group = await getVg(context.host, settings.vg);
+	const source = (await lv(settings.sourceLv))!;
+	// Leave room for the target but not for the snapshot too.
+	const filler = group.free - source.size - group.extentSize;
+	await lvm('lvcreate', '--size', `${filler}b`, '--name', 'filler', settings.vg);
+	const check = await snapshotStage.check(context);
+	assert.equal(check.status, 'conflict');
+	await assert.rejects(snapshotStage.apply(context), (error: Error) => {
+		assert.ok(error instanceof StageError);
+		assert.match(error.message, new RegExp(`has ${group.extentSize + source.size} bytes free`));
+		assert.match(error.message, new RegExp(`needs ${parseSize(settings.snapshotSize)} bytes`));
+		assert.match(error.message, new RegExp(`target ${source.size} bytes`));
+		return true;
+	});
+	assert.equal(await lv(settings.snapshotLv), undefined);
+});
+
+test('an overflowing snapshot fails the copy loudly, kills dd, and the next run starts over', async (t) => {
+	const {context, facts, lv} = await farm(t, 64 * MiB);
+	const {settings} = context;
+	await snapshotStage.apply(context);
+	await createVolumeStage.apply(context);
+	const state = {pid: 0};
+	// Freeze dd as soon as it starts, overflow the snapshot, then let dd go on reading it.
+	const harness = overflowingHarness(context, state);
+	await assert.rejects(copyStage.apply(harness.context), (error: Error) => {
+		assert.ok(error instanceof StageError, String(error));
+		assert.match(error.message, /overflowed/);
+		assert.match(error.message, /garbage/);
+		return true;
+	});
+	assert.equal(await isAlive({pid: state.pid, startTime: Number(facts['copy.startTime'])}), false, 'dd is stopped');
+	assert.equal(facts['copy.completed'], false);
+	assert.equal(facts['copy.offset'], 0);
+	assert.equal((await copyStage.check(context)).status, 'pending');
+
+	// The next run: the snapshot stage sees its snapshot overflowed and makes a new one; the copy starts over.
+	const check = await snapshotStage.check(context);
+	assert.equal(check.status, 'pending');
+	assert.match(check.detail, /overflowed/);
+	const before = facts['snapshot.uuid'];
+	await applyAndVerify(snapshotStage, context);
+	assert.notEqual(facts['snapshot.uuid'], before);
+	await applyAndVerify(copyStage, context);
+	const source = (await lv(settings.sourceLv))!;
+	assert.ok(await sameBytes(source.path, (await lv(settings.targetLv))!.path, source.size));
+});
+
+/** A context whose record() freezes dd when the copy starts and overflows the snapshot meanwhile. */
+function overflowingHarness(context: StageContext, state: {pid: number}) {
+	return {
+		context: {
+			...context,
+			async record(more: Facts) {
+				await context.record(more);
+				if (typeof more['copy.pid'] !== 'number') return;
+				state.pid = more['copy.pid'];
+				process.kill(state.pid, 'SIGSTOP');
+				const {vg, snapshotLv} = context.settings;
+				await context.host.run(['lvm-sim', 'set-snap-percent', `${vg}/${snapshotLv}`, '100']);
+				process.kill(state.pid, 'SIGCONT');
+			},
+		},
+	};
+}
+
+test('a nearly full snapshot is extended after asking, when the settings allow it', async (t) => {
+	const {context, lv, prompts, logs} = await farm(t);
+	const {settings} = context;
+	// Small enough to stay under the largest useful copy-on-write size of a 16 MiB origin, which LVM caps at.
+	Object.assign(settings, {snapshotSize: '4M', snapshotExtendBy: '8M'});
+	await snapshotStage.apply(context);
+	await createVolumeStage.apply(context);
+	await context.host.run(['lvm-sim', 'set-snap-percent', `${settings.vg}/${settings.snapshotLv}`, '85']);
+	const before = (await lv(settings.snapshotLv))!.size;
+	await applyAndVerify(copyStage, context);
+	assert.equal((await lv(settings.snapshotLv))!.size, before + parseSize(settings.snapshotExtendBy));
+	assert.equal(prompts.length, 1);
+	assert.match(prompts[0]!, /85% full/);
+	assert.ok(logs.some((line) => /warning: snapshot .* 85% full/.test(line)));
+});
+
+test('an aborted copy leaves dd running; the next apply reattaches to it', async (t) => {
+	const {context, facts, lv, logs} = await farm(t, 64 * MiB);
+	const {settings} = context;
+	await snapshotStage.apply(context);
+	await createVolumeStage.apply(context);
+	const controller = new AbortController();
+	const aborting = {
+		...context,
+		signal: controller.signal,
+		async record(more: Facts) {
+			await context.record(more);
+			if (typeof more['copy.pid'] !== 'number') return;
+			process.kill(more['copy.pid'], 'SIGSTOP');
+			controller.abort();
+		},
+	};
+	await assert.rejects(copyStage.apply(aborting), {name: 'AbortError'});
+	const job = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+	assert.equal(await isAlive(job), true, 'dd goes on after the abort');
+	const check = await copyStage.check(context);
+	assert.match(check.detail, /still copying/);
+
+	// dd stays stopped until the next apply has found it running, or it would finish before being looked for.
+	const resuming: StageContext = {
+		...context,
+		log(text) {
+			context.log(text);
+			if (text.includes('reattaching')) process.kill(job.pid, 'SIGCONT');
+		},
+	};
+	await applyAndVerify(copyStage, resuming);
+	assert.ok(logs.some((line) => line.includes(`reattaching to the copy still running as pid ${job.pid}`)));
+	assert.equal(facts['copy.pid'], job.pid, 'no second dd was started');
+	const source = (await lv(settings.sourceLv))!;
+	assert.ok(await sameBytes(source.path, (await lv(settings.targetLv))!.path, source.size));
+});
+
+test('a copy that finished while farmclone was away is taken as done, without copying again', async (t) => {
+	const {context, facts, logs} = await farm(t);
+	await snapshotStage.apply(context);
+	await createVolumeStage.apply(context);
+	const controller = new AbortController();
+	const leaving = {
+		...context,
+		signal: controller.signal,
+		async record(more: Facts) {
+			await context.record(more);
+			if (typeof more['copy.pid'] === 'number') controller.abort();
+		},
+	};
+	await assert.rejects(copyStage.apply(leaving), {name: 'AbortError'});
+	const job = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+	for (let waited = 0; (await isAlive(job)) && waited < 10_000; waited += 20) {
+		await sleep(20);
+	}
+
+	assert.equal(facts['copy.completed'], false);
+	await applyAndVerify(copyStage, context);
+	assert.ok(logs.some((line) => line.includes(`dd pid ${job.pid}) finished while farmclone was away`)));
+	assert.equal(facts['copy.pid'], job.pid, 'no second dd was started');
+	assert.equal(facts['copy.completed'], true);
+});
+
+test('a copy whose dd died resumes from the recorded offset', async (t) => {
+	const {context, facts, lv, logs, progress} = await farm(t, 96 * MiB);
+	const {settings} = context;
+	await snapshotStage.apply(context);
+	await createVolumeStage.apply(context);
+	const snapshot = (await lv(settings.snapshotLv))!;
+	const target = (await lv(settings.targetLv))!;
+	const written = 80 * MiB;
+	const killing = {
+		...context,
+		async record(more: Facts) {
+			await context.record(more);
+			if (typeof more['copy.pid'] !== 'number') return;
+			// dd dies before copying anything, as if the host had lost it...
+			await killCopy({pid: more['copy.pid'], startTime: Number(more['copy.startTime'])}, 'SIGKILL');
+		},
+	};
+	await assert.rejects(copyStage.apply(killing), /copy failed/);
+	assert.equal(facts['copy.offset'], 0, 'a dd that reported nothing leaves nothing to resume');
+	// ...whereas one that had copied the first 80 MiB and said so leaves them on the target and in the facts.
+	const head = (await fs.readFile(snapshot.path)).subarray(0, written);
+	await fs.writeFile(target.path, head, {flag: 'r+'});
+	await context.record({'copy.offset': written});
+	assert.match((await copyStage.check(context)).detail, /will resume/);
+	const earlierEvents = progress.length;
+	await applyAndVerify(copyStage, context);
+	// 64 MiB of margin before the recorded offset, in whole blocks of copyBlockSize (1 MiB).
+	const resumed = logs.find((line) => line.startsWith('resuming at 16.0 MiB'));
+	assert.ok(resumed?.includes(' skip=16 ') && resumed.includes(' seek=16 '), resumed);
+	assert.ok(progress[earlierEvents]!.bytes >= 16 * MiB, 'progress counts from the resume point');
+	const source = (await lv(settings.sourceLv))!;
+	assert.ok(await sameBytes(source.path, target.path, source.size));
+});
+
+test('undo removes only what this run created, and not while it is open', async (t) => {
+	const {context, facts, lv} = await farm(t);
+	const {settings} = context;
+	await snapshotStage.apply(context);
+	await createVolumeStage.apply(context);
+	const target = (await lv(settings.targetLv))!;
+	const handle = await fs.open(target.path, 'r');
+	try {
+		await assert.rejects(createVolumeStage.undo(context), /is open/);
+	} finally {
+		await handle.close();
+	}
+
+	assert.ok(await lv(settings.targetLv));
+	await createVolumeStage.undo(context);
+	await snapshotStage.undo(context);
+	assert.equal(await lv(settings.targetLv), undefined);
+	assert.equal(await lv(settings.snapshotLv), undefined);
+	assert.ok(await lv(settings.sourceLv), 'the source is never touched');
+
+	// A volume of the same name made by someone else afterwards is not ours.
+	await context.host.run(['lvcreate', '--size', '4m', '--name', settings.targetLv, settings.vg]);
+	assert.equal(facts['create-volume.created'], true);
+	await createVolumeStage.undo(context);
+	assert.ok(await lv(settings.targetLv), 'not ours: left alone');
+	const names = (await listLvs(context.host, settings.vg)).map((volume) => volume.name);
+	assert.ok(!names.includes(settings.snapshotLv) && names.includes(settings.sourceLv));
+});

@@ -1,0 +1,96 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {test} from 'node:test';
+import {execa} from 'execa';
+import {stopSimServices} from '../source/sim/services.js';
+
+const cli = path.resolve('dist/cli.js');
+
+async function tmux(...args: string[]): Promise<string> {
+	return (await execa('tmux', args)).stdout;
+}
+
+async function screen(session: string): Promise<string> {
+	return tmux('capture-pane', '-p', '-t', session);
+}
+
+/**
+ * The demo in a real pseudo-terminal (tmux, 80x24), driven by keys as a
+ * person would: Enter for each stage, the farm's name where a typed
+ * confirmation is asked, y for questions, until the end.
+ */
+test('the demo driven by keys in tmux reaches the end', {timeout: 600_000}, async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-tui-e2e-'));
+	const session = `farmclone-e2e-${process.pid}`;
+	const exitFile = path.join(dir, 'exit-code');
+	t.after(async () => {
+		await execa('tmux', ['kill-session', '-t', session], {reject: false});
+		await stopSimServices(dir).catch(() => undefined);
+		await fs.rm(dir, {recursive: true, force: true});
+	});
+	const command = [
+		'env',
+		'CI=false',
+		'TERM=xterm-256color',
+		'FARMCLONE_CONFIG_DIR=',
+		'FARMCLONE_STATE_DIR=',
+		process.execPath,
+		cli,
+		'demo',
+		'--size',
+		'32M',
+		'--dir',
+		dir,
+	];
+	// The exit code is written by a wrapper so the test can read it after the TUI ends.
+	const script = path.join(dir, 'run.sh');
+	await fs.writeFile(
+		script,
+		`#!/bin/sh\n${command.map((word) => `'${word}'`).join(' ')}\necho $? > '${exitFile}'\nsleep 600\n`,
+		{mode: 0o755},
+	);
+	await tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', script);
+
+	const typedFor = new Set<string>();
+	let last = '';
+	const deadline = Date.now() + 540_000;
+	while (Date.now() < deadline) {
+		const exitCode = await fs.readFile(exitFile, 'utf8').catch(() => undefined);
+		if (exitCode !== undefined) {
+			assert.equal(exitCode.trim(), '0', `farmclone exited ${exitCode.trim()}; last screen:\n${last}`);
+			break;
+		}
+
+		const now = await screen(session);
+		for (const line of now.split('\n')) assert.ok(line.length <= 80, `line wider than 80 columns: ${line}`);
+		if (now !== last) {
+			last = now;
+			if (/press any key to exit/.test(now)) {
+				assert.match(now, /14\/14|all 14|done/i);
+				await tmux('send-keys', '-t', session, 'x');
+			} else if (/Type the farm's name/.test(now)) {
+				const key = now.split('\n').find((line) => /Type the farm's name/.test(line)) ?? '';
+				if (!typedFor.has(key)) {
+					typedFor.add(key);
+					await tmux('send-keys', '-t', session, '-l', 'gallifrey-dev');
+					await tmux('send-keys', '-t', session, 'Enter');
+				}
+			} else if (/\(y\/n\)/.test(now)) {
+				await tmux('send-keys', '-t', session, 'y');
+			} else if (/Enter run/.test(now)) {
+				await tmux('send-keys', '-t', session, 'Enter');
+			}
+		}
+
+		await new Promise((resolve) => setTimeout(resolve, 300));
+	}
+
+	assert.ok(await fs.readFile(exitFile, 'utf8').catch(() => undefined), `the TUI did not end; last screen:\n${last}`);
+	const journal = JSON.parse(
+		await fs.readFile(path.join(dir, 'farmclone', 'state', 'gallifrey-dev', 'journal.json'), 'utf8'),
+	) as {outcome: string};
+	assert.equal(journal.outcome, 'done');
+	assert.ok(typedFor.size >= 2, 'the copy and the firewall restart each asked for the typed confirmation');
+});
