@@ -12,7 +12,11 @@ import {acquireLock, LockedError, readLock} from '../source/engine/lock.js';
 import {defaultSettings} from '../source/settings/schema.js';
 import type {Prompt, Stage} from '../source/stages/types.js';
 
-const yes: Prompt = {confirm: async () => true, choose: async (_m, choices) => choices[0]!.value, typed: async () => true};
+const yes: Prompt = {
+	confirm: async () => true,
+	choose: async (_m, choices) => choices[0]!.value,
+	typed: async () => true,
+};
 
 /** A stage whose effect is a file: check looks at the "host" (the file), not at the journal. */
 function fileStage(dir: string, id: string, options: {fail?: boolean; skippable?: boolean} = {}): Stage {

@@ -22,13 +22,15 @@ async function screen(session: string): Promise<string> {
  * confirmation is asked, y for questions, until the end.
  */
 test('the demo driven by keys in tmux reaches the end', {timeout: 600_000}, async (t) => {
-	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-tui-e2e-'));
+	const work = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-tui-e2e-'));
+	// The demo wants an empty directory of its own.
+	const dir = path.join(work, 'farm');
 	const session = `farmclone-e2e-${process.pid}`;
-	const exitFile = path.join(dir, 'exit-code');
+	const exitFile = path.join(work, 'exit-code');
 	t.after(async () => {
 		await execa('tmux', ['kill-session', '-t', session], {reject: false});
 		await stopSimServices(dir).catch(() => undefined);
-		await fs.rm(dir, {recursive: true, force: true});
+		await fs.rm(work, {recursive: true, force: true});
 	});
 	const command = [
 		'env',
@@ -45,7 +47,7 @@ test('the demo driven by keys in tmux reaches the end', {timeout: 600_000}, asyn
 		dir,
 	];
 	// The exit code is written by a wrapper so the test can read it after the TUI ends.
-	const script = path.join(dir, 'run.sh');
+	const script = path.join(work, 'run.sh');
 	await fs.writeFile(
 		script,
 		`#!/bin/sh\n${command.map((word) => `'${word}'`).join(' ')}\necho $? > '${exitFile}'\nsleep 600\n`,

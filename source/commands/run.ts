@@ -43,7 +43,11 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 			});
 		let outcome: Outcome;
 		if (flags.yes) {
-			const printer = createHeadlessPrinter({json: flags.json, write: (line) => process.stdout.write(`${line}\n`), stages: stageInfos()});
+			const printer = createHeadlessPrinter({
+				json: flags.json,
+				write: (line) => process.stdout.write(`${line}\n`),
+				stages: stageInfos(),
+			});
 			if (resumed && !flags.json) process.stdout.write(`resuming the unfinished run of ${farm}\n`);
 			const drivers = createHeadlessDrivers({farm, yes: true, confirm: flags.confirm, printer});
 			outcome = await start({...drivers, onEvent: printer, signal: controller.signal});

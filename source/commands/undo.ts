@@ -29,7 +29,11 @@ export async function undoCommand(
 	const stopSignals = abortOnSignals(controller);
 	try {
 		const journal = await readJournal(dir);
-		const printer = createHeadlessPrinter({json: flags.json, write: (line) => process.stdout.write(`${line}\n`), stages: stageInfos()});
+		const printer = createHeadlessPrinter({
+			json: flags.json,
+			write: (line) => process.stdout.write(`${line}\n`),
+			stages: stageInfos(),
+		});
 		if (flags.yes) {
 			const drivers = createHeadlessDrivers({farm, yes: true, confirm: flags.confirm, printer});
 			const outcome = await runUndo({

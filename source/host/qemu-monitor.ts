@@ -1,5 +1,7 @@
 import net from 'node:net';
 
+const terminalEscape = new RegExp(`${String.fromCodePoint(27)}\\[[\\d;]*[A-Za-z]`, 'g');
+
 /**
  * One command over QEMU's human monitor protocol on a unix socket: read the
  * banner up to the first prompt, send the command, collect until the next
@@ -30,7 +32,7 @@ export async function monitorCommand(socketPath: string, command: string, timeou
 			const answer = buffer
 				.replace('(qemu)', '')
 				// The monitor echoes the command line with terminal escapes.
-				.replaceAll(/\u001B\[[\d;]*[A-Za-z]/g, '')
+				.replaceAll(terminalEscape, '')
 				.split(/\r?\n/)
 				.map((line) => line.trim())
 				.filter((line) => line && line !== command)

@@ -107,6 +107,12 @@ export async function isServiceProcess(pid: number | undefined, program: string)
 	}
 }
 
+async function isRunning(pid: number): Promise<boolean> {
+	if (!isProcessAlive(pid)) return false;
+	const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+	return stat !== '' && !/\) [ZX] /.test(stat);
+}
+
 async function logTail(file: string): Promise<string> {
 	try {
 		return (await fs.readFile(file, 'utf8')).split('\n').slice(-20).join('\n');
@@ -223,8 +229,9 @@ async function startService(root: string, namespace: string, service: SimService
 		}
 	}
 
-	const up = await waitFor(async () => !(await isServiceProcess(pid, programs[service])) || (await ready()), 15_000);
-	if (!up || !(await isServiceProcess(pid, programs[service]))) {
+	// Not isServiceProcess: while `ip netns exec` execs the daemon, its cmdline is briefly empty.
+	const up = await waitFor(async () => !(await isRunning(pid)) || (await ready()), 15_000);
+	if (!up || !(await isRunning(pid))) {
 		await stopProcess(pid);
 		const log = [await logTail(logFile), service === 'nginx' ? await logTail(files.nginxErrorLog) : '']
 			.filter(Boolean)

@@ -3,7 +3,7 @@ import {monitorCommand, parseBalloon} from '../host/qemu-monitor.js';
 import {fqdn, monitorSocketPath} from '../settings/schema.js';
 import {StageError, type Stage, type StageContext} from './types.js';
 
-async function useGaneti(context: StageContext): Promise<boolean> {
+async function runtimeMemorySupported(context: StageContext): Promise<boolean> {
 	return hasRuntimeMemory(await ganetiVersion(context.host));
 }
 
@@ -29,14 +29,14 @@ export const balloonStage: Stage = {
 	},
 	async plan(context) {
 		const name = fqdn(context.settings);
-		const command = (await useGaneti(context))
+		const command = (await runtimeMemorySupported(context))
 			? ['gnt-instance', 'modify', '--runtime-memory', context.settings.balloonMemory, name]
 			: ['balloon', String(targetMiB(context)), '->', monitorSocketPath(context.settings)];
 		return {commands: [command], diffs: [], notes: ["then `info balloon` on the QEMU monitor shows the guest's size"]};
 	},
 	async apply(context) {
 		const name = fqdn(context.settings);
-		if (await useGaneti(context)) {
+		if (await runtimeMemorySupported(context)) {
 			await context.host.run(['gnt-instance', 'modify', '--runtime-memory', context.settings.balloonMemory, name]);
 		} else {
 			context.log(`monitor: balloon ${targetMiB(context)}`);
