@@ -18,6 +18,7 @@ if (files.length === 0) {
 const result = spawnSync(
 	process.execPath,
 	['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
-	{stdio: 'inherit', env: {...process.env, FORCE_COLOR: '0'}},
+	// Ink prints only the last frame when CI is set; component tests read every frame.
+	{stdio: 'inherit', env: {...process.env, FORCE_COLOR: '0', CI: 'false'}},
 );
 process.exit(result.status ?? 1);
