@@ -1,47 +1,46 @@
 import net from 'node:net';
 
-const terminalEscape = new RegExp(`${String.fromCodePoint(27)}\\[[\\d;]*[A-Za-z]`, 'g');
-
 /**
- * One command over QEMU's human monitor protocol on a unix socket: read the
- * banner up to the first prompt, send the command, collect until the next
- * prompt. What socat would do in the seed, without a shell.
+ * One command over QEMU's human monitor protocol on a unix socket, what
+ * `socat - unix:…monitor` does in the seed, without a shell: wait for the
+ * prompt, send, collect up to the next prompt.
  */
 export async function monitorCommand(socketPath: string, command: string, timeoutMs = 5000): Promise<string> {
 	return new Promise((resolve, reject) => {
-		const socket = net.createConnection(socketPath);
+		const connection = net.createConnection(socketPath);
 		let buffer = '';
 		let sent = false;
 		const timer = setTimeout(() => {
-			socket.destroy();
-			reject(new Error(`QEMU monitor ${socketPath} did not answer "${command}" within ${timeoutMs / 1000} s`));
+			connection.destroy();
+			reject(new Error(`the QEMU monitor ${socketPath} did not answer "${command}" within ${timeoutMs / 1000} s`));
 		}, timeoutMs);
-		socket.setEncoding('utf8');
-		socket.on('data', (chunk: string) => {
+		connection.setEncoding('utf8');
+		connection.on('data', (chunk: string) => {
 			buffer += chunk;
-			if (!buffer.includes('(qemu)')) return;
 			if (!sent) {
+				if (!buffer.includes('(qemu) ')) return;
 				sent = true;
 				buffer = '';
-				socket.write(`${command}\n`);
+				connection.write(`${command}\n`);
 				return;
 			}
 
+			// The monitor echoes the line being typed (with terminal escapes), then answers, then prompts again.
+			const echoEnd = buffer.indexOf('\r\n');
+			const prompt = buffer.lastIndexOf('(qemu) ');
+			if (echoEnd === -1 || prompt <= echoEnd) return;
 			clearTimeout(timer);
-			socket.end();
-			const answer = buffer
-				.replace('(qemu)', '')
-				// The monitor echoes the command line with terminal escapes.
-				.replaceAll(terminalEscape, '')
-				.split(/\r?\n/)
-				.map((line) => line.trim())
-				.filter((line) => line && line !== command)
-				.join('\n');
-			resolve(answer);
+			connection.end();
+			resolve(
+				buffer
+					.slice(echoEnd + 2, prompt)
+					.replaceAll('\r\n', '\n')
+					.trim(),
+			);
 		});
-		socket.on('error', (error) => {
+		connection.on('error', (error) => {
 			clearTimeout(timer);
-			reject(new Error(`cannot reach QEMU monitor ${socketPath}: ${error.message}`));
+			reject(new Error(`cannot reach the QEMU monitor ${socketPath}: ${error.message}`));
 		});
 	});
 }

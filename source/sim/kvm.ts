@@ -1,6 +1,6 @@
+import {monitorCommand, parseBalloon} from '../host/qemu-monitor.js';
 import {createHash} from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import {isProcessAlive} from './file-lock.js';
 import {
@@ -172,50 +172,11 @@ export async function stopVm(cluster: GanetiCluster, instanceName: string): Prom
 	for (const file of [files.pidFile, files.monitor, files.serial, files.qmp]) await fs.rm(file, {force: true});
 }
 
-/**
- * One command over QEMU's human monitor (what `socat - unix:...monitor`
- * does): wait for the prompt, send, collect up to the next prompt.
- */
-export async function monitorCommand(socket: string, command: string, timeoutMs = 5000): Promise<string> {
-	return new Promise((resolve, reject) => {
-		const connection = net.createConnection(socket);
-		let buffer = '';
-		let sent = false;
-		const timer = setTimeout(() => {
-			connection.destroy();
-			reject(new Error(`the QEMU monitor ${socket} did not answer ${command}`));
-		}, timeoutMs);
-		connection.setEncoding('utf8');
-		connection.on('data', (chunk: string) => {
-			buffer += chunk;
-			if (!sent) {
-				if (!buffer.includes('(qemu) ')) return;
-				sent = true;
-				buffer = '';
-				connection.write(`${command}\n`);
-				return;
-			}
-
-			// The monitor echoes the line being typed (with terminal escapes), then answers, then prompts again.
-			const echoEnd = buffer.indexOf('\r\n');
-			const prompt = buffer.lastIndexOf('(qemu) ');
-			if (echoEnd === -1 || prompt <= echoEnd) return;
-			clearTimeout(timer);
-			connection.end();
-			resolve(buffer.slice(echoEnd + 2, prompt).replaceAll('\r\n', '\n'));
-		});
-		connection.on('error', (error) => {
-			clearTimeout(timer);
-			reject(new Error(`cannot reach the QEMU monitor ${socket}: ${error.message}`));
-		});
-	});
-}
+export {monitorCommand} from '../host/qemu-monitor.js';
 
 /** `info balloon`: the guest's memory in MiB as QEMU sees it (without a guest driver, all of it). */
 export async function balloonActual(socket: string): Promise<number | undefined> {
-	const answer = await monitorCommand(socket, 'info balloon');
-	const match = /actual=(\d+)/.exec(answer);
-	return match ? Number(match[1]) : undefined;
+	return parseBalloon(await monitorCommand(socket, 'info balloon'));
 }
 
 /**
