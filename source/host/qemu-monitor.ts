@@ -31,12 +31,7 @@ export async function monitorCommand(socketPath: string, command: string, timeou
 			if (echoEnd === -1 || prompt <= echoEnd) return;
 			clearTimeout(timer);
 			connection.end();
-			resolve(
-				buffer
-					.slice(echoEnd + 2, prompt)
-					.replaceAll('\r\n', '\n')
-					.trim(),
-			);
+			resolve(buffer.slice(echoEnd + 2, prompt).replaceAll('\r\n', '\n'));
 		});
 		connection.on('error', (error) => {
 			clearTimeout(timer);
