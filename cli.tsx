@@ -18,6 +18,8 @@ const cli = meow(
     --yes              run without prompts (one line per event)
     --json             with --yes or status: JSON lines / JSON
     --confirm NAME     headless twin of the typed confirmation of dangerous stages
+    --restart-firewall headless: restart Shorewall (with its rollback watchdog);
+                       without it a headless run stops before the restart
     --dir DIR          demo: where to build the simulated host (default: a temp dir)
     --size SIZE        demo: size of the simulated source disk (default 256M)
     --no-run           demo: build the simulated host and stop
@@ -37,6 +39,7 @@ const cli = meow(
 			yes: {type: 'boolean', default: false},
 			json: {type: 'boolean', default: false},
 			confirm: {type: 'string'},
+			restartFirewall: {type: 'boolean', default: false},
 			dir: {type: 'string'},
 			size: {type: 'string', default: '256M'},
 			run: {type: 'boolean', default: true},

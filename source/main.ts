@@ -16,6 +16,7 @@ export type Flags = {
 	yes: boolean;
 	json: boolean;
 	confirm?: string;
+	restartFirewall: boolean;
 	dir?: string;
 	size: string;
 	run: boolean;
@@ -63,7 +64,12 @@ async function dispatch(input: string[], flags: Flags, showHelp: () => void): Pr
 		}
 
 		case 'run': {
-			return runCommand(store, farmArgument(), {yes: flags.yes, json: flags.json, confirm: flags.confirm});
+			return runCommand(store, farmArgument(), {
+				yes: flags.yes,
+				json: flags.json,
+				confirm: flags.confirm,
+				restartFirewall: flags.restartFirewall,
+			});
 		}
 
 		case 'plan': {

@@ -6,17 +6,22 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
+import {Host} from '../source/host/host.js';
+import {readPartitionTable} from '../source/host/image.js';
 import {stopSimServices} from '../source/sim/services.js';
 
 const cli = path.resolve('dist/cli.js');
+const sbin = {PATH: `${process.env['PATH'] ?? '/usr/bin:/bin'}:/usr/local/sbin:/usr/sbin:/sbin`};
 
-async function sha256(file: string): Promise<string> {
+/** SHA-256 of bytes [start, end) of a file, to its end when `end` is left out. */
+async function sha256(file: string, start = 0, end?: number): Promise<string> {
 	const hash = createHash('sha256');
-	for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+	const range = end === undefined ? {start} : {start, end: end - 1};
+	for await (const chunk of createReadStream(file, range)) hash.update(chunk as Buffer);
 	return hash.digest('hex');
 }
 
-test('farmclone demo --yes runs all 14 stages against the simulated farm', {timeout: 600_000}, async (t) => {
+test('farmclone demo --yes runs all 15 stages against the simulated farm', {timeout: 600_000}, async (t) => {
 	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-demo-e2e-'));
 	t.after(async () => {
 		await stopSimServices(dir).catch(() => undefined);
@@ -33,7 +38,7 @@ test('farmclone demo --yes runs all 14 stages against the simulated farm', {time
 		.filter((line) => line.startsWith('{'))
 		.map((line) => JSON.parse(line) as {type: string; stage?: string});
 	const done = events.filter((event) => event.type === 'stage-done').map((event) => event.stage);
-	assert.equal(new Set(done).size, 14, `stages done: ${done.join(', ')}`);
+	assert.equal(new Set(done).size, 15, `stages done: ${done.join(', ')}`);
 
 	const journal = JSON.parse(
 		await fs.readFile(path.join(dir, 'farmclone', 'state', 'gallifrey-dev', 'journal.json'), 'utf8'),
@@ -44,7 +49,29 @@ test('farmclone demo --yes runs all 14 stages against the simulated farm', {time
 	const adopted = journal.facts['ganeti-instance.disk'];
 	assert.equal(typeof adopted, 'string');
 	const source = path.join(dir, 'dev', 'all', 'f3e8d23f-21c0-417d-9b5e-91bb4da9b926.disk0');
-	assert.equal(await sha256(path.join(dir, 'dev', 'all', adopted as string)), await sha256(source));
+	const clone = path.join(dir, 'dev', 'all', adopted as string);
+	// The copy stage verified the whole clone byte for byte; the identity stage then changed its root
+	// filesystem only. Everything outside that partition is still the source's, byte for byte.
+	const partition = (await readPartitionTable(new Host({backupDir: dir}), source))?.partitions[0];
+	assert.ok(partition, 'the source disk has a root partition');
+	const end = partition.offset + partition.size;
+	assert.equal(await sha256(clone, 0, partition.offset), await sha256(source, 0, partition.offset));
+	assert.equal(await sha256(clone, end), await sha256(source, end));
+	assert.notEqual(await sha256(clone, partition.offset, end), await sha256(source, partition.offset, end));
+	const guest = async (file: string, disk = clone) =>
+		(
+			await execa('debugfs', ['-R', `cat ${file}`, `${disk}?offset=${partition.offset}`], {
+				env: sbin,
+				stripFinalNewline: false,
+			})
+		).stdout;
+	assert.equal(await guest('/etc/hostname'), 'gallifrey-dev\n');
+	assert.equal(await guest('/etc/hostname', source), 'gallifrey\n');
+	assert.match(await guest('/etc/packaging-farm/packaging-farm.conf'), /^GIT_REVISION=master$/m);
+	assert.equal(await guest('/etc/machine-id'), '');
+	const loops = await execa('losetup', ['-J', '-l', '-O', 'NAME,BACK-FILE'], {env: sbin});
+	assert.ok(!loops.stdout.includes(dir), `no loop device left: ${loops.stdout}`);
+	assert.ok(!(await fs.readFile('/proc/self/mountinfo', 'utf8')).includes(dir), 'nothing left mounted');
 
 	await execa('named-checkzone', ['farm', path.join(dir, 'etc/bind/db.farm')]);
 	await execa('dhcpd', ['-t', '-cf', path.join(dir, 'etc/dhcp/dhcpd.conf')]);

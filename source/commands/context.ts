@@ -28,16 +28,71 @@ export function isInteractive(): boolean {
 	return Boolean(process.stdin.isTTY && process.stdout.isTTY);
 }
 
+export type SessionGuard = {
+	/** Aborted by SIGHUP, SIGTERM, SIGINT, or the terminal going away. */
+	signal: AbortSignal;
+	/** Whether stdout, stderr or stdin failed (EIO, EPIPE): nothing written reaches anyone any more. */
+	terminalGone(): boolean;
+	/** Writes a line to stdout unless the terminal is gone; never throws. */
+	print(line: string): void;
+	dispose(): void;
+};
+
+const streamErrors = new Set(['EIO', 'EPIPE', 'ENXIO', 'ECONNRESET', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
 /**
  * SIGHUP (the SSH session dropped), SIGTERM and SIGINT abort the run: the
  * engine stops at the next safe point with the journal consistent, and
- * detached work (the copy, the firewall watchdog) goes on.
+ * detached work (the copy, the firewall watchdog) goes on. After a hang-up
+ * the terminal is gone: writing to it fails with EIO (EPIPE for a pipe), and
+ * such a failure must not kill farmclone before the journal is consistent,
+ * so the errors are taken as one more reason to stop, quietly.
  */
-export function abortOnSignals(controller: AbortController): () => void {
+export function guardSession(controller: AbortController): SessionGuard {
+	let gone = false;
 	const signals: NodeJS.Signals[] = ['SIGHUP', 'SIGTERM', 'SIGINT'];
-	const handler = () => controller.abort();
-	for (const signal of signals) process.on(signal, handler);
-	return () => {
-		for (const signal of signals) process.off(signal, handler);
+	// A hang-up alone does not silence the output: it may go to a file or a pipe that still works.
+	const onSignal = (signal: NodeJS.Signals) => {
+		controller.abort(new Error(`${signal} received`));
+	};
+
+	const onStreamError = (error: NodeJS.ErrnoException) => {
+		gone = true;
+		const why = streamErrors.has(error.code ?? '') ? 'the terminal is gone' : 'the terminal failed';
+		if (!controller.signal.aborted) controller.abort(new Error(`${why} (${error.code ?? error.message})`));
+	};
+
+	const streams = [process.stdout, process.stderr, process.stdin];
+	for (const signal of signals) process.on(signal, onSignal);
+	for (const stream of streams) stream.on('error', onStreamError);
+	const {stdin} = process;
+	const setRawMode = stdin.isTTY ? stdin.setRawMode : undefined;
+	if (setRawMode) {
+		// Restoring the mode of a hung-up terminal fails with EIO; there is no mode left to restore.
+		stdin.setRawMode = (mode: boolean) => {
+			try {
+				return setRawMode.call(stdin, mode);
+			} catch {
+				gone = true;
+				return stdin;
+			}
+		};
+	}
+
+	return {
+		signal: controller.signal,
+		terminalGone: () => gone,
+		print(line) {
+			if (gone) return;
+			try {
+				process.stdout.write(`${line}\n`);
+			} catch {
+				gone = true;
+			}
+		},
+		dispose() {
+			for (const signal of signals) process.off(signal, onSignal);
+			// The error listeners stay: a late write to a dead terminal must still not crash the exit.
+		},
 	};
 }

@@ -56,6 +56,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
 			json: flags.json,
 			// A simulated farm: the demo confirms its own dangerous stages.
 			confirm: flags.yes ? farm.settings.name : undefined,
+			restartFirewall: flags.yes,
 		});
 	} finally {
 		if (flags.keep || !flags.run) {

@@ -9,12 +9,15 @@ import {randomMac} from '../stages/mac.js';
 import {allStages} from '../stages/index.js';
 import type {CheckResult, Plan, Prompt} from '../stages/types.js';
 import {farmDir} from './context.js';
+import {preflight, type Finding} from '../engine/preflight.js';
 
 const refuse: Prompt = {
 	confirm: async () => false,
 	choose: async (_message, choices) => choices[0]!.value,
 	typed: async () => false,
 };
+
+export type FarmPlan = {findings: Finding[]; stages: PlannedStage[]};
 
 export type PlannedStage = {
 	id: string;
@@ -26,11 +29,13 @@ export type PlannedStage = {
 };
 
 /**
- * Every stage's check and plan, without changing anything: the journal is
- * read but not written, commands are only the read-only ones the checks use.
+ * The preflight's findings (what would stop `farmclone run` before stage 1),
+ * then every stage's check and plan, without changing anything: the journal
+ * is read but not written, commands are only the read-only ones the checks use.
  */
-export async function planFarm(store: SettingsStore, farm: string): Promise<PlannedStage[]> {
-	const settings = {...store.require(farm)};
+export async function planFarm(store: SettingsStore, farm: string): Promise<FarmPlan> {
+	const stored = store.require(farm);
+	const settings = {...stored};
 	// Not saved: the MAC stage picks the real one when it runs.
 	if (!settings.mac) settings.mac = randomMac();
 	const journal = (await readJournal(farmDir(farm))) ?? newJournal(farm);
@@ -39,6 +44,13 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Plan
 		const host = new Host({commandPath: settings.commandPath, backupDir: path.join(scratch, 'backups')});
 		const writer = new JournalWriter(scratch, structuredClone(journal));
 		const session = {journal: writer, host, currentStage: {id: ''}, emit: () => undefined};
+		// With the MAC as stored: a made-up one would only find made-up conflicts.
+		const findings = await preflight(
+			host,
+			stored,
+			journal.facts,
+			allStages.map((stage) => stage.id),
+		);
 		const planned: PlannedStage[] = [];
 		for (const stage of allStages) {
 			const context = stageContext(session, settings, stage, refuse, new AbortController().signal, scratch);
@@ -55,15 +67,29 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Plan
 			planned.push(entry);
 		}
 
-		return planned;
+		return {findings, stages: planned};
 	} finally {
 		await fs.rm(scratch, {recursive: true, force: true});
 	}
 }
 
-export function formatPlan(planned: PlannedStage[]): string {
+export function formatPlan({findings, stages}: FarmPlan): string {
 	const lines: string[] = [];
-	for (const [index, stage] of planned.entries()) {
+	if (findings.length > 0) {
+		lines.push(`preflight: farmclone run would refuse to start (${findings.length} problem(s)):`);
+		for (const finding of findings) {
+			const [first = '', ...rest] = finding.reason.trim().split('\n');
+			lines.push(
+				`  ✘ ${finding.field} = ${JSON.stringify(finding.value)}: ${first}`,
+				...rest.map((line) => `      ${line}`),
+			);
+		}
+	} else {
+		lines.push('preflight: no problem found; farmclone run may start');
+	}
+
+	lines.push('');
+	for (const [index, stage] of stages.entries()) {
 		const danger = stage.danger === 'typed' ? '  [typed confirmation]' : stage.danger === 'confirm' ? '  [asks]' : '';
 		lines.push(`${index + 1}. ${stage.title}${danger}`);
 		if (stage.check) lines.push(`   now: ${stage.check.status}: ${stage.check.detail}`);

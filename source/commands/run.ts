@@ -1,5 +1,5 @@
 import {runEngine, type Outcome} from '../engine/engine.js';
-import type {StartRun} from '../engine/api.js';
+import type {StageGate, StartRun} from '../engine/api.js';
 import type {StageState} from '../engine/events.js';
 import {isUnfinished, readJournal} from '../engine/journal.js';
 import {acquireLock} from '../engine/lock.js';
@@ -7,12 +7,33 @@ import {createHeadlessDrivers, createHeadlessPrinter} from '../headless.js';
 import type {SettingsStore} from '../settings/store.js';
 import {allStages} from '../stages/index.js';
 import {renderRun} from '../ui/render-run.js';
-import {abortOnSignals, farmDir, isInteractive, UsageError} from './context.js';
+import {farmDir, guardSession, isInteractive, UsageError, type SessionGuard} from './context.js';
 
-export type RunFlags = {yes: boolean; json: boolean; confirm?: string};
+export type RunFlags = {
+	yes: boolean;
+	json: boolean;
+	confirm?: string;
+	/** Headless: restart the firewall (with its rollback watchdog) instead of stopping before it. */
+	restartFirewall?: boolean;
+};
 
 export function stageInfos() {
 	return allStages.map(({id, title, summary, danger, skippable}) => ({id, title, summary, danger, skippable}));
+}
+
+/**
+ * Ends a TUI session that a signal or a lost terminal stopped: its screen
+ * would wait for a key nobody can press. Called once the engine has stopped
+ * at a safe point, so the journal is consistent; the lock goes first.
+ */
+export async function leaveStoppedScreen(
+	guard: SessionGuard,
+	release: () => Promise<void>,
+	outcome: Outcome,
+): Promise<void> {
+	if (!guard.signal.aborted) return;
+	await release();
+	process.exit(outcome === 'done' ? 0 : 1);
 }
 
 export async function runCommand(store: SettingsStore, farm: string, flags: RunFlags): Promise<number> {
@@ -25,8 +46,7 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 
 	const dir = farmDir(farm);
 	const release = await acquireLock(dir, `farmclone run ${farm}`);
-	const controller = new AbortController();
-	const stopSignals = abortOnSignals(controller);
+	const guard = guardSession(new AbortController());
 	try {
 		const journal = await readJournal(dir);
 		const resumed = isUnfinished(journal);
@@ -37,20 +57,27 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 				prompt: drivers.prompt,
 				confirmStage: drivers.confirmStage,
 				onEvent: drivers.onEvent,
-				signal: AbortSignal.any([drivers.signal, controller.signal]),
+				signal: AbortSignal.any([drivers.signal, guard.signal]),
 				stateDir: dir,
 				saveSettings: (changed) => store.save(changed),
 			});
 		let outcome: Outcome;
 		if (flags.yes) {
-			const printer = createHeadlessPrinter({
-				json: flags.json,
-				write: (line) => process.stdout.write(`${line}\n`),
-				stages: stageInfos(),
-			});
-			if (resumed && !flags.json) process.stdout.write(`resuming the unfinished run of ${farm}\n`);
+			const printer = createHeadlessPrinter({json: flags.json, write: guard.print, stages: stageInfos()});
+			if (resumed && !flags.json) guard.print(`resuming the unfinished run of ${farm}`);
 			const drivers = createHeadlessDrivers({farm, yes: true, confirm: flags.confirm, printer});
-			outcome = await start({...drivers, onEvent: printer, signal: controller.signal});
+			const confirmStage: StageGate = async (request) => {
+				if (request.stage.id === 'firewall-restart' && !flags.restartFirewall) {
+					printer.note(
+						`stopping before ${request.stage.id}: without a terminal the firewall is restarted only with --restart-firewall (and --confirm ${farm}); the run stays resumable`,
+						request.stage.id,
+					);
+					return 'quit';
+				}
+
+				return drivers.confirmStage(request);
+			};
+			outcome = await start({...drivers, confirmStage, onEvent: printer, signal: guard.signal});
 		} else {
 			const initialStates: Record<string, StageState> = {};
 			for (const stage of allStages) initialStates[stage.id] = journal?.stages[stage.id]?.state ?? 'pending';
@@ -61,13 +88,17 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 				resumedNote: resumed
 					? `Resuming the unfinished run of ${farm} started ${journal?.startedAt ?? ''}: each stage is checked against the host first.`
 					: undefined,
-				start,
+				async start(drivers) {
+					const result = await start(drivers);
+					await leaveStoppedScreen(guard, release, result);
+					return result;
+				},
 			});
 		}
 
 		return outcome === 'done' ? 0 : 1;
 	} finally {
-		stopSignals();
+		guard.dispose();
 		await release();
 	}
 }

@@ -4,8 +4,8 @@ import {createHeadlessDrivers, createHeadlessPrinter} from '../headless.js';
 import type {SettingsStore} from '../settings/store.js';
 import {allStages} from '../stages/index.js';
 import {renderRun} from '../ui/render-run.js';
-import {abortOnSignals, farmDir, isInteractive, UsageError} from './context.js';
-import {stageInfos} from './run.js';
+import {farmDir, guardSession, isInteractive, UsageError} from './context.js';
+import {leaveStoppedScreen, stageInfos} from './run.js';
 import type {StageState} from '../engine/events.js';
 import {readJournal} from '../engine/journal.js';
 
@@ -25,15 +25,10 @@ export async function undoCommand(
 
 	const dir = farmDir(farm);
 	const release = await acquireLock(dir, `farmclone undo ${farm}`);
-	const controller = new AbortController();
-	const stopSignals = abortOnSignals(controller);
+	const guard = guardSession(new AbortController());
 	try {
 		const journal = await readJournal(dir);
-		const printer = createHeadlessPrinter({
-			json: flags.json,
-			write: (line) => process.stdout.write(`${line}\n`),
-			stages: stageInfos(),
-		});
+		const printer = createHeadlessPrinter({json: flags.json, write: guard.print, stages: stageInfos()});
 		if (flags.yes) {
 			const drivers = createHeadlessDrivers({farm, yes: true, confirm: flags.confirm, printer});
 			const outcome = await runUndo({
@@ -42,7 +37,7 @@ export async function undoCommand(
 				prompt: drivers.prompt,
 				confirmUndo: async () => true,
 				onEvent: printer,
-				signal: controller.signal,
+				signal: guard.signal,
 				stateDir: dir,
 			});
 			return outcome === 'done' ? 0 : 1;
@@ -55,8 +50,8 @@ export async function undoCommand(
 			stages: stageInfos(),
 			initialStates,
 			resumedNote: `Undo of ${farm}: the completed stages are reversed, last first.`,
-			start: async (drivers) =>
-				runUndo({
+			start: async (drivers) => {
+				const result = await runUndo({
 					settings,
 					stages: [...allStages],
 					prompt: drivers.prompt,
@@ -66,13 +61,16 @@ export async function undoCommand(
 							farm,
 						),
 					onEvent: drivers.onEvent,
-					signal: AbortSignal.any([drivers.signal, controller.signal]),
+					signal: AbortSignal.any([drivers.signal, guard.signal]),
 					stateDir: dir,
-				}),
+				});
+				await leaveStoppedScreen(guard, release, result);
+				return result;
+			},
 		});
 		return outcome === 'done' ? 0 : 1;
 	} finally {
-		stopSignals();
+		guard.dispose();
 		await release();
 	}
 }

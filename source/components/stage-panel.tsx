@@ -39,6 +39,10 @@ function Wrapped({text, width, maxLines, bold}: {text: string; width: number; ma
 	);
 }
 
+function secondsLeft(deadline: number): number {
+	return Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+}
+
 function wrappedHeight(text: string, width: number, maxLines: number): number {
 	return Math.min(Math.max(1, maxLines), wrapText(text, width).length);
 }
@@ -112,10 +116,12 @@ function PromptPanel(props: PanelProps & {request: Exclude<PromptRequest, {kind:
 	const context = running ? <RunningLine {...props} /> : '';
 	const room = height - (running ? 1 : 0) - (footer ? 1 : 0);
 	if (request.kind === 'confirm') {
+		const left = request.deadline === undefined ? undefined : secondsLeft(request.deadline);
 		return (
 			<Box flexDirection="column">
 				{context}
-				<Wrapped text={`${request.message} (y/n)`} width={width} maxLines={room} bold />
+				<Wrapped text={`${request.message} (y/n)`} width={width} maxLines={room - (left === undefined ? 0 : 1)} bold />
+				{left === undefined ? '' : <Line color={tone('warning')}>{`${left} s left · no answer by then is a no`}</Line>}
 				{footer}
 			</Box>
 		);

@@ -4,7 +4,8 @@ import type {FarmSettings} from '../settings/schema.js';
 import {StageError, type CheckResult, type Plan, type Prompt, type Stage, type StageContext} from '../stages/types.js';
 import type {RunRequest} from './api.js';
 import type {EngineEvent, StageState} from './events.js';
-import {JournalWriter, newJournal, readJournal, type Journal} from './journal.js';
+import {isUnfinished, JournalWriter, newJournal, readJournal, type Journal} from './journal.js';
+import {assertPreflight} from './preflight.js';
 
 export type Outcome = 'done' | 'failed' | 'stopped';
 
@@ -37,7 +38,7 @@ async function openSession(request: {
 			request.onEvent({type: 'command', stage: currentStage.id, command});
 		},
 	});
-	return {journal, host, currentStage, emit: request.onEvent, resumed: existing !== undefined};
+	return {journal, host, currentStage, emit: request.onEvent, resumed: isUnfinished(existing)};
 }
 
 export function stageContext(
@@ -66,6 +67,70 @@ export function stageContext(
 	};
 }
 
+/**
+ * What `promise` gives, unless `signal` aborts first: then AbortedError. A
+ * question nobody can answer any more (the terminal is gone with the SSH
+ * session) must not hold the engine away from its next safe point.
+ */
+export async function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+	if (signal.aborted) throw new AbortedError();
+	let onAbort: () => void = () => undefined;
+	const aborted = new Promise<never>((_resolve, reject) => {
+		onAbort = () => reject(new AbortedError());
+		signal.addEventListener('abort', onAbort, {once: true});
+	});
+	try {
+		return await Promise.race([promise, aborted]);
+	} finally {
+		signal.removeEventListener('abort', onAbort);
+	}
+}
+
+function abortablePrompt(prompt: Prompt, signal: AbortSignal): Prompt {
+	return {
+		confirm: async (message, options) => unlessAborted(prompt.confirm(message, options), signal),
+		choose: async (message, choices) => unlessAborted(prompt.choose(message, choices), signal),
+		typed: async (message, expected) => unlessAborted(prompt.typed(message, expected), signal),
+	};
+}
+
+/**
+ * Before the first question of a resumed run: what the journal says of each
+ * stage it recorded, and what the host shows now (the host wins).
+ */
+async function announceResume(
+	session: Session,
+	stages: Stage[],
+	context: (stage: Stage) => StageContext,
+	farm: string,
+): Promise<void> {
+	const {journal, emit} = session;
+	const recorded = stages.filter((stage) => (journal.journal.stages[stage.id]?.state ?? 'pending') !== 'pending');
+	if (recorded.length === 0) return;
+	emit({
+		type: 'log',
+		stage: 'resume',
+		text: `resuming the run of ${farm} started ${journal.journal.startedAt}; checking the host for the ${recorded.length} stages the journal recorded`,
+	});
+	for (const stage of recorded) {
+		const state = journal.journal.stages[stage.id]!.state;
+		session.currentStage.id = stage.id;
+		let found: string;
+		if (state === 'skipped') {
+			found = 'skipped in an earlier session';
+		} else {
+			try {
+				const check = await stage.check(context(stage));
+				found = `${check.status === 'done' ? 'found done' : check.status === 'pending' ? 'not finished' : 'conflict'}: ${check.detail}`;
+			} catch (error) {
+				found = `cannot check yet: ${describe(error).error}`;
+			}
+		}
+
+		emit({type: 'log', stage: stage.id, text: `resume: ${stage.title}: ${found} (journal: ${state})`});
+	}
+}
+
 function describe(error: unknown): {error: string; hint?: string} {
 	if (error instanceof StageError)
 		return error.hint ? {error: error.message, hint: error.hint} : {error: error.message};
@@ -88,10 +153,20 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		);
 	}
 
+	await assertPreflight(
+		session.host,
+		settings,
+		journal.journal.facts,
+		stages.map((stage) => stage.id),
+	);
 	await journal.update((state) => {
 		state.outcome = undefined;
 	});
 	emit({type: 'run-start', farm: settings.name, resumed: session.resumed, at: new Date().toISOString()});
+	const prompt = abortablePrompt(request.prompt, signal);
+	const contextFor = (stage: Stage) =>
+		stageContext(session, settings, stage, prompt, signal, stateDir, request.saveSettings);
+	if (session.resumed) await announceResume(session, stages, contextFor, settings.name);
 
 	const finish = async (outcome: Outcome, message?: string): Promise<Outcome> => {
 		await journal.update((state) => {
@@ -104,7 +179,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 	for (const [index, stage] of stages.entries()) {
 		if (signal.aborted) return finish('stopped');
 		session.currentStage.id = stage.id;
-		const context = stageContext(session, settings, stage, request.prompt, signal, stateDir, request.saveSettings);
+		const context = contextFor(stage);
 		const recorded = journal.journal.stages[stage.id]?.state ?? 'pending';
 		if (recorded === 'skipped') {
 			emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped in an earlier session'});
@@ -145,7 +220,12 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		}
 
 		emit({type: 'plan', stage: stage.id, plan});
-		const answer = await request.confirmStage({stage, index, plan, check});
+		const answer = await unlessAborted(request.confirmStage({stage, index, plan, check}), signal).catch(
+			(error: unknown) => {
+				if (error instanceof AbortedError) return 'quit' as const;
+				throw error;
+			},
+		);
 		if (answer === 'quit' || signal.aborted) return finish('stopped');
 		if (answer === 'skip' && stage.skippable) {
 			await journal.setStage(stage.id, {state: 'skipped', endedAt: new Date().toISOString()});
@@ -199,55 +279,79 @@ export async function runUndo(request: UndoRequest): Promise<Outcome> {
 		resumed: journal.journal.mode === 'undo',
 		at: new Date().toISOString(),
 	});
+	const prompt = abortablePrompt(request.prompt, signal);
+	const contextFor = (stage: Stage) =>
+		stageContext(session, settings, stage, prompt, signal, stateDir, request.saveSettings);
+	const end = async (outcome: 'undone' | 'failed' | 'stopped', message?: string): Promise<Outcome> => {
+		if (outcome === 'undone') {
+			// A clean slate: the next run starts from the first stage, as if there had been none.
+			await journal.update((state) => {
+				state.outcome = 'undone';
+				state.stages = {};
+				state.facts = {};
+				state.mode = 'run';
+			});
+		} else if (journal.journal.mode === 'undo') {
+			await journal.update((state) => {
+				state.outcome = outcome;
+			});
+		}
+
+		emit({type: 'run-end', farm: settings.name, outcome, message});
+		return outcome === 'undone' ? 'done' : outcome;
+	};
+
 	if (todo.length === 0) {
-		emit({type: 'run-end', farm: settings.name, outcome: 'undone', message: 'nothing to undo'});
-		return 'done';
+		// Every stage undone but the clean slate not written yet (killed just before): write it now.
+		return journal.journal.mode === 'undo' ? end('undone') : end('undone', 'nothing to undo');
 	}
 
 	const plans: Array<{stage: Stage; plan: Plan}> = [];
 	for (const stage of todo) {
 		session.currentStage.id = stage.id;
-		const context = stageContext(session, settings, stage, request.prompt, signal, stateDir, request.saveSettings);
-		const plan = stage.undoPlan ? await stage.undoPlan(context) : {commands: [], diffs: [], notes: [stage.summary]};
+		const context = contextFor(stage);
+		let plan: Plan;
+		try {
+			plan = stage.undoPlan ? await stage.undoPlan(context) : {commands: [], diffs: [], notes: [stage.summary]};
+		} catch (error) {
+			plan = {commands: [], diffs: [], notes: [`cannot plan the undo yet: ${describe(error).error}`]};
+		}
+
 		plans.push({stage, plan});
 		emit({type: 'plan', stage: stage.id, plan});
 	}
 
-	if (!(await request.confirmUndo(plans))) {
-		emit({type: 'run-end', farm: settings.name, outcome: 'stopped', message: 'undo not confirmed'});
-		return 'stopped';
-	}
+	const confirmed = await unlessAborted(request.confirmUndo(plans), signal).catch((error: unknown) => {
+		if (error instanceof AbortedError) return false;
+		throw error;
+	});
+	if (!confirmed) return end('stopped', signal.aborted ? 'stopped' : 'undo not confirmed');
 
 	await journal.update((state) => {
 		state.mode = 'undo';
 		state.outcome = undefined;
 	});
 	for (const stage of todo) {
-		if (signal.aborted) return 'stopped';
+		if (signal.aborted) return end('stopped', 'stopped; run farmclone undo again to finish');
 		session.currentStage.id = stage.id;
-		const context = stageContext(session, settings, stage, request.prompt, signal, stateDir, request.saveSettings);
 		emit({type: 'stage-start', stage: stage.id, title: `undo ${stage.title}`});
 		try {
-			await stage.undo(context);
+			await stage.undo(contextFor(stage));
 		} catch (error) {
+			if (signal.aborted || error instanceof AbortedError) {
+				return end('stopped', 'stopped; run farmclone undo again to finish');
+			}
+
 			const failure = describe(error);
 			emit({type: 'stage-failed', stage: stage.id, title: `undo ${stage.title}`, ...failure});
-			emit({type: 'run-end', farm: settings.name, outcome: 'failed', message: failure.error});
-			return 'failed';
+			return end('failed', failure.error);
 		}
 
 		await journal.setStage(stage.id, {state: 'undone', endedAt: new Date().toISOString()});
 		emit({type: 'stage-undone', stage: stage.id, title: stage.title});
 	}
 
-	await journal.update((state) => {
-		state.outcome = 'undone';
-		state.stages = {};
-		state.facts = {};
-		state.mode = 'run';
-	});
-	emit({type: 'run-end', farm: settings.name, outcome: 'undone'});
-	return 'done';
+	return end('undone');
 }
 
 export type {Journal};

@@ -11,6 +11,8 @@ import {writeFileAtomic} from '../host/atomic.js';
 export type WatchdogJob = {
 	deadline: number;
 	confirmFile: string;
+	/** Appears when the admin answered no: roll back now instead of at the deadline. */
+	rollbackFile?: string;
 	resultFile: string;
 	/** Files to put back: the edited file and the copy of it from before the edit. */
 	files: Array<{path: string; previous: string}>;
@@ -21,28 +23,8 @@ export type WatchdogJob = {
 
 export type WatchdogResult = {outcome: 'confirmed' | 'rolled-back' | 'rollback-failed'; at: string; detail: string};
 
-async function main(jobFile: string): Promise<void> {
-	const job = JSON.parse(fs.readFileSync(jobFile, 'utf8')) as WatchdogJob;
-	process.on('SIGHUP', () => undefined);
-	const finish = async (result: Omit<WatchdogResult, 'at'>) => {
-		await writeFileAtomic(job.resultFile, JSON.stringify({...result, at: new Date().toISOString()}));
-	};
-
-	while (Date.now() < job.deadline) {
-		if (fs.existsSync(job.confirmFile)) {
-			await finish({outcome: 'confirmed', detail: 'confirmed in time'});
-			return;
-		}
-
-		await new Promise((resolve) => setTimeout(resolve, 200));
-	}
-
-	if (fs.existsSync(job.confirmFile)) {
-		await finish({outcome: 'confirmed', detail: 'confirmed in time'});
-		return;
-	}
-
-	const notes: string[] = [];
+async function rollBack(job: WatchdogJob, reason: string): Promise<Omit<WatchdogResult, 'at'>> {
+	const notes: string[] = [reason];
 	for (const file of job.files) {
 		await writeFileAtomic(file.path, fs.readFileSync(file.previous, 'utf8'));
 		notes.push(`restored ${file.path}`);
@@ -53,13 +35,53 @@ async function main(jobFile: string): Promise<void> {
 		const result = await execa(command!, args, {env: job.env, extendEnv: true, reject: false, all: true});
 		notes.push(`${argv.join(' ')} -> ${result.exitCode}`);
 		if (result.exitCode !== 0) {
-			await finish({outcome: 'rollback-failed', detail: `${notes.join('; ')}: ${String(result.all).trim()}`});
-			process.exitCode = 1;
-			return;
+			return {outcome: 'rollback-failed', detail: `${notes.join('; ')}: ${String(result.all).trim()}`};
 		}
 	}
 
-	await finish({outcome: 'rolled-back', detail: notes.join('; ')});
+	return {outcome: 'rolled-back', detail: notes.join('; ')};
+}
+
+async function main(jobFile: string): Promise<void> {
+	const job = JSON.parse(fs.readFileSync(jobFile, 'utf8')) as WatchdogJob;
+	let stopRequested: string | undefined;
+	// The SSH session going away must not stop the switch; being told to stop means nobody will confirm.
+	process.on('SIGHUP', () => undefined);
+	for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+		process.on(signal, () => {
+			stopRequested = `got ${signal} before any confirmation`;
+		});
+	}
+
+	const finish = async (result: Omit<WatchdogResult, 'at'>) => {
+		await writeFileAtomic(job.resultFile, JSON.stringify({...result, at: new Date().toISOString()}));
+		console.log(`${new Date().toISOString()} ${result.outcome}: ${result.detail}`);
+	};
+
+	const confirmed = () => fs.existsSync(job.confirmFile);
+	let reason = 'not confirmed before the deadline';
+	while (Date.now() < job.deadline && !confirmed()) {
+		if (job.rollbackFile && fs.existsSync(job.rollbackFile)) {
+			reason = 'the admin did not keep the new firewall';
+			break;
+		}
+
+		if (stopRequested) {
+			reason = stopRequested;
+			break;
+		}
+
+		await new Promise((resolve) => setTimeout(resolve, 200));
+	}
+
+	if (confirmed()) {
+		await finish({outcome: 'confirmed', detail: 'confirmed in time'});
+		return;
+	}
+
+	const result = await rollBack(job, reason);
+	await finish(result);
+	if (result.outcome !== 'rolled-back') process.exitCode = 1;
 }
 
 const jobFile = process.argv[2];

@@ -4,11 +4,19 @@ import path from 'node:path';
 
 export type LockOwner = {pid: number; host: string; since: string; startTime?: string; command: string};
 
+function ago(since: string, now = Date.now()): string {
+	const seconds = Math.max(0, Math.round((now - Date.parse(since)) / 1000));
+	if (!Number.isFinite(seconds)) return 'unknown';
+	if (seconds < 90) return `${seconds} s ago`;
+	if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min ago`;
+	return `${(seconds / 3600).toFixed(1)} h ago`;
+}
+
 export class LockedError extends Error {
 	constructor(readonly owner: LockOwner) {
 		super(
-			`farm is in use by pid ${owner.pid} on ${owner.host} since ${owner.since} (${owner.command}); ` +
-				'wait for it to finish, or stop that process',
+			`the farm is in use by another session: "${owner.command}", pid ${owner.pid} on ${owner.host}, ` +
+				`since ${owner.since} (${ago(owner.since)}); wait for it to finish, or stop that process (kill ${owner.pid})`,
 		);
 		this.name = 'LockedError';
 	}
@@ -44,6 +52,26 @@ export async function readLock(farmDir: string): Promise<LockOwner | undefined> 
 	}
 }
 
+/** Held for the instant a stale lock is replaced, so that two takers cannot both replace it. */
+async function withTakeoverGuard(farmDir: string, action: () => Promise<void>): Promise<void> {
+	const guard = path.join(farmDir, 'lock.takeover');
+	try {
+		await fs.writeFile(guard, String(process.pid), {flag: 'wx', mode: 0o600});
+	} catch (error) {
+		if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+		// Its owner died in the middle of a takeover: a guard this old is no one's.
+		const stat = await fs.stat(guard).catch(() => undefined);
+		if (stat && Date.now() - stat.mtimeMs > 10_000) await fs.rm(guard, {force: true});
+		return;
+	}
+
+	try {
+		await action();
+	} finally {
+		await fs.rm(guard, {force: true});
+	}
+}
+
 /**
  * One session per farm. The lock file names its owner (pid, start time,
  * host); a lock whose owner is gone is taken over. Detached helpers (the copy,
@@ -59,7 +87,7 @@ export async function acquireLock(farmDir: string, command: string): Promise<() 
 		command,
 	};
 	const file = lockPath(farmDir);
-	for (let attempt = 0; attempt < 3; attempt++) {
+	for (let attempt = 0; attempt < 20; attempt++) {
 		try {
 			await fs.writeFile(file, JSON.stringify(me), {flag: 'wx', mode: 0o600});
 			return async () => {
@@ -71,14 +99,18 @@ export async function acquireLock(farmDir: string, command: string): Promise<() 
 		}
 
 		const owner = await readLock(farmDir);
-		if (owner && owner.host === me.host && (await isSameProcessAlive(owner.pid, owner.startTime))) {
-			throw new LockedError(owner);
-		}
-
 		if (owner && owner.host !== me.host) throw new LockedError(owner);
-		// Stale: its owner died. Remove it only if it is still the same stale file, then retry the exclusive create.
-		const again = await readLock(farmDir);
-		if (JSON.stringify(again) === JSON.stringify(owner)) await fs.rm(file, {force: true});
+		if (owner && (await isSameProcessAlive(owner.pid, owner.startTime))) throw new LockedError(owner);
+		// Stale (its owner died), or unreadable half-way through its creation: replace it only if it is still the
+		// same file, under the takeover guard, then retry the exclusive create.
+		await withTakeoverGuard(farmDir, async () => {
+			const again = await readLock(farmDir);
+			if (JSON.stringify(again) !== JSON.stringify(owner)) return;
+			const stat = await fs.stat(file).catch(() => undefined);
+			// An unreadable lock may be one being written right now; only an old one is a leftover.
+			if (owner || (stat && Date.now() - stat.mtimeMs > 2000)) await fs.rm(file, {force: true});
+		});
+		await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
 	}
 
 	throw new Error(`could not take the lock ${file}`);

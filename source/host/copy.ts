@@ -159,6 +159,41 @@ export async function startDetachedCopy(host: Host, request: CopyRequest): Promi
 	return {pid, startTime, progressFile, offset, total, blockSize, exited, argv};
 }
 
+/** This boot's id: a copy recorded under another one may have lost writes the device had only cached. */
+export async function bootId(): Promise<string | undefined> {
+	try {
+		return (await fs.readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim();
+	} catch {
+		return undefined;
+	}
+}
+
+/**
+ * The process whose stderr is `progressFile`: the dd started for it, found
+ * even when the farmclone that started it died before recording its pid.
+ */
+export async function findCopyByProgressFile(
+	progressFile: string,
+): Promise<Pick<CopyJob, 'pid' | 'startTime'> | undefined> {
+	let entries: string[];
+	try {
+		entries = await fs.readdir('/proc');
+	} catch {
+		return undefined;
+	}
+
+	for (const entry of entries) {
+		if (!/^\d+$/.test(entry)) continue;
+		const pid = Number(entry);
+		const stderr = await fs.readlink(`/proc/${pid}/fd/2`).catch(() => undefined);
+		if (stderr !== progressFile) continue;
+		const startTime = await processStartTime(pid);
+		if (startTime !== undefined) return {pid, startTime};
+	}
+
+	return undefined;
+}
+
 /** Stops our dd (and only ours: the start time must match). Returns whether it was running. */
 export async function killCopy(
 	job: Pick<CopyJob, 'pid' | 'startTime'>,

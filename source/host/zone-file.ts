@@ -326,17 +326,22 @@ export function addZoneRecord(text: string, request: ZoneRecordRequest, today: D
 	return {text: insertLines(bumped, lines.length, [line]), serialBefore, serialAfter, line};
 }
 
-/** Remove this farm's marked lines; the serial is bumped again, because secondaries never take a lower one. */
+/**
+ * Remove this farm's marked lines; the serial is bumped again, because
+ * secondaries never take a lower one. `restoreSerial` puts an earlier serial
+ * back instead: only for a serial no server ever served.
+ */
 export function removeZoneRecord(
 	text: string,
 	request: Pick<ZoneRecordRequest, 'zone' | 'farm'>,
 	today: Date = new Date(),
+	restoreSerial?: string,
 ): ZoneEdit & {removed: string[]} {
 	const {text: without, removed} = removeMarkedLines(text, request.farm, ';');
 	const parsed = parseZone(without, request.zone);
 	if (!parsed.soa) throw new ZoneParseError('no SOA record in this file: its serial cannot be bumped');
 	const serialBefore = parsed.soa.serial.text;
 	if (removed.length === 0) return {text, serialBefore, serialAfter: serialBefore, removed};
-	const serialAfter = bumpSerial(serialBefore, today);
+	const serialAfter = restoreSerial ?? bumpSerial(serialBefore, today);
 	return {text: replaceToken(without, parsed.soa.serial, serialAfter), serialBefore, serialAfter, removed};
 }

@@ -81,6 +81,22 @@ export type FarmSettings = {
 	listen: string;
 	nginxLogDir: string;
 	nginxReload: string[];
+
+	// The clone's identity, changed in its filesystem before it first boots
+	/** `/etc/hostname` and the `127.0.1.1` line of `/etc/hosts` name the clone. */
+	identityHostname: boolean;
+	/** The copied SSH host keys removed, fresh ones generated. */
+	identitySshKeys: boolean;
+	/** `/etc/machine-id` (and a D-Bus copy that is a file) emptied: the clone makes its own on first boot. */
+	identityMachineId: boolean;
+	/** udev's `70-persistent-net.rules` removed: it pins eth0 to the source's MAC. */
+	identityPersistentNet: boolean;
+	/** DHCP client leases removed. */
+	identityDhcpLeases: boolean;
+	/** `GIT_REVISION=master` in the packaging farm's configuration: a development farm builds from master. */
+	identityGitRevision: boolean;
+	/** Where the packaging farm's configuration is, inside the clone. */
+	packagingFarmConf: string;
 };
 
 export type SettingsField = keyof FarmSettings;
@@ -154,6 +170,13 @@ export function defaultSettings(name: string, overrides: Partial<FarmSettings> =
 		listen: '80',
 		nginxLogDir: '/var/log/nginx',
 		nginxReload: ['systemctl', 'reload', 'nginx'],
+		identityHostname: true,
+		identitySshKeys: true,
+		identityMachineId: true,
+		identityPersistentNet: true,
+		identityDhcpLeases: true,
+		identityGitRevision: true,
+		packagingFarmConf: '/etc/packaging-farm/packaging-farm.conf',
 	};
 	return {...base, ...overrides};
 }

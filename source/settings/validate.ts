@@ -74,6 +74,7 @@ const integer =
 		Number.isInteger(value) && (value as number) >= min && (value as number) <= max
 			? undefined
 			: `must be a whole number from ${min} to ${max}`;
+const boolean: Rule = (value) => (typeof value === 'boolean' ? undefined : 'must be true or false');
 const matching =
 	(test: (text: string) => boolean, reason: string): Rule =>
 	(value) =>
@@ -136,6 +137,13 @@ const rules: Record<keyof FarmSettings, Rule> = {
 	listen: matching((listen) => /^([\d.]+:|\[[\da-f:]+\]:)?\d{1,5}$/i.test(listen), 'must be a port or address:port'),
 	nginxLogDir: absolutePath,
 	nginxReload: argv,
+	identityHostname: boolean,
+	identitySshKeys: boolean,
+	identityMachineId: boolean,
+	identityPersistentNet: boolean,
+	identityDhcpLeases: boolean,
+	identityGitRevision: boolean,
+	packagingFarmConf: absolutePath,
 };
 
 function toGanetiMiB(size: string): number {

@@ -320,9 +320,31 @@ export async function ensureSimServices(root: string, require: readonly SimServi
 	return state.namespace;
 }
 
-/** Starts the simulated host's namespace and every service (idempotent). */
+/**
+ * Shorewall runs on a farm host: start it with the configuration it has, so
+ * that the firewall-restart stage restarts a running firewall. Only ever
+ * inside the sim's own namespace (checked again here: `ip netns exec` of a
+ * missing namespace would fail, but never run it in the host's).
+ */
+async function startSimFirewall(namespace: string): Promise<void> {
+	if (!(await namespaceExists(namespace))) throw new Error(`no namespace ${namespace} to start Shorewall in`);
+	const status = await runInNamespace(namespace, ['/usr/sbin/shorewall', 'status']);
+	if (status.exitCode === 0 && /Shorewall is running/.test(status.stdout)) return;
+	const start = await runInNamespace(namespace, ['/usr/sbin/shorewall', 'start'], {timeoutMs: 60_000});
+	if (start.exitCode !== 0) {
+		throw new Error(
+			`shorewall start failed in ${namespace}:\n${`${start.stdout}${start.stderr}`.trim().split('\n').slice(-6).join('\n')}`,
+		);
+	}
+}
+
+/** Starts the simulated host's namespace, every service and its firewall (idempotent). */
 export async function startSimServices(root: string): Promise<SimServicesState> {
-	return withFileLock(simServiceFiles(root).lockFile, async () => ensureUnlocked(root, {require: simServiceNames}));
+	return withFileLock(simServiceFiles(root).lockFile, async () => {
+		const state = await ensureUnlocked(root, {require: simServiceNames});
+		await startSimFirewall(state.namespace);
+		return state;
+	});
 }
 
 /**

@@ -1,5 +1,9 @@
+import fs from 'node:fs/promises';
 import path from 'node:path';
 import {
+	bootId,
+	findCopyByProgressFile,
+	parseDdOutput,
 	bothSupportDirectIo,
 	copyOutcome,
 	ddArgv,
@@ -18,10 +22,10 @@ import {StageError, type Stage, type StageContext} from './types.js';
 const snapshotPollMs = 3000;
 const offsetRecordMs = 5000;
 /**
- * A resumed copy starts this far before the recorded offset. With direct I/O
- * dd counts only writes the device acknowledged, but a device's volatile
- * write cache may lose the last of them in a power cut; re-copying 64 MiB is
- * cheap insurance. verify() compares everything anyway.
+ * After a reboot, a resumed copy starts this far before the last offset dd
+ * reported: a device's volatile write cache may have lost the last writes it
+ * acknowledged in the power cut; re-copying 64 MiB is cheap insurance.
+ * verify() compares everything anyway.
  */
 const resumeMarginBytes = 64 * 1024 * 1024;
 
@@ -53,14 +57,25 @@ function requireVolumes(context: StageContext, found: Partial<CopyVolumes>): Cop
 	return {source, snapshot, target};
 }
 
-function recordedJob(context: StageContext): CopyJob | undefined {
+/**
+ * The latest dd of this run: the one recorded with its pid, or one whose
+ * start was announced (its progress file) but whose pid never reached the
+ * journal because farmclone died in between; that one is found by its
+ * progress file. A job with pid 0 never started or is gone.
+ */
+async function latestJob(context: StageContext): Promise<CopyJob | undefined> {
 	const {facts} = context;
-	const numbers = ['copy.pid', 'copy.startTime', 'copy.startOffset', 'copy.total', 'copy.blockSize'].map((key) =>
-		facts[key] === undefined ? Number.NaN : Number(facts[key]),
-	);
-	if (numbers.some((value) => Number.isNaN(value)) || typeof facts['copy.progressFile'] !== 'string') return undefined;
-	const [pid, startTime, offset, total, blockSize] = numbers as [number, number, number, number, number];
-	return {pid, startTime, offset, total, blockSize, progressFile: facts['copy.progressFile']};
+	const progressFile = facts['copy.pendingProgressFile'] ?? facts['copy.progressFile'];
+	const total = Number(facts['copy.total']);
+	const blockSize = Number(facts['copy.blockSize']);
+	if (typeof progressFile !== 'string' || !(total > 0) || !(blockSize > 0)) return undefined;
+	const offset = Number(facts['copy.pendingOffset'] ?? facts['copy.startOffset'] ?? 0);
+	if (progressFile === facts['copy.progressFile'] && typeof facts['copy.pid'] === 'number') {
+		return {pid: facts['copy.pid'], startTime: Number(facts['copy.startTime']), progressFile, offset, total, blockSize};
+	}
+
+	const found = await findCopyByProgressFile(progressFile);
+	return {pid: found?.pid ?? 0, startTime: found?.startTime ?? -1, progressFile, offset, total, blockSize};
 }
 
 /** The recorded copy read this very snapshot into this very volume: its progress counts. */
@@ -73,11 +88,25 @@ function sameVolumes(context: StageContext, found: CopyVolumes): boolean {
 	);
 }
 
-/** Where an interrupted copy of the same snapshot onto the same volume can pick up, else 0. */
-function resumeOffset(context: StageContext, found: CopyVolumes, blockSize: number): number {
-	const recorded = Number(context.facts['copy.offset'] ?? 0);
-	if (!sameVolumes(context, found) || !(recorded > 0)) return 0;
-	return Math.max(0, Math.floor((recorded - resumeMarginBytes) / blockSize) * blockSize);
+/** Bytes a dd that is no longer running said it had written, counted from the start of the volume. */
+async function reportedBytes(job: CopyJob): Promise<number> {
+	return job.offset + parseDdOutput(await fs.readFile(job.progressFile, 'utf8').catch(() => '')).bytes;
+}
+
+/**
+ * Where an interrupted copy of the same snapshot onto the same volume picks
+ * up, else 0. dd reports once a second the bytes the device has taken (direct
+ * I/O or dsync), so in the same boot its last report is durable: at most one
+ * report's worth is copied again. After a reboot a device's volatile write
+ * cache may have lost the last acknowledged writes: go back a margin more.
+ */
+async function resumeOffset(context: StageContext, found: CopyVolumes, job: CopyJob | undefined): Promise<number> {
+	if (!job || !sameVolumes(context, found)) return 0;
+	const known = Math.max(await reportedBytes(job), Number(context.facts['copy.offset'] ?? 0));
+	const recordedBoot = context.facts['copy.bootId'];
+	const margin = recordedBoot !== undefined && recordedBoot === (await bootId()) ? 0 : resumeMarginBytes;
+	const offset = Math.min(known, found.source.size) - margin;
+	return Math.max(0, Math.floor(offset / job.blockSize) * job.blockSize);
 }
 
 class SnapshotOverflow extends Error {}
@@ -151,14 +180,15 @@ function snapshotGuard(context: StageContext) {
 
 /** The recorded dd if it is still copying, else a newly started one (resuming where an interrupted one got). */
 async function attachOrStart(context: StageContext, found: CopyVolumes): Promise<CopyJob | 'finished'> {
-	const previous = recordedJob(context);
+	const previous = await latestJob(context);
 	const ours = previous && sameVolumes(context, found) ? previous : undefined;
 	if (previous && !ours && (await isAlive(previous))) {
 		throw new StageError(`an older copy (dd pid ${previous.pid}) is still running`, 'farmclone undo stops it');
 	}
 
 	if (ours && (await isAlive(ours))) {
-		context.log(`reattaching to the copy still running as pid ${ours.pid}`);
+		context.log(`reattaching to the copy still running as pid ${ours.pid} (same pid and start time as recorded)`);
+		if (context.facts['copy.pid'] !== ours.pid) await recordStarted(context, ours);
 		return ours;
 	}
 
@@ -169,23 +199,51 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 
 	const blockSize = context.settings.copyBlockSize;
 	const total = found.source.size;
-	const offset = resumeOffset(context, found, blockSize);
-	const progressFile = path.join(context.stateDir, 'copy-progress.log');
-	const request = {source: found.snapshot.path, target: found.target.path, total, blockSize, offset, progressFile};
-	const job = await startDetachedCopy(context.host, request);
-	context.log(`${offset ? `resuming at ${formatBytes(offset)}: ` : ''}${job.argv.join(' ')} (pid ${job.pid})`);
+	const offset = await resumeOffset(context, found, ours);
+	if (ours && offset > 0) {
+		const reported = await reportedBytes(ours);
+		context.log(
+			`dd (pid ${ours.pid || 'unknown'}) stopped after ${formatBytes(reported)}; ${formatBytes(Math.max(0, reported - offset))} are copied again`,
+		);
+	}
+
+	const progressFile = path.join(context.stateDir, `copy-progress.${Date.now()}.log`);
+	if (previous && previous.progressFile !== progressFile) await fs.rm(previous.progressFile, {force: true});
+	// Announced before dd starts: a farmclone killed right after the start still finds dd by its progress file.
 	await context.record({
-		'copy.pid': job.pid,
-		'copy.startTime': job.startTime,
-		'copy.progressFile': progressFile,
-		'copy.startOffset': offset,
+		'copy.pendingProgressFile': progressFile,
+		'copy.pendingOffset': offset,
 		'copy.total': total,
 		'copy.blockSize': blockSize,
 		'copy.snapshotUuid': found.snapshot.uuid,
 		'copy.targetUuid': found.target.uuid,
+		'copy.bootId': await bootId(),
 		'copy.completed': false,
 	});
+	const request = {source: found.snapshot.path, target: found.target.path, total, blockSize, offset, progressFile};
+	const job = await startDetachedCopy(context.host, request);
+	context.log(`${offset ? `resuming at ${formatBytes(offset)}: ` : ''}${job.argv.join(' ')} (pid ${job.pid})`);
+	await recordStarted(context, job);
 	return job;
+}
+
+async function recordStarted(context: StageContext, job: CopyJob): Promise<void> {
+	await context.record({
+		'copy.pid': job.pid,
+		'copy.startTime': job.startTime,
+		'copy.progressFile': job.progressFile,
+		'copy.startOffset': job.offset,
+	});
+}
+
+/** Forget the copy so far: the next one starts at byte 0. */
+async function discardCopy(context: StageContext): Promise<void> {
+	await context.record({
+		'copy.offset': 0,
+		'copy.completed': false,
+		'copy.progressFile': undefined,
+		'copy.pendingProgressFile': undefined,
+	});
 }
 
 /**
@@ -221,12 +279,16 @@ export async function runCopy(context: StageContext, found: CopyVolumes): Promis
 	} catch (error) {
 		if (!(error instanceof SnapshotOverflow)) throw error;
 		if (job) await killCopy(job);
-		await context.record({'copy.offset': 0, 'copy.completed': false});
+		await discardCopy(context);
 		throw new StageError(
 			`${error.message}: the copy read from it is garbage and was stopped; it will be redone from scratch`,
 			'run farmclone again: the snapshot is recreated and the copy starts over (give it a larger snapshotSize)',
 		);
 	}
+}
+
+function percent(bytes: number, total: number): string {
+	return `${total > 0 ? Math.floor((bytes / total) * 100) : 0} %`;
 }
 
 export const copyStage: Stage = {
@@ -246,10 +308,30 @@ export const copyStage: Stage = {
 			return {status: 'pending', detail: 'the copied volume is gone: copy again'};
 		}
 
-		const job = recordedJob(context);
-		if (job && (await isAlive(job))) return {status: 'pending', detail: `dd is still copying (pid ${job.pid})`};
-		const offset = Number(context.facts['copy.offset'] ?? 0);
-		if (offset > 0) return {status: 'pending', detail: `interrupted after ${formatBytes(offset)}: will resume`};
+		const job = await latestJob(context);
+		if (job && (await isAlive(job))) {
+			const bytes = await reportedBytes(job);
+			return {
+				status: 'pending',
+				detail: `dd is still copying (pid ${job.pid}): ${percent(bytes, job.total)}, ${formatBytes(bytes)} of ${formatBytes(job.total)}; farmclone follows it`,
+			};
+		}
+
+		if (job && (await copyOutcome(job)).status === 'completed') {
+			return {status: 'pending', detail: `dd (pid ${job.pid}) finished while farmclone was away: to be verified`};
+		}
+
+		const found = await volumes(context);
+		const ready = found.source && found.snapshot && found.target ? (found as CopyVolumes) : undefined;
+		const offset = ready ? await resumeOffset(context, ready, job) : 0;
+		if (job && offset > 0) {
+			const reported = await reportedBytes(job);
+			return {
+				status: 'pending',
+				detail: `the copy stopped at ${percent(reported, job.total)} (${formatBytes(reported)}; dd is gone): resumes at ${formatBytes(offset)}`,
+			};
+		}
+
 		return {status: 'pending', detail: 'not copied yet'};
 	},
 	async plan(context) {
@@ -258,7 +340,7 @@ export const copyStage: Stage = {
 			'dd runs detached: it survives a dropped SSH session, and the next run reattaches to it',
 			'iflag=direct oflag=direct where the devices take O_DIRECT, else oflag=dsync',
 		];
-		const job = recordedJob(context);
+		const job = await latestJob(context);
 		if (job && (await isAlive(job))) {
 			return {commands: [], diffs: [], notes: [`dd (pid ${job.pid}) is still copying: farmclone follows it`]};
 		}
@@ -271,7 +353,7 @@ export const copyStage: Stage = {
 			target: target?.path ?? `<lv_path of ${vg}/${targetLv}>`,
 			total: source?.size ?? 0,
 			blockSize: copyBlockSize,
-			offset: ready ? resumeOffset(context, ready, copyBlockSize) : 0,
+			offset: ready ? await resumeOffset(context, ready, job) : 0,
 		};
 		const directIo = ready ? await bothSupportDirectIo(request.source, request.target) : true;
 		notes.unshift(
@@ -303,12 +385,12 @@ export const copyStage: Stage = {
 		const difference = await firstDifference(snapshot.path, target.path, total);
 		await Promise.all([dropCache(context.host, snapshot.path), dropCache(context.host, target.path)]);
 		if (difference !== undefined) {
-			await context.record({'copy.completed': false, 'copy.offset': 0});
+			await discardCopy(context);
 			throw new StageError(`the copy differs from the snapshot at byte ${difference}`, 'run again to copy afresh');
 		}
 	},
 	async undoPlan(context) {
-		const job = recordedJob(context);
+		const job = await latestJob(context);
 		return {
 			commands: job && (await isAlive(job)) ? [['kill', String(job.pid)]] : [],
 			diffs: [],
@@ -316,7 +398,7 @@ export const copyStage: Stage = {
 		};
 	},
 	async undo(context) {
-		const job = recordedJob(context);
+		const job = await latestJob(context);
 		if (job && (await killCopy(job))) context.log(`stopped the copy (dd pid ${job.pid})`);
 	},
 };

@@ -20,6 +20,13 @@ async function find(context: StageContext): Promise<Found> {
 	};
 }
 
+/** farmclone died between its lvcreate and recording the uuid: the volume of that name is the one it made. */
+function leftByInterruptedCreate(context: StageContext, found: Found): LogicalVolume | undefined {
+	const {target, source} = found;
+	if (context.facts['create-volume.creating'] !== true || context.facts['create-volume.uuid'] !== undefined) return;
+	return target && source && target.size >= source.size && !target.snapshot ? target : undefined;
+}
+
 function expectedSize(context: StageContext, source: LogicalVolume | undefined): number | undefined {
 	const recorded = context.facts['create-volume.size'];
 	return typeof recorded === 'number' ? recorded : source?.size;
@@ -33,8 +40,13 @@ export const createVolumeStage: Stage = {
 	skippable: false,
 	async check(context): Promise<CheckResult> {
 		const {vg, sourceLv, targetLv} = context.settings;
-		const {source, target, ours} = await find(context);
+		const found = await find(context);
+		const {source, target, ours} = found;
 		const size = expectedSize(context, source);
+		if (!ours && leftByInterruptedCreate(context, found)) {
+			return {status: 'pending', detail: `${vg}/${targetLv} was made by this run's interrupted lvcreate: adopted`};
+		}
+
 		if (ours) {
 			if (size !== undefined && ours.size < size) {
 				return {status: 'conflict', detail: `${vg}/${ours.name} is ${ours.size} bytes, smaller than ${size}`};
@@ -66,8 +78,20 @@ export const createVolumeStage: Stage = {
 	},
 	async apply(context) {
 		const {vg, sourceLv, targetLv} = context.settings;
-		const {source, target, ours} = await find(context);
+		const found = await find(context);
+		const {source, target, ours} = found;
 		if (ours) return;
+		const leftOver = leftByInterruptedCreate(context, found);
+		if (leftOver) {
+			await context.record({
+				'create-volume.created': true,
+				'create-volume.uuid': leftOver.uuid,
+				'create-volume.size': source!.size,
+				'create-volume.creating': false,
+			});
+			return;
+		}
+
 		if (target) throw new StageError(`${vg}/${targetLv} already exists and this run did not create it`);
 		if (!source) throw new StageError(`source volume ${vg}/${sourceLv} not found`);
 		const group = await getVg(context.host, vg);
@@ -78,13 +102,22 @@ export const createVolumeStage: Stage = {
 			);
 		}
 
-		await context.host.run(createArgv(vg, targetLv, source.size));
+		// Announced first: a farmclone killed right after lvcreate knows the volume it finds is its own.
+		await context.record({'create-volume.creating': true});
+		try {
+			await context.host.run(createArgv(vg, targetLv, source.size));
+		} catch (error) {
+			await context.record({'create-volume.creating': false});
+			throw error;
+		}
+
 		const created = (await find(context)).target;
 		if (!created) throw new StageError(`lvcreate succeeded but lvs does not show ${vg}/${targetLv}`);
 		await context.record({
 			'create-volume.created': true,
 			'create-volume.uuid': created.uuid,
 			'create-volume.size': source.size,
+			'create-volume.creating': false,
 		});
 	},
 	async verify(context) {

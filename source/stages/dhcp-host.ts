@@ -31,6 +31,12 @@ async function readConf(context: StageContext): Promise<string> {
 	return text;
 }
 
+/** The reload stage (re)started the DHCP server after the block was added: the running server has it. */
+function serverHasTheBlock(context: StageContext): boolean {
+	const {facts} = context;
+	return facts['reload-services.dhcpRestarting'] === true || facts['reload-services.dhcpRestartedAt'] !== undefined;
+}
+
 const literalNote =
 	'fixed-address is the IP literal, not the name as in the seed: with a name, dhcpd needs DNS (BIND) answering when it starts';
 
@@ -142,13 +148,17 @@ export const dhcpHostStage: Stage = {
 			'the file without the host block',
 		);
 		context.log(`removed host ${fqdn(settings)} from ${settings.dhcpdConf}`);
+		if (!serverHasTheBlock(context)) return;
+		await context.host.run(settings.dhcpRestart);
+		context.log(`DHCP server restarted without the host block (${settings.dhcpRestart.join(' ')})`);
 	},
 	async undoPlan(context) {
 		const {settings} = context;
 		const text = await readConf(context);
 		const edit = removeDhcpHost(text, settings.name);
+		const restart = serverHasTheBlock(context) ? [settings.dhcpRestart] : [];
 		return {
-			commands: edit.removed.length > 0 ? [checker(settings).argv] : [],
+			commands: edit.removed.length > 0 ? [checker(settings).argv, ...restart] : [],
 			diffs: changeDiffs([{path: settings.dhcpdConf, before: text, after: edit.text}]),
 			notes: edit.removed.length > 0 ? [] : [`nothing of ${settings.name} in ${settings.dhcpdConf}`],
 		};

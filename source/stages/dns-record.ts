@@ -33,6 +33,48 @@ async function readZone(context: StageContext): Promise<string> {
 	return text;
 }
 
+/** The SOA serial the DNS server answers with, or undefined when none answers. */
+async function servedSerial(context: StageContext): Promise<string | undefined> {
+	const {zone, dnsServer, dnsPort} = context.settings;
+	const argv = ['dig', `@${dnsServer}`, '-p', String(dnsPort), '+short', '+norecurse', '+time=2', '+tries=1'];
+	const result = await context.host.run([...argv, zone, 'SOA'], {reject: false, quiet: true});
+	const serial = result.stdout.trim().split(/\s+/)[2];
+	return result.exitCode === 0 && serial && /^\d+$/.test(serial) ? serial : undefined;
+}
+
+/**
+ * The serial undo writes. DNS secondaries never accept a lower serial, so
+ * once the run's serial may have been served, undo bumps it once more: the
+ * file then differs from before the run by its serial alone. But while the
+ * server still serves the serial from before the run, the run's serial was
+ * never served to anyone (a secondary only learns a serial from the server),
+ * and the old one comes back: the file is then as before, byte for byte.
+ */
+async function undoSerial(
+	context: StageContext,
+	text: string,
+): Promise<{restore?: string; served?: string; why: string}> {
+	const before = context.facts['dns-record.serialBefore'];
+	const after = context.facts['dns-record.serialAfter'];
+	const served = await servedSerial(context);
+	let current: string | undefined;
+	try {
+		current = inspectZone(text, zoneRequest(context.settings)).serial;
+	} catch {}
+
+	if (typeof before === 'string' && current === after && served === before) {
+		return {restore: before, served, why: `the server still serves ${before}: ${after} was never served, ${before} comes back`};
+	}
+
+	const why = 'secondaries never accept a lower serial, so undo bumps it again instead of restoring it';
+	return {served, why: served === undefined ? `${why} (no DNS server answered: reload it yourself)` : why};
+}
+
+function bumped(context: StageContext, serial: string | undefined): string {
+	const before = context.facts['dns-record.serialBefore'];
+	return typeof before === 'string' && before !== serial ? `bumped ${before} -> ${serial}` : String(serial);
+}
+
 function describeRecord(settings: FarmSettings): string {
 	return `${fqdn(settings)} IN A ${settings.ip}`;
 }
@@ -57,7 +99,7 @@ export const dnsRecordStage: Stage = {
 			if (state.status === 'ours') {
 				return {
 					status: 'done',
-					detail: `${describeRecord(settings)} is in ${settings.zoneFile} (serial ${state.serial})`,
+					detail: `${describeRecord(settings)} is in ${settings.zoneFile}, serial ${bumped(context, state.serial)}`,
 				};
 			}
 
@@ -139,7 +181,8 @@ export const dnsRecordStage: Stage = {
 	async undo(context) {
 		const {settings} = context;
 		const text = await readZone(context);
-		const edit = removeZoneRecord(text, zoneRequest(settings));
+		const decision = await undoSerial(context, text);
+		const edit = removeZoneRecord(text, zoneRequest(settings), new Date(), decision.restore);
 		if (edit.removed.length === 0) {
 			context.log(`nothing of ${settings.name} in ${settings.zoneFile}`);
 			return;
@@ -155,22 +198,32 @@ export const dnsRecordStage: Stage = {
 			'dns-record.undoBackup': backups[settings.zoneFile],
 			'dns-record.undoSerial': edit.serialAfter,
 		});
-		context.log(
-			`removed ${edit.removed.length} line(s) from ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter} (secondaries never accept a lower serial, so the file differs from before by its serial)`,
-		);
+		context.log(`removed ${edit.removed.length} line(s) from ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter}: ${decision.why}`);
+		if (decision.served === undefined || decision.restore) return;
+		// The server has loaded our record: it must load the zone without it.
+		const reload = await context.host.run([...settings.rndc, settings.zone], {reject: false});
+		const now = await servedSerial(context);
+		if (reload.exitCode !== 0 || now !== edit.serialAfter) {
+			throw new StageError(
+				`${settings.zoneFile} no longer has the record, but the DNS server serves serial ${now ?? 'none'}, not ${edit.serialAfter}: ${`${reload.stdout}${reload.stderr}`.trim()}`,
+				`reload the zone by hand: ${[...settings.rndc, settings.zone].join(' ')}`,
+			);
+		}
+
+		context.log(`DNS reloaded: serial ${now} served, without ${fqdn(settings)}`);
 	},
 	async undoPlan(context) {
 		const {settings} = context;
 		const text = await readZone(context);
-		const edit = removeZoneRecord(text, zoneRequest(settings));
+		const decision = await undoSerial(context, text);
+		const edit = removeZoneRecord(text, zoneRequest(settings), new Date(), decision.restore);
+		const reload = decision.served !== undefined && !decision.restore ? [[...settings.rndc, settings.zone]] : [];
 		return {
-			commands: edit.removed.length > 0 ? [checker(settings).argv] : [],
+			commands: edit.removed.length > 0 ? [checker(settings).argv, ...reload] : [],
 			diffs: changeDiffs([{path: settings.zoneFile, before: text, after: edit.text}]),
 			notes:
 				edit.removed.length > 0
-					? [
-							`SOA serial ${edit.serialBefore} -> ${edit.serialAfter}: secondaries never accept a lower serial, so undo bumps it again instead of restoring it`,
-						]
+					? [`SOA serial ${edit.serialBefore} -> ${edit.serialAfter}: ${decision.why}`]
 					: [`nothing of ${settings.name} in ${settings.zoneFile}`],
 		};
 	},

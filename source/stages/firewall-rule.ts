@@ -63,6 +63,17 @@ export async function previousFirewallFiles(context: StageContext): Promise<Reco
 	return {[files.paramsPath]: edit.params, [files.rulesPath]: edit.rules};
 }
 
+/**
+ * The firewall restart stage restarted Shorewall with the rule (whether it
+ * was kept or rolled back since, a restart from the files without the rule
+ * is the state before the run) and Shorewall is running.
+ */
+async function firewallMayHaveTheRule(context: StageContext): Promise<boolean> {
+	if (context.facts['firewall-restart.watchdogPid'] === undefined) return false;
+	const status = await context.host.run(['shorewall', 'status'], {reject: false, quiet: true});
+	return status.exitCode === 0 && /Shorewall is running/i.test(status.stdout);
+}
+
 export const firewallRuleStage: Stage = {
 	id: 'firewall-rule',
 	title: 'Firewall rule',
@@ -163,16 +174,32 @@ export const firewallRuleStage: Stage = {
 			'the files without the rule',
 		);
 		for (const line of edit.removed) context.log(`removed: ${line}`);
-		context.log('the running firewall keeps the rule until the next restart');
+		if (!(await firewallMayHaveTheRule(context))) {
+			context.log('the running firewall never had the rule: not restarted');
+			return;
+		}
+
+		// Checked by writeChecked just above: shorewall compiled the files without the rule.
+		await context.host.run(['shorewall', 'restart', settings.shorewallDir]);
+		const status = await context.host.run(['shorewall', 'status'], {reject: false});
+		if (status.exitCode !== 0 || !/Shorewall is running/i.test(status.stdout)) {
+			throw new StageError(`Shorewall is not running after the restart without the rule`, 'shorewall status; shorewall restart');
+		}
+
+		context.log('firewall restarted without the rule');
 	},
 	async undoPlan(context) {
 		const {settings} = context;
 		const files = await readFiles(context);
 		const edit = removeShorewallEntries(files.params, files.rules, settings.name);
+		const restart = await firewallMayHaveTheRule(context);
 		return {
-			commands: edit.removed.length > 0 ? [checker(settings).argv] : [],
+			commands:
+				edit.removed.length > 0
+					? [checker(settings).argv, ...(restart ? [['shorewall', 'restart', settings.shorewallDir]] : [])]
+					: [],
 			diffs: changeDiffs(changes(files, edit.params, edit.rules, true)),
-			notes: ['the running firewall keeps the rule until the next restart'],
+			notes: [restart ? 'the firewall is restarted without the rule' : 'the running firewall never had the rule'],
 		};
 	},
 };

@@ -88,6 +88,8 @@ export const ganetiInstanceStage: Stage = {
 	async apply(context) {
 		if (!context.settings.mac) throw new StageError('no MAC address in the settings: the MAC stage has not run');
 		const before = new Set((await volumes(context)).map((lv) => lv.lv_name));
+		// Announced first: undo removes the instance even when farmclone died before recording it was made.
+		await context.record({'ganeti-instance.adding': true});
 		await context.host.run(await addCommand(context));
 		const adopted = (await volumes(context)).map((lv) => lv.lv_name).filter((name) => !before.has(name));
 		await context.record({'ganeti-instance.created': true, 'ganeti-instance.disk': adopted[0]});
@@ -108,8 +110,15 @@ export const ganetiInstanceStage: Stage = {
 		};
 	},
 	async undo(context) {
-		if (!context.facts['ganeti-instance.created']) return;
+		if (!context.facts['ganeti-instance.created'] && !context.facts['ganeti-instance.adding']) return;
 		const name = fqdn(context.settings);
-		if (await findInstance(context.host, name)) await context.host.run(['gnt-instance', 'remove', '-f', name]);
+		const instance = await findInstance(context.host, name);
+		if (!instance) return;
+		if (!instance.macs.includes(context.settings.mac.toLowerCase())) {
+			context.log(`instance ${name} has MAC ${instance.macs.join(', ')}, not this run's: left alone`);
+			return;
+		}
+
+		await context.host.run(['gnt-instance', 'remove', '-f', name]);
 	},
 };

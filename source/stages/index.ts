@@ -7,6 +7,7 @@ import {dropSnapshotStage} from './drop-snapshot.js';
 import {firewallRestartStage} from './firewall-restart.js';
 import {firewallRuleStage} from './firewall-rule.js';
 import {ganetiInstanceStage} from './ganeti-instance.js';
+import {identityStage} from './identity.js';
 import {macStage} from './mac.js';
 import {reloadServicesStage} from './reload-services.js';
 import {reverseProxyStage} from './reverse-proxy.js';
@@ -20,6 +21,7 @@ export const allStages: readonly Stage[] = [
 	createVolumeStage,
 	copyStage,
 	dropSnapshotStage,
+	identityStage,
 	dnsRecordStage,
 	macStage,
 	dhcpHostStage,

@@ -1,4 +1,5 @@
 import {randomBytes} from 'node:crypto';
+import {removeDhcpHost} from '../host/dhcpd-conf.js';
 import {listInstances} from '../host/ganeti.js';
 import type {Host} from '../host/host.js';
 import {macProblem} from '../settings/validate.js';
@@ -15,9 +16,16 @@ export function dhcpdMacs(text: string): string[] {
 	return macs;
 }
 
-async function macsInUse(host: Host, dhcpdConf: string, ignoreInstance: string): Promise<Map<string, string>> {
+async function macsInUse(
+	host: Host,
+	dhcpdConf: string,
+	ignoreInstance: string,
+	farm: string,
+): Promise<Map<string, string>> {
 	const used = new Map<string, string>();
-	for (const mac of dhcpdMacs((await host.readFileIfExists(dhcpdConf)) ?? '')) used.set(mac, dhcpdConf);
+	// This farm's own host block (a resumed run, or one undo has not removed yet) holds the MAC legitimately.
+	const others = removeDhcpHost((await host.readFileIfExists(dhcpdConf)) ?? '', farm).text;
+	for (const mac of dhcpdMacs(others)) used.set(mac, dhcpdConf);
 	for (const instance of await listInstances(host)) {
 		if (instance.name === ignoreInstance) continue;
 		for (const mac of instance.macs) used.set(mac, `Ganeti instance ${instance.name}`);
@@ -39,10 +47,8 @@ function ours(context: StageContext): string {
 async function conflictFor(context: StageContext, mac: string): Promise<string | undefined> {
 	const problem = macProblem(mac);
 	if (problem) return `mac ${mac}: ${problem}`;
-	const used = await macsInUse(context.host, context.settings.dhcpdConf, ours(context));
+	const used = await macsInUse(context.host, context.settings.dhcpdConf, ours(context), context.settings.name);
 	const owner = used.get(mac.toLowerCase());
-	// Our own DHCP host block (a resumed run) holds it legitimately.
-	if (owner === context.settings.dhcpdConf && context.facts['mac.generated'] === mac) return undefined;
 	return owner ? `mac ${mac} is already used by ${owner}` : undefined;
 }
 
@@ -71,7 +77,7 @@ export const macStage: Stage = {
 		};
 	},
 	async apply(context) {
-		const used = await macsInUse(context.host, context.settings.dhcpdConf, ours(context));
+		const used = await macsInUse(context.host, context.settings.dhcpdConf, ours(context), context.settings.name);
 		for (let attempt = 0; attempt < 100; attempt++) {
 			const mac = randomMac();
 			if (used.has(mac)) continue;

@@ -4,7 +4,8 @@ import {fqdn} from '../settings/schema.js';
 /** The serial `named-checkzone` read from the file. */
 async function fileSerial(context: StageContext): Promise<string> {
 	const {zone, zoneFile} = context.settings;
-	const result = await context.host.run(['named-checkzone', zone, zoneFile], {reject: false});
+	// -i local: named's own integrity checks, without resolving out-of-zone names through this machine.
+	const result = await context.host.run(['named-checkzone', '-i', 'local', zone, zoneFile], {reject: false});
 	const serial = /loaded serial (\d+)/.exec(result.stdout)?.[1];
 	if (result.exitCode !== 0 || !serial) {
 		throw new StageError(`${zoneFile} does not load: ${result.stdout.trim() || result.stderr.trim()}`);
@@ -64,7 +65,7 @@ export const reloadServicesStage: Stage = {
 		const {zone, dhcpdConf, dhcpRestart, rndc} = context.settings;
 		return {
 			commands: [
-				['named-checkzone', zone, context.settings.zoneFile],
+				['named-checkzone', '-i', 'local', zone, context.settings.zoneFile],
 				[...rndc, zone],
 				dig(context, zone, 'SOA'),
 				dig(context, fqdn(context.settings), 'A'),
@@ -93,6 +94,8 @@ export const reloadServicesStage: Stage = {
 			throw new StageError(`dhcpd -t refuses ${dhcpdConf}: ${check.stderr.trim().split('\n').slice(-4).join(' ')}`);
 		}
 
+		// Recorded first: the DHCP host stage's undo restarts the server whenever this one may have loaded the block.
+		await context.record({'reload-services.dhcpRestarting': true});
 		await context.host.run(dhcpRestart);
 		await context.record({'reload-services.dhcpRestartedAt': Date.now()});
 	},

@@ -20,6 +20,11 @@ function isOurs(context: StageContext, lv: LogicalVolume): boolean {
 	return context.facts['snapshot.created'] === true && context.facts['snapshot.uuid'] === lv.uuid;
 }
 
+/** farmclone died between its lvcreate and recording the uuid: the snapshot of that name is the one it made. */
+function leftByInterruptedCreate(context: StageContext, lv: LogicalVolume): boolean {
+	return context.facts['snapshot.creating'] === true && context.facts['snapshot.uuid'] === undefined && lv.snapshot;
+}
+
 /** The snapshot and then the target volume (as big as the source) must both fit in the VG's free extents. */
 async function roomProblem(context: StageContext, lvs: LogicalVolume[], source: LogicalVolume) {
 	const {vg, snapshotSize, targetLv} = context.settings;
@@ -43,6 +48,10 @@ async function inspect(context: StageContext): Promise<CheckResult> {
 		if (!snapshot.snapshot || snapshot.origin !== sourceLv) {
 			const what = snapshot.snapshot ? `a snapshot of ${snapshot.origin}` : 'not a snapshot';
 			return {status: 'conflict', detail: `${vg}/${snapshotLv} exists and is ${what}`};
+		}
+
+		if (!isOurs(context, snapshot) && leftByInterruptedCreate(context, snapshot)) {
+			return {status: 'pending', detail: `${vg}/${snapshotLv} was made by this run's interrupted lvcreate: adopted`};
 		}
 
 		if (!isOurs(context, snapshot)) {
@@ -86,6 +95,10 @@ export const snapshotStage: Stage = {
 		const {vg, sourceLv, snapshotLv} = context.settings;
 		const lvs = await listLvs(context.host, vg);
 		const existing = lvs.find((lv) => lv.name === snapshotLv);
+		if (existing && !isOurs(context, existing) && leftByInterruptedCreate(context, existing)) {
+			await context.record({'snapshot.created': true, 'snapshot.uuid': existing.uuid, 'snapshot.creating': false});
+		}
+
 		if (existing) {
 			if (!isOurs(context, existing)) throw new StageError(`${vg}/${snapshotLv} exists and is not ours`);
 			if (!existing.invalid) return;
@@ -97,10 +110,18 @@ export const snapshotStage: Stage = {
 		if (!source) throw new StageError(`source volume ${vg}/${sourceLv} not found`);
 		const problem = await roomProblem(context, lvs, source);
 		if (problem) throw new StageError(problem, 'free space in the volume group, or lower snapshotSize');
-		await context.host.run(command(context));
+		// Announced first: a farmclone killed right after lvcreate knows the snapshot it finds is its own.
+		await context.record({'snapshot.creating': true, 'snapshot.uuid': undefined, 'snapshot.created': false});
+		try {
+			await context.host.run(command(context));
+		} catch (error) {
+			await context.record({'snapshot.creating': false});
+			throw error;
+		}
+
 		const created = (await listLvs(context.host, vg)).find((lv) => lv.name === snapshotLv);
 		if (!created) throw new StageError(`lvcreate succeeded but lvs does not show ${vg}/${snapshotLv}`);
-		await context.record({'snapshot.created': true, 'snapshot.uuid': created.uuid});
+		await context.record({'snapshot.created': true, 'snapshot.uuid': created.uuid, 'snapshot.creating': false});
 	},
 	async verify(context) {
 		const {vg, sourceLv, snapshotLv} = context.settings;

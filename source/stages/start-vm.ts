@@ -19,8 +19,9 @@ export const startVmStage: Stage = {
 		return {commands: [['gnt-instance', 'start', fqdn(context.settings)]], diffs: [], notes: []};
 	},
 	async apply(context) {
-		await context.host.run(['gnt-instance', 'start', fqdn(context.settings)]);
+		// Recorded first: undo shuts the VM down even when farmclone died right after starting it.
 		await context.record({'start-vm.started': true});
+		await context.host.run(['gnt-instance', 'start', fqdn(context.settings)]);
 	},
 	async verify(context) {
 		const instance = await findInstance(context.host, fqdn(context.settings));

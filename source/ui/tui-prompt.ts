@@ -6,7 +6,8 @@ export type GateAnswer = 'run' | 'skip' | 'quit';
 /** Something the engine awaits, shown by the screen until a key answers it. */
 export type PromptRequest =
 	| {kind: 'gate'; id: number; stage: string; plan: Plan; check: CheckResult}
-	| {kind: 'confirm'; id: number; message: string}
+	/** With a deadline (epoch ms) the screen counts down, and no answer by then is a no. */
+	| {kind: 'confirm'; id: number; message: string; deadline?: number}
 	| {kind: 'choose'; id: number; message: string; choices: Array<{label: string; value: string}>}
 	| {kind: 'typed'; id: number; message: string; expected: string};
 
@@ -66,8 +67,30 @@ export function createTuiPrompt(show: (request: PromptRequest | undefined) => vo
 		outcome(first);
 	};
 
+	/** A question whose time ran out: answered no, wherever it is in the queue. */
+	const expire = (id: number) => {
+		const index = queue.findIndex((waiting) => waiting.request.id === id);
+		if (index === 0) finishFirst((waiting) => waiting.settle(false));
+		else if (index > 0) queue.splice(index, 1)[0]?.settle(false);
+	};
+
 	const prompt: Prompt = {
-		confirm: (message) => ask<'confirm'>({kind: 'confirm', id: nextId++, message}),
+		confirm(message, options) {
+			const id = nextId++;
+			const seconds = options?.timeoutSeconds;
+			if (seconds === undefined) return ask<'confirm'>({kind: 'confirm', id, message});
+			const deadline = Date.now() + seconds * 1000;
+			const answer = ask<'confirm'>({kind: 'confirm', id, message, deadline});
+			const timer = setTimeout(() => {
+				expire(id);
+			}, seconds * 1000);
+			const clear = () => {
+				clearTimeout(timer);
+			};
+
+			answer.then(clear, clear);
+			return answer;
+		},
 		async choose(message, choices) {
 			const value = await ask<'choose'>({
 				kind: 'choose',

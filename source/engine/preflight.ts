@@ -1,0 +1,296 @@
+/**
+ * Everything that can be known before stage 1 changes anything: the
+ * settings, the service files as the real checkers and farmclone's own
+ * inspections see them (what the checkers miss: a second A record, a
+ * duplicate MAC or address, an address outside every subnet, a port
+ * forwarded twice), the cluster and the volume group. Nobody wants to learn
+ * about a taken IP after a 30 GB copy. What this run already did (the
+ * journal's facts, farmclone's marked lines) is not a conflict.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import {dhcpdErrors, inspectDhcpd} from '../host/dhcpd-conf.js';
+import {listInstances, type GanetiInstance} from '../host/ganeti.js';
+import type {Host} from '../host/host.js';
+import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVolume} from '../host/lvm.js';
+import {isOurSite, nginxErrors} from '../host/nginx-site.js';
+import {inspectShorewall} from '../host/shorewall-files.js';
+import {inspectZone} from '../host/zone-file.js';
+import {fqdn, type FarmSettings} from '../settings/schema.js';
+import {SettingsError, validateSettings, type FieldError} from '../settings/validate.js';
+import type {Facts} from '../stages/types.js';
+
+/** One reason not to start: the setting (or file) concerned, its value, and why. */
+export type Finding = FieldError;
+
+/** The findings of the preflight; bad input, so the command exits 2 like any other bad setting. */
+export class PreflightError extends SettingsError {
+	constructor(farm: string, findings: Finding[]) {
+		super(farm, findings);
+		this.name = 'PreflightError';
+		this.message =
+			`preflight refuses to start ${farm}; nothing was changed:\n` +
+			findings
+				.map((finding) => `  ${finding.field} = ${JSON.stringify(finding.value)}: ${indent(finding.reason)}`)
+				.join('\n');
+	}
+}
+
+const indent = (text: string) => text.trim().split('\n').join('\n      ');
+
+type Collect = (field: keyof FarmSettings, reason: string) => void;
+
+/** The part of a checker's output that says what is wrong. */
+async function checker(host: Host, argv: string[], explain: (output: string) => string): Promise<string | undefined> {
+	const result = await host.run(argv, {reject: false});
+	if (result.exitCode === 0) return undefined;
+	return explain(`${result.stdout}\n${result.stderr}`) || `${argv.join(' ')} exited ${result.exitCode}`;
+}
+
+async function readSetting(
+	host: Host,
+	settings: FarmSettings,
+	field: 'zoneFile' | 'dhcpdConf' | 'nginxConf',
+	add: Collect,
+): Promise<string | undefined> {
+	try {
+		const text = await host.readFileIfExists(settings[field]);
+		if (text === undefined) add(field, 'no such file');
+		return text;
+	} catch (error) {
+		add(field, `cannot be read: ${(error as Error).message}`);
+		return undefined;
+	}
+}
+
+async function zone(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
+	const text = await readSetting(host, settings, 'zoneFile', add);
+	if (text === undefined) return;
+	const refusal = await checker(host, ['named-checkzone', '-i', 'local', settings.zone, settings.zoneFile], (output) =>
+		output.trim(),
+	);
+	if (refusal) add('zoneFile', `named-checkzone refuses it:\n${refusal}`);
+	try {
+		const state = inspectZone(text, {
+			zone: settings.zone,
+			record: settings.record,
+			ip: settings.ip,
+			farm: settings.name,
+		});
+		for (const conflict of state.conflicts) {
+			add(/holds /.test(conflict) ? 'ip' : /uses the name/.test(conflict) ? 'record' : 'zoneFile', conflict);
+		}
+	} catch (error) {
+		if (!refusal) add('zoneFile', `farmclone cannot read it: ${(error as Error).message}`);
+	}
+}
+
+async function dhcp(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
+	const text = await readSetting(host, settings, 'dhcpdConf', add);
+	if (text === undefined) return;
+	const refusal = await checker(host, ['dhcpd', '-t', '-cf', settings.dhcpdConf], dhcpdErrors);
+	if (refusal) add('dhcpdConf', `dhcpd -t refuses it:\n${refusal}`);
+	try {
+		const name = fqdn(settings);
+		const request = {name, fqdn: name, mac: settings.mac, ip: settings.ip, subnetMask: settings.subnetMask};
+		const state = inspectDhcpd(text, {...request, farm: settings.name});
+		for (const conflict of state.conflicts) {
+			add(/hardware ethernet/.test(conflict) ? 'mac' : /uses the name/.test(conflict) ? 'record' : 'ip', conflict);
+		}
+
+		const mask = state.subnet?.split(' netmask ')[1];
+		if (mask && mask !== settings.subnetMask) {
+			add('subnetMask', `the subnet holding ${settings.ip} in ${settings.dhcpdConf} is ${state.subnet}`);
+		}
+	} catch (error) {
+		if (!refusal) add('dhcpdConf', `farmclone cannot read it: ${(error as Error).message}`);
+	}
+}
+
+async function cluster(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
+	let instances: GanetiInstance[];
+	try {
+		instances = await listInstances(host);
+	} catch (error) {
+		add('sourceInstance', `gnt-instance list fails: ${(error as Error).message}`);
+		return;
+	}
+
+	const name = fqdn(settings);
+	if (!instances.some((instance) => instance.name === settings.sourceInstance)) {
+		add('sourceInstance', 'no such Ganeti instance (gnt-instance list)');
+	}
+
+	const mac = settings.mac.toLowerCase();
+	for (const instance of instances) {
+		if (instance.name === name) {
+			// Ours when it has our MAC: a resumed run created it.
+			if (!mac || !instance.macs.includes(mac)) {
+				add('record', `Ganeti instance ${name} already exists (MAC ${instance.macs.join(', ') || 'none'})`);
+			}
+
+			continue;
+		}
+
+		if (instance.ips.includes(settings.ip)) add('ip', `used by Ganeti instance ${instance.name} (nic.ips)`);
+		if (mac && instance.macs.includes(mac)) add('mac', `used by Ganeti instance ${instance.name} (nic.macs)`);
+	}
+}
+
+async function mountedDevices(): Promise<Set<string>> {
+	const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
+	const devices = new Set<string>();
+	for (const line of mounts.split('\n')) {
+		const device = line.split(' ')[0];
+		if (!device?.startsWith('/dev/')) continue;
+		devices.add(device);
+		devices.add(await fs.realpath(device).catch(() => device));
+	}
+
+	return devices;
+}
+
+async function isMounted(lv: LogicalVolume, mounted: Set<string>): Promise<boolean> {
+	return mounted.has(lv.path) || mounted.has(await fs.realpath(lv.path).catch(() => lv.path));
+}
+
+/** Snapshot only the source, write only to a volume this run creates, and room for both in the VG. */
+async function volumes(host: Host, settings: FarmSettings, facts: Facts, add: Collect): Promise<void> {
+	const {vg, sourceLv, snapshotLv, targetLv, snapshotSize} = settings;
+	let lvs: LogicalVolume[];
+	try {
+		lvs = await listLvs(host, vg);
+	} catch (error) {
+		add('vg', `lvs cannot list it: ${(error as Error).message}`);
+		return;
+	}
+
+	const source = lvs.find((lv) => lv.name === sourceLv);
+	const snapshot = lvs.find((lv) => lv.name === snapshotLv);
+	const target = lvs.find((lv) => lv.name === targetLv);
+	const copied = facts['copy.completed'] === true;
+	if (!source && !copied) add('sourceLv', `no such volume in ${vg} (lvs)`);
+	if (source?.snapshot) add('sourceLv', `is a snapshot of ${source.origin}, not a VM's disk`);
+	if (snapshot && !(facts['snapshot.created'] === true && facts['snapshot.uuid'] === snapshot.uuid)) {
+		add('snapshotLv', `${vg}/${snapshotLv} already exists and this run did not create it`);
+	}
+
+	// A target of this run may be open: the detached copy of an earlier session writing it.
+	if (target && facts['create-volume.uuid'] !== target.uuid) {
+		const busy = target.open || (await isMounted(target, await mountedDevices())) ? ', and it is open or mounted' : '';
+		add('targetLv', `${vg}/${targetLv} already exists and this run did not create it${busy}: it is never written to`);
+	}
+
+	if (target || facts['create-volume.uuid'] || !source) return;
+	try {
+		const group = await getVg(host, vg);
+		const needs =
+			(snapshot ? 0 : roundUpToExtent(parseSize(snapshotSize), group.extentSize)) +
+			roundUpToExtent(source.size, group.extentSize);
+		if (group.free < needs) {
+			add(
+				'vg',
+				`${formatBytes(group.free)} free, but the snapshot (${snapshotSize}) and the target (${formatBytes(source.size)}) need ${formatBytes(needs)}`,
+			);
+		}
+	} catch (error) {
+		add('vg', `vgs cannot read it: ${(error as Error).message}`);
+	}
+}
+
+async function firewall(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
+	const rulesPath = path.join(settings.shorewallDir, 'rules');
+	const rules = await host.readFileIfExists(rulesPath).catch(() => undefined);
+	if (rules === undefined) {
+		add('shorewallDir', `${rulesPath} does not exist or cannot be read`);
+		return;
+	}
+
+	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
+	const refusal = await checker(host, ['shorewall', 'check', settings.shorewallDir], (output) => {
+		const lines = output.split('\n').filter((line) => /\b(ERROR|FATAL)\b/.test(line));
+		return lines.join('\n').trim() || output.trim().split('\n').slice(-4).join('\n');
+	});
+	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
+	const state = inspectShorewall(params, rules, {
+		param: settings.shorewallParam,
+		ip: settings.ip,
+		sourceZone: settings.sourceZone,
+		destZone: settings.destZone,
+		sshPort: settings.sshPort,
+		originalDest: settings.originalDest,
+		farm: settings.name,
+	});
+	for (const conflict of state.conflicts) {
+		add(
+			/forwarded/.test(conflict) ? 'sshPort' : /already set/.test(conflict) ? 'shorewallParam' : 'shorewallDir',
+			conflict,
+		);
+	}
+}
+
+async function proxy(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
+	if ((await readSetting(host, settings, 'nginxConf', add)) === undefined) return;
+	const refusal = await checker(host, ['nginx', '-t', '-c', settings.nginxConf], nginxErrors);
+	if (refusal) add('nginxConf', `nginx -t refuses it:\n${refusal}`);
+	const site = path.join(settings.sitesAvailable, settings.serverName);
+	const text = await host.readFileIfExists(site).catch(() => undefined);
+	if (text !== undefined && !isOurSite(text, settings.name)) {
+		add('serverName', `${site} already exists and was not written by farmclone`);
+	}
+}
+
+/** Each check, and the stages whose writes it protects: a run of other stages does not need it. */
+const checks: Array<{
+	stages: string[];
+	run: (host: Host, settings: FarmSettings, facts: Facts, add: Collect) => Promise<void>;
+}> = [
+	{stages: ['snapshot', 'create-volume', 'copy'], run: volumes},
+	{stages: ['dns-record', 'reload-services'], run: async (host, settings, _facts, add) => zone(host, settings, add)},
+	{
+		stages: ['mac', 'dhcp-host', 'reload-services'],
+		run: async (host, settings, _facts, add) => dhcp(host, settings, add),
+	},
+	{stages: ['mac', 'ganeti-instance'], run: async (host, settings, _facts, add) => cluster(host, settings, add)},
+	{
+		stages: ['firewall-rule', 'firewall-restart'],
+		run: async (host, settings, _facts, add) => firewall(host, settings, add),
+	},
+	{stages: ['reverse-proxy'], run: async (host, settings, _facts, add) => proxy(host, settings, add)},
+];
+
+/**
+ * Every problem the run of `stageIds` (default: all) would meet, in the order
+ * of the stages: empty when it may start. Read-only: runs only the checkers
+ * and listings. `facts` of the journal tell what this farm's run already made.
+ */
+export async function preflight(
+	host: Host,
+	settings: FarmSettings,
+	facts: Facts = {},
+	stageIds?: readonly string[],
+): Promise<Finding[]> {
+	const wanted = checks.filter((check) => !stageIds || check.stages.some((stage) => stageIds.includes(stage)));
+	if (wanted.length === 0) return [];
+	const findings: Finding[] = validateSettings(settings as unknown as Record<string, unknown>);
+	if (findings.length > 0) return findings;
+	const add: Collect = (field, reason) => {
+		if (!findings.some((finding) => finding.field === field && finding.reason === reason)) {
+			findings.push({field, value: settings[field], reason});
+		}
+	};
+
+	for (const check of wanted) await check.run(host, settings, facts, add);
+	return findings;
+}
+
+/** The preflight, refusing to start with its findings. */
+export async function assertPreflight(
+	host: Host,
+	settings: FarmSettings,
+	facts: Facts = {},
+	stageIds?: readonly string[],
+): Promise<void> {
+	const findings = await preflight(host, settings, facts, stageIds);
+	if (findings.length > 0) throw new PreflightError(settings.name, findings);
+}

@@ -1,0 +1,218 @@
+/**
+ * The bad inputs test/bad-input.test.ts feeds farmclone, and the words each
+ * error must contain. README's "Bad input" table is printed from this list
+ * (`node --import tsx test/bad-input-cases.ts`), and the test checks README
+ * holds exactly that table.
+ */
+import {fileURLToPath} from 'node:url';
+import {simFarm} from '../source/sim/tree.js';
+import type {FarmSettings} from '../source/settings/schema.js';
+
+/** A file of the sim tree, relative to its root, and how the case changes it. */
+export type FileEdit = {file: string; edit: (text: string) => string};
+
+export type BadInputCase = {
+	/** What is wrong, for the README. */
+	input: string;
+	/**
+	 * `import`: `farmclone farm import` of the settings with `settings` merged
+	 * (or of `json` as it is); `run`: the settings changed (saved directly,
+	 * valid) or the files edited, then `farmclone run --yes --confirm`.
+	 */
+	command: 'import' | 'run';
+	settings?: Partial<Record<keyof FarmSettings, unknown>>;
+	json?: string;
+	files?: FileEdit[];
+	exitCode: number;
+	/** Words the error must contain, as farmclone prints them. */
+	error: string;
+};
+
+const skaro = simFarm.hosts.find((host) => host.record === 'skaro.xivo.vm')!;
+const gallifrey = simFarm.hosts.find((host) => host.record === 'gallifrey.xivo.vm')!;
+const append = (line: string) => (text: string) => `${text}${line}\n`;
+
+export const badInputCases: BadInputCase[] = [
+	{
+		input: 'settings file that is not JSON',
+		command: 'import',
+		json: '{"name": "gallifrey-dev",',
+		exitCode: 2,
+		error: 'is not valid JSON',
+	},
+	{
+		input: 'ip `10.10.60.300`',
+		command: 'import',
+		settings: {ip: '10.10.60.300'},
+		exitCode: 2,
+		error: 'ip = "10.10.60.300": must be an IPv4 address',
+	},
+	{
+		input: 'mac `53:54:00:00:00:01` (multicast)',
+		command: 'import',
+		settings: {mac: '53:54:00:00:00:01'},
+		exitCode: 2,
+		error: 'mac = "53:54:00:00:00:01": a multicast address cannot be a NIC address',
+	},
+	{
+		input: 'sshPort `70000`',
+		command: 'import',
+		settings: {sshPort: 70_000},
+		exitCode: 2,
+		error: 'sshPort = 70000: must be a whole number from 1 to 65535',
+	},
+	{
+		input: 'record `gallifrey_dev.xivo.vm` (not RFC 1123)',
+		command: 'import',
+		settings: {record: 'gallifrey_dev.xivo.vm'},
+		exitCode: 2,
+		error: 'record = "gallifrey_dev.xivo.vm": must be a name relative to the zone, RFC 1123 labels',
+	},
+	{
+		input: 'targetLv `snapshot0` (an LVM-reserved name)',
+		command: 'import',
+		settings: {targetLv: 'snapshot0'},
+		exitCode: 2,
+		error: 'targetLv = "snapshot0": reserved by LVM',
+	},
+	{
+		input: 'targetLv equal to sourceLv',
+		command: 'import',
+		settings: {targetLv: simFarm.sourceLv},
+		exitCode: 2,
+		error: 'is the source volume: the clone would overwrite the VM it copies',
+	},
+	{
+		input: 'shorewallParam `1VM`',
+		command: 'import',
+		settings: {shorewallParam: '1VM'},
+		exitCode: 2,
+		error: 'shorewallParam = "1VM": must be a shell variable name',
+	},
+	{
+		input: 'snapshotSize `lots`',
+		command: 'import',
+		settings: {snapshotSize: 'lots'},
+		exitCode: 2,
+		error: 'snapshotSize = "lots": must be an LVM size such as 1G or 512M',
+	},
+	{
+		input: `ip taken by another VM (${gallifrey.ip})`,
+		command: 'run',
+		settings: {ip: gallifrey.ip},
+		exitCode: 2,
+		error: `already holds ${gallifrey.ip}`,
+	},
+	{
+		input: 'ip outside every DHCP subnet (10.10.99.6)',
+		command: 'run',
+		settings: {ip: '10.10.99.6'},
+		exitCode: 2,
+		error: '10.10.99.6 is in no declared subnet',
+	},
+	{
+		input: 'sshPort already forwarded (22005)',
+		command: 'run',
+		settings: {sshPort: 22_005},
+		exitCode: 2,
+		error: 'port 22005 is already forwarded',
+	},
+	{
+		input: `mac taken by another VM (${gallifrey.mac})`,
+		command: 'run',
+		settings: {mac: gallifrey.mac},
+		exitCode: 2,
+		error: `already has hardware ethernet ${gallifrey.mac}`,
+	},
+	{
+		input: 'targetLv that already exists (another VM disk)',
+		command: 'run',
+		settings: {targetLv: skaro.lv},
+		exitCode: 2,
+		error: 'already exists and this run did not create it',
+	},
+	{
+		input: 'volume group too small for snapshot + target (snapshotSize 100G)',
+		command: 'run',
+		settings: {snapshotSize: '100G'},
+		exitCode: 2,
+		error: 'free, but the snapshot (100G) and the target',
+	},
+	{
+		input: 'sourceInstance that is not in the cluster',
+		command: 'run',
+		settings: {sourceInstance: 'nosuch.xivo.vm.farm'},
+		exitCode: 2,
+		error: 'sourceInstance = "nosuch.xivo.vm.farm": no such Ganeti instance',
+	},
+	{
+		input: 'zone file with a syntax error',
+		command: 'run',
+		files: [{file: 'etc/bind/db.farm', edit: append('broken\tIN\tA\t10.10.60.300')}],
+		exitCode: 2,
+		error: 'named-checkzone refuses it',
+	},
+	{
+		input: 'zone already holding another A record for the clone name',
+		command: 'run',
+		files: [{file: 'etc/bind/db.farm', edit: append('gallifrey-dev.xivo.vm\tIN\tA\t10.10.60.9')}],
+		exitCode: 2,
+		error: 'already uses the name gallifrey-dev.xivo.vm.farm',
+	},
+	{
+		input: 'dhcpd.conf with a syntax error',
+		command: 'run',
+		files: [{file: 'etc/dhcp/dhcpd.conf', edit: append('host broken {')}],
+		exitCode: 2,
+		error: 'dhcpd -t refuses it',
+	},
+	{
+		input: "dhcpd.conf giving the clone's IP to another host",
+		command: 'run',
+		files: [
+			{
+				file: 'etc/dhcp/dhcpd.conf',
+				edit: append('host other { hardware ethernet 52:54:00:aa:bb:cc; fixed-address 10.10.60.6; }'),
+			},
+		],
+		exitCode: 2,
+		error: 'already has fixed-address 10.10.60.6',
+	},
+	{
+		input: 'Shorewall rules that do not compile',
+		command: 'run',
+		files: [{file: 'etc/shorewall/rules', edit: append('DNAT\tnet\tloc:$NOT_SET_ANYWHERE:22\ttcp\t22999')}],
+		exitCode: 2,
+		error: 'shorewall check refuses it',
+	},
+	{
+		input: 'nginx.conf that nginx -t refuses',
+		command: 'run',
+		files: [{file: 'etc/nginx/nginx.conf', edit: append('no_such_directive on;')}],
+		exitCode: 2,
+		error: 'nginx -t refuses it',
+	},
+	{
+		input: 'an nginx site of the same name not written by farmclone',
+		command: 'run',
+		files: [{file: 'etc/nginx/sites-available/gallifrey-dev.dachary.org', edit: () => 'server {}\n'}],
+		exitCode: 2,
+		error: 'gallifrey-dev.dachary.org already exists and was not written by farmclone',
+	},
+];
+
+const cell = (text: string) => text.replaceAll('|', '\\|');
+
+/** README's table: one row per case. */
+export function badInputTable(): string {
+	return [
+		'| bad input | command | exit | the error says |',
+		'|---|---|---|---|',
+		...badInputCases.map(
+			(entry) =>
+				`| ${cell(entry.input)} | ${entry.command === 'import' ? '`farm import`' : '`run`'} | ${entry.exitCode} | ${cell(entry.error)} |`,
+		),
+	].join('\n');
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) process.stdout.write(`${badInputTable()}\n`);

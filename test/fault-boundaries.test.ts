@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import {test} from 'node:test';
+import {allStages} from '../source/stages/index.js';
+import {
+	farmTree,
+	makeFarm,
+	MiB,
+	runArgs,
+	startCli,
+	treeDifferences,
+	type EngineEvent,
+	type FarmTree,
+	type TestFarm,
+} from './fault-harness.js';
+
+/**
+ * Every stage boundary, and the inside of every stage: the real CLI is
+ * interrupted (SIGHUP as when SSH drops, SIGKILL), run again, and the farm
+ * tree it ends with must be the one an uninterrupted run leaves. After the
+ * interruption the journal must be readable and hold every stage that had
+ * finished. Interrupting inside a stage lands wherever the stage happens to
+ * be when the signal arrives: over many runs, anywhere.
+ */
+
+const size = 32 * MiB;
+let reference: Promise<FarmTree> | undefined;
+/** Stages the uninterrupted run applied; the others were found done by their check (the MAC set up front). */
+const applied = new Set<string>();
+
+type Kind = 'SIGHUP' | 'SIGKILL';
+type Scenario = {at: 'stage-done' | 'inside'; stage: string; kind: Kind};
+
+/**
+ * Every stage gets both kinds: one at its boundary (after it is done), the
+ * other inside it, alternating from stage to stage. FARMCLONE_FAULT_MATRIX=full
+ * runs both kinds at both places (twice the time).
+ */
+const full = process.env['FARMCLONE_FAULT_MATRIX'] === 'full';
+const scenarios: Scenario[] = [];
+for (const [index, stage] of allStages.entries()) {
+	const kinds: Kind[] = index % 2 === 0 ? ['SIGHUP', 'SIGKILL'] : ['SIGKILL', 'SIGHUP'];
+	for (const kind of full ? kinds : kinds.slice(0, 1)) scenarios.push({at: 'stage-done', stage: stage.id, kind});
+	for (const kind of full ? kinds : kinds.slice(1)) scenarios.push({at: 'inside', stage: stage.id, kind});
+}
+
+async function completeRun(farm: TestFarm): Promise<EngineEvent[]> {
+	const result = await startCli(farm, await runArgs()).done;
+	assert.equal(result.exitCode, 0, `the run failed:\n${result.stdout.split('\n').slice(-15).join('\n')}\n${result.stderr}`);
+	const journal = await farm.journal();
+	assert.equal(journal.outcome, 'done');
+	return result.events;
+}
+
+test('an uninterrupted run: the reference farm tree', {timeout: 120_000}, async (t) => {
+	const farm = await makeFarm(t, {size});
+	const started = Date.now();
+	for (const event of await completeRun(farm)) if (event.type === 'stage-start') applied.add(event.stage!);
+	t.diagnostic(`uninterrupted run: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+	const tree = farmTree(farm.root, {normalize: true});
+	reference = tree;
+	const files = Object.keys(await tree);
+	assert.ok(files.some((file) => file.startsWith('dev/all/')) && files.includes('etc/bind/db.farm'));
+});
+
+for (const scenario of scenarios) {
+	const where = scenario.at === 'stage-done' ? `after ${scenario.stage}` : `inside ${scenario.stage}`;
+	test(`${scenario.kind} ${where}, then a rerun: the same farm tree`, {timeout: 180_000}, async (t) => {
+		assert.ok(reference, 'the reference run ran first');
+		const farm = await makeFarm(t, {size});
+		const started = Date.now();
+		let fired = false;
+		// Inside a stage that only checks (found done), the check is all there is to be inside of.
+		const trigger = scenario.at === 'stage-done' ? 'stage-done' : applied.has(scenario.stage) ? 'stage-start' : 'check';
+		const first = startCli(farm, await runArgs(), (event) => {
+			if (fired || event.type !== trigger || event.stage !== scenario.stage) return;
+			fired = true;
+			first.child.kill(scenario.kind);
+		});
+		const interrupted = await first.done;
+		assert.ok(fired, `the run never got to ${trigger} ${scenario.stage}: exit ${interrupted.exitCode}`);
+		if (scenario.kind === 'SIGHUP') {
+			// Caught: the engine stops at its next safe point and says so (done, when there was nothing left).
+			const end = interrupted.events.at(-1);
+			assert.equal(end?.type, 'run-end', 'the last event is the end of the run');
+			assert.equal(interrupted.exitCode, end?.outcome === 'done' ? 0 : 1, interrupted.stderr);
+			if (scenario.stage !== allStages.at(-1)!.id) assert.equal(end?.outcome, 'stopped');
+		} else {
+			assert.equal(interrupted.signal, 'SIGKILL');
+		}
+
+		const journal = await farm.journal();
+		const finished = interrupted.events.filter((event) => event.type === 'stage-done').map((event) => event.stage);
+		for (const stage of finished) assert.equal(journal.stages[stage!]?.state, 'done', `${stage} is done in the journal`);
+
+		const resumed = await completeRun(farm);
+		assert.equal(resumed.find((event) => event.type === 'run-start')?.resumed, true, 'the rerun says it resumes');
+		const summary = resumed.filter((event) => event.type === 'log' && /^resume: /.test(event.text ?? ''));
+		const recorded = Object.values(journal.stages).filter((stage) => stage.state !== 'pending').length;
+		assert.equal(summary.length, recorded, 'one resume line per stage the journal had recorded');
+		const firstStart = resumed.findIndex((event) => event.type === 'stage-start');
+		const lastSummary = resumed.lastIndexOf(summary.at(-1)!);
+		assert.ok(firstStart === -1 || lastSummary < firstStart, 'the summary comes before any stage runs');
+
+		const differences = treeDifferences(await reference, await farmTree(farm.root, {normalize: true}));
+		assert.deepEqual(differences, [], differences.join('\n'));
+		t.diagnostic(`interrupted and resumed: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+	});
+}
