@@ -43,7 +43,11 @@ async function copyJob(farm: TestFarm): Promise<{pid: number; startTime: number}
 
 async function completeRun(farm: TestFarm): Promise<EngineEvent[]> {
 	const result = await startCli(farm, await runArgs()).done;
-	assert.equal(result.exitCode, 0, `the run failed:\n${result.stdout.split('\n').slice(-12).join('\n')}\n${result.stderr}`);
+	assert.equal(
+		result.exitCode,
+		0,
+		`the run failed:\n${result.stdout.split('\n').slice(-12).join('\n')}\n${result.stderr}`,
+	);
 	assert.equal((await farm.journal()).outcome, 'done');
 	return result.events;
 }
@@ -72,130 +76,151 @@ test('an uninterrupted run: the reference farm tree', {timeout: 120_000}, async 
 	await reference;
 });
 
-test('dd killed at about half: the rerun copies again at most one of its reports, and the clone is exact', {timeout: 240_000}, async (t) => {
-	const farm = await makeFarm(t, {size: 128 * MiB, settings: slowCopy});
-	const target = path.join(farm.root, 'dev/all', farm.settings.targetLv);
-	let killed: {position: number; reports: number[]; pid: number} | undefined;
-	let killing: Promise<void> | undefined;
-	const first = startCli(farm, await runArgs(), (event) => {
-		const progress = copyProgress(event);
-		if (killing || !progress || progress.bytes < progress.total * 0.4) return;
-		killing = (async () => {
-			const {pid, startTime} = await copyJob(farm);
-			// Frozen first, so that what it wrote and what it said stay still while they are read.
-			process.kill(pid, 'SIGSTOP');
-			const position = await writePosition(pid, target);
-			const progressFile = String((await farm.journal()).facts['copy.progressFile']);
-			const text = await fs.readFile(progressFile, 'utf8');
-			const reports = [...text.matchAll(/(\d+) bytes .*? copied/g)].map((match) => Number(match[1]));
-			process.kill(pid, 'SIGKILL');
-			await waitFor(async () => !(await isAlive({pid, startTime})), 5000, 'dd to die');
-			killed = {position, reports, pid};
-		})();
-	});
-	const interrupted = await first.done;
-	await killing;
-	assert.ok(killed, 'dd was caught in the middle of the copy');
-	assert.equal(interrupted.exitCode, 1, 'farmclone saw its copy die and stopped');
-	assert.match(interrupted.stdout, /copy failed/);
-
-	const resumed = await completeRun(farm);
-	const {facts} = await farm.journal();
-	const restart = Number(facts['copy.startOffset']);
-	// The largest stretch dd copied between two of its reports: one checkpoint window.
-	const steps = killed.reports.map((bytes, index) => bytes - (killed!.reports[index - 1] ?? 0));
-	const window = Math.max(...steps);
-	t.diagnostic(
-		`dd had written ${killed.position} bytes; the rerun started at ${restart}: ${killed.position - restart} bytes copied again (window ${window})`,
-	);
-	assert.ok(restart > 0, 'the copy did not start over');
-	assert.ok(restart <= killed.position, 'nothing dd had not written is skipped');
-	assert.ok(killed.position - restart <= window + 4096, 'at most one checkpoint window is copied again');
-	assert.notEqual(Number(facts['copy.pid']), killed.pid);
-	const summary = resumed.find((event) => event.type === 'log' && event.stage === 'copy' && /^resume: /.test(event.text ?? ''));
-	assert.match(summary?.text ?? '', /the copy stopped at \d+ %.*dd is gone.*resumes at/);
-
-	// Byte for byte: the adopted volume against the source.
-	const adopted = path.join(farm.root, 'dev/all', String(facts['ganeti-instance.disk']));
-	const source = path.join(farm.root, 'dev/all', farm.settings.sourceLv);
-	const [a, b] = await Promise.all([fs.readFile(adopted), fs.readFile(source)]);
-	assert.ok(a.equals(b), 'the clone has the bytes of the source');
-});
-
-for (const kind of ['SIGHUP', 'SIGKILL'] as const) {
-	test(`${kind} of farmclone in the middle of the copy: dd goes on, the rerun reattaches to the same dd`, {timeout: 240_000}, async (t) => {
-		const farm = await makeFarm(t, {size, settings: slowCopy});
-		let job: {pid: number; startTime: number} | undefined;
-		let stopping: Promise<void> | undefined;
+test(
+	'dd killed at about half: the rerun copies again at most one of its reports, and the clone is exact',
+	{timeout: 240_000},
+	async (t) => {
+		const farm = await makeFarm(t, {size: 128 * MiB, settings: slowCopy});
+		const target = path.join(farm.root, 'dev/all', farm.settings.targetLv);
+		let killed: {position: number; reports: number[]; pid: number} | undefined;
+		let killing: Promise<void> | undefined;
 		const first = startCli(farm, await runArgs(), (event) => {
 			const progress = copyProgress(event);
-			if (stopping || !progress || progress.bytes === 0) return;
-			stopping = (async () => {
-				job = await copyJob(farm);
-				first.child.kill(kind);
+			if (killing || !progress || progress.bytes < progress.total * 0.4) return;
+			killing = (async () => {
+				const {pid, startTime} = await copyJob(farm);
+				// Frozen first, so that what it wrote and what it said stay still while they are read.
+				process.kill(pid, 'SIGSTOP');
+				const position = await writePosition(pid, target);
+				const progressFile = String((await farm.journal()).facts['copy.progressFile']);
+				const text = await fs.readFile(progressFile, 'utf8');
+				const reports = [...text.matchAll(/(\d+) bytes .*? copied/g)].map((match) => Number(match[1]));
+				process.kill(pid, 'SIGKILL');
+				await waitFor(async () => !(await isAlive({pid, startTime})), 5000, 'dd to die');
+				killed = {position, reports, pid};
 			})();
 		});
 		const interrupted = await first.done;
-		await stopping;
-		assert.ok(job, 'farmclone was interrupted in the middle of the copy');
-		assert.equal(await isAlive(job), true, 'dd outlives the session');
-		// Held still until the rerun has found it, or a fast machine would finish the copy before the rerun looks.
-		process.kill(job.pid, 'SIGSTOP');
-		assert.equal((await farm.journal()).stages['copy']?.state, 'running');
-		if (kind === 'SIGHUP') assert.equal(interrupted.exitCode, 1);
+		await killing;
+		assert.ok(killed, 'dd was caught in the middle of the copy');
+		assert.equal(interrupted.exitCode, 1, 'farmclone saw its copy die and stopped');
+		assert.match(interrupted.stdout, /copy failed/);
 
-		const second = startCli(farm, await runArgs(), (event) => {
-			if (event.type === 'log' && /reattaching/.test(event.text ?? '')) process.kill(job!.pid, 'SIGCONT');
-		});
-		const result = await second.done;
-		assert.equal(result.exitCode, 0, result.stdout.split('\n').slice(-10).join('\n'));
-		const summary = result.events.find((event) => event.type === 'log' && event.stage === 'copy');
-		assert.match(summary?.text ?? '', new RegExp(`dd is still copying \\(pid ${job.pid}\\): \\d+ %`));
-		assert.ok(result.events.some((event) => event.text === `reattaching to the copy still running as pid ${job!.pid} (same pid and start time as recorded)`));
+		const resumed = await completeRun(farm);
 		const {facts} = await farm.journal();
-		assert.equal(facts['copy.pid'], job.pid, 'no second dd was started');
-		assert.equal(parseDdOutput(await fs.readFile(String(facts['copy.progressFile']), 'utf8')).bytes, size);
-		await assertSameTree(farm);
-	});
+		const restart = Number(facts['copy.startOffset']);
+		// The largest stretch dd copied between two of its reports: one checkpoint window.
+		const steps = killed.reports.map((bytes, index) => bytes - (killed!.reports[index - 1] ?? 0));
+		const window = Math.max(...steps);
+		t.diagnostic(
+			`dd had written ${killed.position} bytes; the rerun started at ${restart}: ${killed.position - restart} bytes copied again (window ${window})`,
+		);
+		assert.ok(restart > 0, 'the copy did not start over');
+		assert.ok(restart <= killed.position, 'nothing dd had not written is skipped');
+		assert.ok(killed.position - restart <= window + 4096, 'at most one checkpoint window is copied again');
+		assert.notEqual(Number(facts['copy.pid']), killed.pid);
+		const summary = resumed.find(
+			(event) => event.type === 'log' && event.stage === 'copy' && /^resume: /.test(event.text ?? ''),
+		);
+		assert.match(summary?.text ?? '', /the copy stopped at \d+ %.*dd is gone.*resumes at/);
+
+		// Byte for byte: the adopted volume against the source.
+		const adopted = path.join(farm.root, 'dev/all', String(facts['ganeti-instance.disk']));
+		const source = path.join(farm.root, 'dev/all', farm.settings.sourceLv);
+		const [a, b] = await Promise.all([fs.readFile(adopted), fs.readFile(source)]);
+		assert.ok(a.equals(b), 'the clone has the bytes of the source');
+	},
+);
+
+for (const kind of ['SIGHUP', 'SIGKILL'] as const) {
+	test(
+		`${kind} of farmclone in the middle of the copy: dd goes on, the rerun reattaches to the same dd`,
+		{timeout: 240_000},
+		async (t) => {
+			const farm = await makeFarm(t, {size, settings: slowCopy});
+			let job: {pid: number; startTime: number} | undefined;
+			let stopping: Promise<void> | undefined;
+			const first = startCli(farm, await runArgs(), (event) => {
+				const progress = copyProgress(event);
+				if (stopping || !progress || progress.bytes === 0) return;
+				stopping = (async () => {
+					job = await copyJob(farm);
+					first.child.kill(kind);
+				})();
+			});
+			const interrupted = await first.done;
+			await stopping;
+			assert.ok(job, 'farmclone was interrupted in the middle of the copy');
+			assert.equal(await isAlive(job), true, 'dd outlives the session');
+			// Held still until the rerun has found it, or a fast machine would finish the copy before the rerun looks.
+			process.kill(job.pid, 'SIGSTOP');
+			assert.equal((await farm.journal()).stages['copy']?.state, 'running');
+			if (kind === 'SIGHUP') assert.equal(interrupted.exitCode, 1);
+
+			const second = startCli(farm, await runArgs(), (event) => {
+				if (event.type === 'log' && /reattaching/.test(event.text ?? '')) process.kill(job!.pid, 'SIGCONT');
+			});
+			const result = await second.done;
+			assert.equal(result.exitCode, 0, result.stdout.split('\n').slice(-10).join('\n'));
+			const summary = result.events.find((event) => event.type === 'log' && event.stage === 'copy');
+			assert.match(summary?.text ?? '', new RegExp(`dd is still copying \\(pid ${job.pid}\\): \\d+ %`));
+			assert.ok(
+				result.events.some(
+					(event) =>
+						event.text ===
+						`reattaching to the copy still running as pid ${job!.pid} (same pid and start time as recorded)`,
+				),
+			);
+			const {facts} = await farm.journal();
+			assert.equal(facts['copy.pid'], job.pid, 'no second dd was started');
+			assert.equal(parseDdOutput(await fs.readFile(String(facts['copy.progressFile']), 'utf8')).bytes, size);
+			await assertSameTree(farm);
+		},
+	);
 }
 
-test('the snapshot filling up: extended at 80 %; once invalid the copy is thrown away and redone', {timeout: 240_000}, async (t) => {
-	const farm = await makeFarm(t, {size, settings: {...slowCopy, snapshotSize: '16M', snapshotExtendBy: '8M'}});
-	const {vg, snapshotLv} = farm.settings;
-	const lvmSim = path.join(farm.root, 'bin/lvm-sim');
-	const setPercent = async (percent: number) => execa(lvmSim, ['set-snap-percent', `${vg}/${snapshotLv}`, String(percent)]);
-	let step = 0;
-	let acting: Promise<unknown> = Promise.resolve();
-	const first = startCli(farm, await runArgs(), (event) => {
-		const progress = copyProgress(event);
-		if (step === 0 && progress && progress.bytes > 0) {
-			step = 1;
-			// dd held still: the watch goes on reading the snapshot's fill every few seconds meanwhile.
-			acting = copyJob(farm).then(async ({pid}) => {
-				process.kill(pid, 'SIGSTOP');
-				await setPercent(85);
-			});
-		} else if (step === 1 && event.type === 'command' && /lvextend/.test(JSON.stringify(event['command']))) {
-			step = 2;
-			acting = acting.then(async () => setPercent(100));
-		}
-	});
-	const overflowed = await first.done;
-	await acting;
-	assert.equal(step, 2, 'the snapshot was extended before it overflowed');
-	const lines = overflowed.events.map((event) => event.text ?? '').join('\n');
-	assert.match(lines, /warning: snapshot .* 85% full/);
-	const failure = overflowed.events.find((event) => event.type === 'stage-failed');
-	assert.equal(failure?.stage, 'copy');
-	assert.match(String(failure?.['error']), /overflowed.*garbage/);
-	const {facts} = await farm.journal();
-	assert.equal(await isAlive({pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])}), false);
+test(
+	'the snapshot filling up: extended at 80 %; once invalid the copy is thrown away and redone',
+	{timeout: 240_000},
+	async (t) => {
+		const farm = await makeFarm(t, {size, settings: {...slowCopy, snapshotSize: '16M', snapshotExtendBy: '8M'}});
+		const {vg, snapshotLv} = farm.settings;
+		const lvmSim = path.join(farm.root, 'bin/lvm-sim');
+		const setPercent = async (percent: number) =>
+			execa(lvmSim, ['set-snap-percent', `${vg}/${snapshotLv}`, String(percent)]);
+		let step = 0;
+		let acting: Promise<unknown> = Promise.resolve();
+		const first = startCli(farm, await runArgs(), (event) => {
+			const progress = copyProgress(event);
+			if (step === 0 && progress && progress.bytes > 0) {
+				step = 1;
+				// dd held still: the watch goes on reading the snapshot's fill every few seconds meanwhile.
+				acting = copyJob(farm).then(async ({pid}) => {
+					process.kill(pid, 'SIGSTOP');
+					await setPercent(85);
+				});
+			} else if (step === 1 && event.type === 'command' && /lvextend/.test(JSON.stringify(event['command']))) {
+				step = 2;
+				acting = acting.then(async () => setPercent(100));
+			}
+		});
+		const overflowed = await first.done;
+		await acting;
+		assert.equal(step, 2, 'the snapshot was extended before it overflowed');
+		const lines = overflowed.events.map((event) => event.text ?? '').join('\n');
+		assert.match(lines, /warning: snapshot .* 85% full/);
+		const failure = overflowed.events.find((event) => event.type === 'stage-failed');
+		assert.equal(failure?.stage, 'copy');
+		assert.match(String(failure?.['error']), /overflowed.*garbage/);
+		const {facts} = await farm.journal();
+		assert.equal(await isAlive({pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])}), false);
 
-	const resumed = await completeRun(farm);
-	const snapshot = resumed.find((event) => event.type === 'check' && event.stage === 'snapshot');
-	assert.match(JSON.stringify(snapshot), /overflowed/);
-	const restarted = await farm.journal();
-	assert.equal(restarted.facts['copy.startOffset'], 0, 'nothing read from the invalid snapshot is trusted');
-	assert.notEqual(restarted.facts['snapshot.uuid'], facts['snapshot.uuid']);
-	await assertSameTree(farm);
-});
+		const resumed = await completeRun(farm);
+		const snapshot = resumed.find((event) => event.type === 'check' && event.stage === 'snapshot');
+		assert.match(JSON.stringify(snapshot), /overflowed/);
+		const restarted = await farm.journal();
+		assert.equal(restarted.facts['copy.startOffset'], 0, 'nothing read from the invalid snapshot is trusted');
+		assert.notEqual(restarted.facts['snapshot.uuid'], facts['snapshot.uuid']);
+		await assertSameTree(farm);
+	},
+);

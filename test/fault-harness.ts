@@ -100,7 +100,7 @@ export async function makeFarm(
 	const settings = defaultSettings(farmName, {
 		...sim.settings,
 		mac: fixedMac,
-		firewallTimeout: 30,
+		firewallTimeout: 15,
 		...identityOff,
 		...options.settings,
 	});
@@ -168,7 +168,9 @@ export function startCli(farm: TestFarm, args: string[], onEvent?: (event: Engin
 /** The headless run the tests make: every stage confirmed, JSON events. */
 export async function runArgs(command = 'run'): Promise<string[]> {
 	const confirm = ['--yes', '--confirm', farmName, '--json'];
-	return command === 'run' ? [command, farmName, ...confirm, ...(await firewallFlag())] : [command, farmName, ...confirm];
+	return command === 'run'
+		? [command, farmName, ...confirm, ...(await firewallFlag())]
+		: [command, farmName, ...confirm];
 }
 
 async function sha256(file: string): Promise<string> {
@@ -250,7 +252,8 @@ export async function farmTree(root: string, options: {normalize: boolean}): Pro
 		} else if (relative.startsWith('dev/')) {
 			tree[normalize(relative)] = `volume ${stat.size} ${volume(await sha256(absolute))}`;
 		} else {
-			tree[normalize(relative)] = `${(stat.mode & 0o7777).toString(8)} ${normalize(await fs.readFile(absolute, 'utf8'))}`;
+			tree[normalize(relative)] =
+				`${(stat.mode & 0o7777).toString(8)} ${normalize(await fs.readFile(absolute, 'utf8'))}`;
 		}
 	};
 

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {farmTree, makeFarm, runArgs, startCli, treeDifferences, type EngineEvent, type TestFarm} from './fault-harness.js';
+import {
+	farmTree,
+	makeFarm,
+	runArgs,
+	startCli,
+	treeDifferences,
+	type EngineEvent,
+	type TestFarm,
+} from './fault-harness.js';
 
 /**
  * `farmclone undo NAME` against the simulated farm, with the whole farm tree
@@ -43,57 +51,81 @@ function commandLines(events: EngineEvent[]): string[] {
 		.map((event) => (event['command'] as {argv: string[]}).argv.join(' '));
 }
 
-test('undo after a whole run: plan first, every stage reversed last first, services reloaded, the tree as before', {timeout: 240_000}, async (t) => {
-	const farm = await makeFarm(t);
-	const before = await farmTree(farm.root, {normalize: false});
-	assert.equal((await run(farm)).exitCode, 0);
+test(
+	'undo after a whole run: plan first, every stage reversed last first, services reloaded, the tree as before',
+	{timeout: 240_000},
+	async (t) => {
+		const farm = await makeFarm(t);
+		const before = await farmTree(farm.root, {normalize: false});
+		assert.equal((await run(farm)).exitCode, 0);
 
-	const refused = await startCli(farm, ['undo', farm.settings.name, '--yes', '--json']).done;
-	assert.equal(refused.exitCode, 2, 'headless undo wants --confirm NAME');
-	assert.match(refused.stderr, /--yes --confirm gallifrey-dev/);
+		const refused = await startCli(farm, ['undo', farm.settings.name, '--yes', '--json']).done;
+		assert.equal(refused.exitCode, 2, 'headless undo wants --confirm NAME');
+		assert.match(refused.stderr, /--yes --confirm gallifrey-dev/);
 
-	const result = await undo(farm);
-	assert.equal(result.exitCode, 0, result.stdout.split('\n').slice(-10).join('\n'));
-	const firstUndo = result.events.findIndex((event) => event.type === 'stage-start');
-	const plans = result.events.filter((event) => event.type === 'plan');
-	assert.ok(plans.length >= 10 && result.events.indexOf(plans.at(-1)!) < firstUndo, 'every plan is shown first');
-	const undone = result.events.filter((event) => event.type === 'stage-undone').map((event) => event.stage);
-	assert.equal(undone[0], 'reverse-proxy');
-	assert.equal(undone.at(-1), 'snapshot');
-	assert.ok(undone.indexOf('reload-services') < undone.indexOf('dns-record'), 'last first');
+		const result = await undo(farm);
+		assert.equal(result.exitCode, 0, result.stdout.split('\n').slice(-10).join('\n'));
+		const firstUndo = result.events.findIndex((event) => event.type === 'stage-start');
+		const plans = result.events.filter((event) => event.type === 'plan');
+		assert.ok(plans.length >= 10 && result.events.indexOf(plans.at(-1)!) < firstUndo, 'every plan is shown first');
+		const undone = result.events.filter((event) => event.type === 'stage-undone').map((event) => event.stage);
+		assert.equal(undone[0], 'reverse-proxy');
+		assert.equal(undone.at(-1), 'snapshot');
+		assert.ok(undone.indexOf('reload-services') < undone.indexOf('dns-record'), 'last first');
 
-	// Each editing stage reloads its own service: the reload stage's undo comes before theirs.
-	const commands = commandLines(result.events);
-	for (const wanted of [/^systemctl reload nginx$/, /^shorewall restart /, /^systemctl restart isc-dhcp-server$/, /^rndc .* reload farm$/]) {
-		assert.ok(commands.some((line) => wanted.test(line)), `${String(wanted)} in:\n${commands.join('\n')}`);
-	}
+		// Each editing stage reloads its own service: the reload stage's undo comes before theirs.
+		const commands = commandLines(result.events);
+		for (const wanted of [
+			/^systemctl reload nginx$/,
+			/^shorewall restart /,
+			/^systemctl restart isc-dhcp-server$/,
+			/^rndc .* reload farm$/,
+		]) {
+			assert.ok(
+				commands.some((line) => wanted.test(line)),
+				`${String(wanted)} in:\n${commands.join('\n')}`,
+			);
+		}
 
-	const journal = await farm.journal();
-	assert.equal(journal.outcome, 'undone');
-	assert.deepEqual(journal.stages, {});
-	assertUndoneButSerial(before, await farmTree(farm.root, {normalize: false}));
-});
+		const journal = await farm.journal();
+		assert.equal(journal.outcome, 'undone');
+		assert.deepEqual(journal.stages, {});
+		assertUndoneButSerial(before, await farmTree(farm.root, {normalize: false}));
+	},
+);
 
-test('undo of a run stopped before DNS reloaded: the tree is as before, byte for byte, serial too', {timeout: 240_000}, async (t) => {
-	const farm = await makeFarm(t);
-	const before = await farmTree(farm.root, {normalize: false});
-	const stopped = await run(farm, (event, kill) => {
-		if (event.type === 'stage-done' && event.stage === 'dhcp-host') kill();
-	});
-	assert.equal(stopped.exitCode, 1);
-	const journal = await farm.journal();
-	assert.equal(journal.stages['dhcp-host']?.state, 'done');
-	assert.equal(journal.stages['reload-services'], undefined);
+test(
+	'undo of a run stopped before DNS reloaded: the tree is as before, byte for byte, serial too',
+	{timeout: 240_000},
+	async (t) => {
+		const farm = await makeFarm(t);
+		const before = await farmTree(farm.root, {normalize: false});
+		const stopped = await run(farm, (event, kill) => {
+			if (event.type === 'stage-done' && event.stage === 'dhcp-host') kill();
+		});
+		assert.equal(stopped.exitCode, 1);
+		const journal = await farm.journal();
+		assert.equal(journal.stages['dhcp-host']?.state, 'done');
+		assert.equal(journal.stages['reload-services'], undefined);
 
-	const result = await undo(farm);
-	assert.equal(result.exitCode, 0, result.stdout.split('\n').slice(-10).join('\n'));
-	const undone = result.events.filter((event) => event.type === 'stage-undone').map((event) => event.stage);
-	assert.deepEqual(undone, ['dhcp-host', 'mac', 'dns-record', 'identity', 'drop-snapshot', 'copy', 'create-volume', 'snapshot'].filter((id) => journal.stages[id]));
-	const commands = commandLines(result.events);
-	assert.ok(!commands.some((line) => /isc-dhcp-server|rndc/.test(line)), 'nothing reloaded that never loaded the run');
-	const differences = treeDifferences(before, await farmTree(farm.root, {normalize: false}));
-	assert.deepEqual(differences, [], differences.join('\n'));
-});
+		const result = await undo(farm);
+		assert.equal(result.exitCode, 0, result.stdout.split('\n').slice(-10).join('\n'));
+		const undone = result.events.filter((event) => event.type === 'stage-undone').map((event) => event.stage);
+		assert.deepEqual(
+			undone,
+			['dhcp-host', 'mac', 'dns-record', 'identity', 'drop-snapshot', 'copy', 'create-volume', 'snapshot'].filter(
+				(id) => journal.stages[id],
+			),
+		);
+		const commands = commandLines(result.events);
+		assert.ok(
+			!commands.some((line) => /isc-dhcp-server|rndc/.test(line)),
+			'nothing reloaded that never loaded the run',
+		);
+		const differences = treeDifferences(before, await farmTree(farm.root, {normalize: false}));
+		assert.deepEqual(differences, [], differences.join('\n'));
+	},
+);
 
 test('undo killed midway: run refuses, undo again finishes it', {timeout: 300_000}, async (t) => {
 	const farm = await makeFarm(t);

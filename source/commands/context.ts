@@ -38,7 +38,14 @@ export type SessionGuard = {
 	dispose(): void;
 };
 
-const streamErrors = new Set(['EIO', 'EPIPE', 'ENXIO', 'ECONNRESET', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+const streamErrors = new Set([
+	'EIO',
+	'EPIPE',
+	'ENXIO',
+	'ECONNRESET',
+	'ERR_STREAM_DESTROYED',
+	'ERR_STREAM_WRITE_AFTER_END',
+]);
 
 /**
  * SIGHUP (the SSH session dropped), SIGTERM and SIGINT abort the run: the

@@ -345,6 +345,14 @@ export const copyStage: Stage = {
 			return {commands: [], diffs: [], notes: [`dd (pid ${job.pid}) is still copying: farmclone follows it`]};
 		}
 
+		if (job && (await copyOutcome(job)).status === 'completed') {
+			return {
+				commands: [],
+				diffs: [],
+				notes: ['dd finished while farmclone was away: the copy is compared with the snapshot'],
+			};
+		}
+
 		const found = await volumes(context);
 		const {source, snapshot, target} = found;
 		const ready = source && snapshot && target ? {source, snapshot, target} : undefined;

@@ -63,7 +63,11 @@ async function undoSerial(
 	} catch {}
 
 	if (typeof before === 'string' && current === after && served === before) {
-		return {restore: before, served, why: `the server still serves ${before}: ${after} was never served, ${before} comes back`};
+		return {
+			restore: before,
+			served,
+			why: `the server still serves ${before}: ${after} was never served, ${before} comes back`,
+		};
 	}
 
 	const why = 'secondaries never accept a lower serial, so undo bumps it again instead of restoring it';
@@ -198,7 +202,9 @@ export const dnsRecordStage: Stage = {
 			'dns-record.undoBackup': backups[settings.zoneFile],
 			'dns-record.undoSerial': edit.serialAfter,
 		});
-		context.log(`removed ${edit.removed.length} line(s) from ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter}: ${decision.why}`);
+		context.log(
+			`removed ${edit.removed.length} line(s) from ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter}: ${decision.why}`,
+		);
 		if (decision.served === undefined || decision.restore) return;
 		// The server has loaded our record: it must load the zone without it.
 		const reload = await context.host.run([...settings.rndc, settings.zone], {reject: false});

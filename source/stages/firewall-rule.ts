@@ -183,7 +183,10 @@ export const firewallRuleStage: Stage = {
 		await context.host.run(['shorewall', 'restart', settings.shorewallDir]);
 		const status = await context.host.run(['shorewall', 'status'], {reject: false});
 		if (status.exitCode !== 0 || !/Shorewall is running/i.test(status.stdout)) {
-			throw new StageError(`Shorewall is not running after the restart without the rule`, 'shorewall status; shorewall restart');
+			throw new StageError(
+				`Shorewall is not running after the restart without the rule`,
+				'shorewall status; shorewall restart',
+			);
 		}
 
 		context.log('firewall restarted without the rule');
