@@ -14,7 +14,7 @@ import {listInstances, type GanetiInstance} from '../host/ganeti.js';
 import type {Host} from '../host/host.js';
 import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVolume} from '../host/lvm.js';
 import {isOurSite, nginxErrors} from '../host/nginx-site.js';
-import {inspectShorewall} from '../host/shorewall-files.js';
+import {inspectShorewall, ruleRequest, shorewallErrors} from '../host/shorewall-files.js';
 import {inspectZone} from '../host/zone-file.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {SettingsError, validateSettings, type FieldError} from '../settings/validate.js';
@@ -207,20 +207,9 @@ async function firewall(host: Host, settings: FarmSettings, add: Collect): Promi
 	}
 
 	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
-	const refusal = await checker(host, ['shorewall', 'check', settings.shorewallDir], (output) => {
-		const lines = output.split('\n').filter((line) => /\b(ERROR|FATAL)\b/.test(line));
-		return lines.join('\n').trim() || output.trim().split('\n').slice(-4).join('\n');
-	});
+	const refusal = await checker(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
 	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
-	const state = inspectShorewall(params, rules, {
-		param: settings.shorewallParam,
-		ip: settings.ip,
-		sourceZone: settings.sourceZone,
-		destZone: settings.destZone,
-		sshPort: settings.sshPort,
-		originalDest: settings.originalDest,
-		farm: settings.name,
-	});
+	const state = inspectShorewall(params, rules, ruleRequest(settings));
 	for (const conflict of state.conflicts) {
 		add(
 			/forwarded/.test(conflict) ? 'sshPort' : /already set/.test(conflict) ? 'shorewallParam' : 'shorewallDir',

@@ -1,3 +1,4 @@
+import type {FarmSettings} from '../settings/schema.js';
 import {alignLike, insertLines, isMarkedLine, markLine, removeMarkedLines, splitLines} from './markers.js';
 
 /**
@@ -314,4 +315,24 @@ export function removeShorewallEntries(
 	const params = removeMarkedLines(paramsText, farm);
 	const rules = removeMarkedLines(rulesText, farm);
 	return {params: params.text, rules: rules.text, removed: [...params.removed, ...rules.removed]};
+}
+
+/** The DNAT rule and param this farm asks for, from its settings. */
+export function ruleRequest(settings: FarmSettings): ShorewallRequest {
+	return {
+		param: settings.shorewallParam,
+		ip: settings.ip,
+		sourceZone: settings.sourceZone,
+		destZone: settings.destZone,
+		sshPort: settings.sshPort,
+		originalDest: settings.originalDest,
+		farm: settings.name,
+	};
+}
+
+/** The compiler's ERROR lines; its last lines when it names none. */
+export function shorewallErrors(output: string): string {
+	const lines = output.split('\n').filter((line) => line.trim() !== '');
+	const problems = lines.filter((line) => /\b(ERROR|FATAL)\b/.test(line));
+	return (problems.length > 0 ? problems : lines.slice(-8)).join('\n').trim();
 }

@@ -3,31 +3,13 @@ import {
 	addShorewallEntries,
 	inspectShorewall,
 	removeShorewallEntries,
+	ruleRequest,
+	shorewallErrors,
 	ShorewallConflictError,
-	type ShorewallRequest,
 } from '../host/shorewall-files.js';
 import type {FarmSettings} from '../settings/schema.js';
 import {changeDiffs, writeChecked, type Checker, type FileChange} from './checked-edit.js';
 import {StageError, type Stage, type StageContext} from './types.js';
-
-function ruleRequest(settings: FarmSettings): ShorewallRequest {
-	return {
-		param: settings.shorewallParam,
-		ip: settings.ip,
-		sourceZone: settings.sourceZone,
-		destZone: settings.destZone,
-		sshPort: settings.sshPort,
-		originalDest: settings.originalDest,
-		farm: settings.name,
-	};
-}
-
-/** The compiler's ERROR lines; its last lines when it names none. */
-function shorewallErrors(output: string): string {
-	const lines = output.split('\n').filter((line) => line.trim() !== '');
-	const problems = lines.filter((line) => /\b(ERROR|FATAL)\b/.test(line));
-	return (problems.length > 0 ? problems : lines.slice(-8)).join('\n').trim();
-}
 
 function checker(settings: FarmSettings): Checker {
 	return {argv: ['shorewall', 'check', settings.shorewallDir], explain: shorewallErrors};
