@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import {readProcStat} from '../host/proc.js';
 
 export type LockOwner = {pid: number; host: string; since: string; startTime?: string; command: string};
 
@@ -24,14 +25,7 @@ export class LockedError extends Error {
 
 /** Field 22 of /proc/PID/stat: start time in clock ticks, which with the pid names one process for good. */
 export async function processStartTime(pid: number): Promise<string | undefined> {
-	try {
-		const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-		// The command name may hold spaces and parentheses: count fields after the last ')'.
-		const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-		return fields[19];
-	} catch {
-		return undefined;
-	}
+	return (await readProcStat(pid))?.startTime;
 }
 
 export async function isSameProcessAlive(pid: number, startTime: string | undefined): Promise<boolean> {

@@ -1,3 +1,4 @@
+import {readProcStat} from './proc.js';
 import {constants as fsConstants} from 'node:fs';
 import fs, {type FileHandle} from 'node:fs/promises';
 import {setTimeout as sleep} from 'node:timers/promises';
@@ -96,18 +97,9 @@ export function ddArgv(request: Omit<CopyRequest, 'progressFile'>, directIo: boo
 
 /** Start time of `pid` from /proc/<pid>/stat (field 22), or undefined when no such process is running. */
 export async function processStartTime(pid: number): Promise<number | undefined> {
-	let stat: string;
-	try {
-		stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-	} catch {
-		return undefined;
-	}
-
-	// Field 2 is the command name in parentheses and may itself hold spaces or parentheses.
-	const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-	const state = fields[0];
-	if (state === 'Z' || state === 'X') return undefined;
-	const startTime = Number(fields[22 - 3]);
+	const stat = await readProcStat(pid);
+	if (!stat || stat.state === 'Z' || stat.state === 'X') return undefined;
+	const startTime = Number(stat.startTime);
 	return Number.isFinite(startTime) ? startTime : undefined;
 }
 
