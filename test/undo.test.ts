@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import {test} from 'node:test';
+import {execa} from 'execa';
 import {
 	farmTree,
 	makeFarm,
@@ -13,11 +15,11 @@ import {
 /**
  * `farmclone undo NAME` against the simulated farm, with the whole farm tree
  * compared before the first run and after the undo (see fault-harness for
- * what is not part of the farm tree, and why). The zone file's SOA serial is
- * the one deliberate difference once the run's serial was served: DNS
- * secondaries never take a lower serial, so undo bumps it once more. While
- * the server still serves the serial from before the run, the run's serial
- * never reached anyone and undo puts the old one back: byte for byte.
+ * what is not part of the farm tree, and why). The simulated zone names one
+ * name server, so nothing can hold the run's serial and undo puts the old one
+ * back: byte for byte. With secondaries (zoneSecondaries: yes), once the
+ * run's serial was served, undo bumps it once more (secondaries never take a
+ * lower one): the zone file's serial is then the one difference.
  */
 
 const serialLine = /^(\s*)(\d+)(\s*; serial)$/m;
@@ -45,6 +47,14 @@ async function undo(farm: TestFarm, onEvent?: (event: EngineEvent, kill: () => v
 	return child.done;
 }
 
+/** The SOA serial the simulated farm's named serves, asked inside its namespace. */
+async function servedSerial(farm: TestFarm): Promise<string | undefined> {
+	const {dnsServer, dnsPort, zone} = farm.settings;
+	const dig = path.join(farm.root, 'bin', 'dig');
+	const {stdout} = await execa(dig, [`@${dnsServer}`, '-p', String(dnsPort), '+short', '+norecurse', zone, 'SOA']);
+	return stdout.trim().split(/\s+/)[2];
+}
+
 function commandLines(events: EngineEvent[]): string[] {
 	return events
 		.filter((event) => event.type === 'command')
@@ -52,12 +62,14 @@ function commandLines(events: EngineEvent[]): string[] {
 }
 
 test(
-	'undo after a whole run: plan first, every stage reversed last first, services reloaded, the tree as before',
+	'undo after a whole run: plan first, every stage reversed last first, services reloaded, the tree as before, byte for byte',
 	{timeout: 240_000},
 	async (t) => {
 		const farm = await makeFarm(t);
 		const before = await farmTree(farm.root, {normalize: false});
+		const serialBefore = await servedSerial(farm);
 		assert.equal((await run(farm)).exitCode, 0);
+		assert.notEqual(await servedSerial(farm), serialBefore, "the run's serial was served");
 
 		const refused = await startCli(farm, ['undo', farm.settings.name, '--yes', '--json']).done;
 		assert.equal(refused.exitCode, 2, 'headless undo wants --confirm NAME');
@@ -90,7 +102,9 @@ test(
 		const journal = await farm.journal();
 		assert.equal(journal.outcome, 'undone');
 		assert.deepEqual(journal.stages, {});
-		assertUndoneButSerial(before, await farmTree(farm.root, {normalize: false}));
+		const differences = treeDifferences(before, await farmTree(farm.root, {normalize: false}));
+		assert.deepEqual(differences, [], differences.join('\n'));
+		assert.equal(await servedSerial(farm), serialBefore, 'named loaded the zone with its old serial back');
 	},
 );
 
@@ -127,30 +141,34 @@ test(
 	},
 );
 
-test('undo killed midway: run refuses, undo again finishes it', {timeout: 300_000}, async (t) => {
-	const farm = await makeFarm(t);
-	const before = await farmTree(farm.root, {normalize: false});
-	assert.equal((await run(farm)).exitCode, 0);
-	let killedAfter: string | undefined;
-	const killed = await undo(farm, (event, kill) => {
-		if (!killedAfter && event.type === 'stage-undone' && event.stage === 'ganeti-instance') {
-			killedAfter = event.stage;
-			kill();
-		}
-	});
-	assert.equal(killed.signal, 'SIGKILL');
-	const journal = await farm.journal();
-	assert.equal(journal.mode, 'undo');
-	assert.equal(journal.stages['ganeti-instance']?.state, 'undone');
-	assert.equal(journal.stages['snapshot']?.state, 'done');
+test(
+	'undo killed midway: run refuses, undo again finishes it; with secondaries the serial goes up',
+	{timeout: 300_000},
+	async (t) => {
+		const farm = await makeFarm(t, {settings: {zoneSecondaries: 'yes'}});
+		const before = await farmTree(farm.root, {normalize: false});
+		assert.equal((await run(farm)).exitCode, 0);
+		let killedAfter: string | undefined;
+		const killed = await undo(farm, (event, kill) => {
+			if (!killedAfter && event.type === 'stage-undone' && event.stage === 'ganeti-instance') {
+				killedAfter = event.stage;
+				kill();
+			}
+		});
+		assert.equal(killed.signal, 'SIGKILL');
+		const journal = await farm.journal();
+		assert.equal(journal.mode, 'undo');
+		assert.equal(journal.stages['ganeti-instance']?.state, 'undone');
+		assert.equal(journal.stages['snapshot']?.state, 'done');
 
-	const refused = await run(farm);
-	assert.equal(refused.exitCode, 1);
-	assert.match(refused.stderr, /undo that did not finish/);
+		const refused = await run(farm);
+		assert.equal(refused.exitCode, 1);
+		assert.match(refused.stderr, /undo that did not finish/);
 
-	const finished = await undo(farm);
-	assert.equal(finished.exitCode, 0, finished.stdout.split('\n').slice(-10).join('\n'));
-	const again = finished.events.filter((event) => event.type === 'stage-undone').map((event) => event.stage);
-	assert.ok(!again.includes('ganeti-instance') && again.includes('snapshot'), `undone now: ${again.join(', ')}`);
-	assertUndoneButSerial(before, await farmTree(farm.root, {normalize: false}));
-});
+		const finished = await undo(farm);
+		assert.equal(finished.exitCode, 0, finished.stdout.split('\n').slice(-10).join('\n'));
+		const again = finished.events.filter((event) => event.type === 'stage-undone').map((event) => event.stage);
+		assert.ok(!again.includes('ganeti-instance') && again.includes('snapshot'), `undone now: ${again.join(', ')}`);
+		assertUndoneButSerial(before, await farmTree(farm.root, {normalize: false}));
+	},
+);

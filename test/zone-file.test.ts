@@ -14,6 +14,7 @@ import {
 	ZoneConflictError,
 	ZoneParseError,
 } from '../source/host/zone-file.js';
+import {zoneSecondaries} from '../source/stages/dns-record.js';
 
 const request = {zone: 'farm', record: 'gallifrey-dev.xivo.vm', ip: '10.10.60.6', farm: 'gallifrey-dev'};
 const today = new Date(2024, 4, 17, 12);
@@ -239,4 +240,24 @@ test('the real named-checkzone agrees with the parser on the owner names it load
 	);
 	const parsed = new Set(parseZone(zone, 'farm').records.map((record) => record.owner.toLowerCase()));
 	assert.deepEqual(parsed, owners);
+});
+
+test('zoneSecondaries: auto counts the NS records at the apex; yes and no are taken as said', () => {
+	const one = [
+		'$ORIGIN farm.',
+		'@ 3600 IN SOA ns.farm. root.farm. 1 3600 600 86400 300',
+		'@ IN NS ns.farm.',
+		'sub IN NS other.',
+		'',
+	];
+	const two = [...one.slice(0, 3), '  IN NS ns2.example.', ''].join('\n');
+	assert.equal(
+		zoneSecondaries({zone: 'farm', zoneSecondaries: 'auto'}, one.join('\n')).some,
+		false,
+		'a delegation is not a secondary',
+	);
+	assert.equal(zoneSecondaries({zone: 'farm', zoneSecondaries: 'auto'}, two).some, true);
+	assert.match(zoneSecondaries({zone: 'farm', zoneSecondaries: 'auto'}, two).why, /2 name servers/);
+	assert.equal(zoneSecondaries({zone: 'farm', zoneSecondaries: 'no'}, two).some, false);
+	assert.equal(zoneSecondaries({zone: 'farm', zoneSecondaries: 'yes'}, one.join('\n')).some, true);
 });

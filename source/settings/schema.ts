@@ -41,6 +41,12 @@ export type FarmSettings = {
 	/** DNS server asked to prove the record is served, and its port. */
 	dnsServer: string;
 	dnsPort: number;
+	/**
+	 * Whether other servers transfer the zone. They never take a lower SOA
+	 * serial, so undo then bumps it again instead of restoring the old one.
+	 * `auto`: yes when the zone names more than one NS at its apex.
+	 */
+	zoneSecondaries: 'auto' | 'yes' | 'no';
 
 	// DHCP
 	dhcpdConf: string;
@@ -147,6 +153,7 @@ export function defaultSettings(name: string, overrides: Partial<FarmSettings> =
 		rndc: ['rndc', 'reload'],
 		dnsServer: '127.0.0.1',
 		dnsPort: 53,
+		zoneSecondaries: 'auto',
 		dhcpdConf: '/etc/dhcp/dhcpd.conf',
 		mac: '',
 		subnetMask: '255.255.255.0',

@@ -111,6 +111,8 @@ const rules: Record<keyof FarmSettings, Rule> = {
 	rndc: argv,
 	dnsServer: matching(isIpv4, 'must be the IPv4 address of the DNS server to ask'),
 	dnsPort: integer(1, 65_535),
+	zoneSecondaries: (value) =>
+		value === 'auto' || value === 'yes' || value === 'no' ? undefined : 'must be "auto", "yes" or "no"',
 	dhcpdConf: absolutePath,
 	mac: (value) => string(value, {}) ?? (value === '' ? undefined : macProblem(value as string)),
 	subnetMask: matching(isIpv4, 'must be a dotted netmask such as 255.255.255.0'),

@@ -1,6 +1,8 @@
 import {
+	absoluteName,
 	addZoneRecord,
 	inspectZone,
+	parseZone,
 	removeZoneRecord,
 	ZoneConflictError,
 	type ZoneRecordRequest,
@@ -42,13 +44,37 @@ async function servedSerial(context: StageContext): Promise<string | undefined> 
 	return result.exitCode === 0 && serial && /^\d+$/.test(serial) ? serial : undefined;
 }
 
+/** Whether other servers may hold the zone's serial, and what says so. */
+export function zoneSecondaries(
+	settings: Pick<FarmSettings, 'zone' | 'zoneSecondaries'>,
+	text: string,
+): {some: boolean; why: string} {
+	if (settings.zoneSecondaries !== 'auto') {
+		return {some: settings.zoneSecondaries === 'yes', why: `zoneSecondaries is ${settings.zoneSecondaries}`};
+	}
+
+	let servers: string[] = [];
+	try {
+		const apex = absoluteName(settings.zone, '.').toLowerCase();
+		const records = parseZone(text, settings.zone).records;
+		servers = records
+			.filter((record) => record.type === 'NS' && record.owner.toLowerCase() === apex)
+			.map((r) => r.rdata[0] ?? '');
+	} catch {}
+
+	return servers.length > 1
+		? {some: true, why: `the zone names ${servers.length} name servers`}
+		: {some: false, why: 'the zone names one name server (zoneSecondaries: auto)'};
+}
+
 /**
- * The serial undo writes. DNS secondaries never accept a lower serial, so
- * once the run's serial may have been served, undo bumps it once more: the
- * file then differs from before the run by its serial alone. But while the
- * server still serves the serial from before the run, the run's serial was
- * never served to anyone (a secondary only learns a serial from the server),
- * and the old one comes back: the file is then as before, byte for byte.
+ * The serial undo writes. Secondaries never accept a lower serial, so once
+ * the run's serial may have reached one, undo bumps it once more: the file
+ * then differs from before the run by its serial alone. The old serial
+ * comes back, and the file byte for byte, when nobody can hold the run's
+ * serial: the server still serves the one from before the run (a secondary
+ * only learns a serial from the server), or the zone has no secondaries
+ * (caches keep records by their TTL, never by serial).
  */
 async function undoSerial(
 	context: StageContext,
@@ -62,16 +88,21 @@ async function undoSerial(
 		current = inspectZone(text, zoneRequest(context.settings)).serial;
 	} catch {}
 
-	if (typeof before === 'string' && current === after && served === before) {
-		return {
-			restore: before,
-			served,
-			why: `the server still serves ${before}: ${after} was never served, ${before} comes back`,
-		};
+	const transfers = zoneSecondaries(context.settings, text);
+	if (typeof before === 'string' && current === after) {
+		if (served === before) {
+			return {
+				restore: before,
+				served,
+				why: `the server still serves ${before}: ${after} was never served, ${before} comes back`,
+			};
+		}
+
+		if (!transfers.some) return {restore: before, served, why: `no secondary can hold ${after}: ${transfers.why}`};
 	}
 
-	const why = 'secondaries never accept a lower serial, so undo bumps it again instead of restoring it';
-	return {served, why: served === undefined ? `${why} (no DNS server answered: reload it yourself)` : why};
+	const why = `secondaries never accept a lower serial, so undo bumps it again instead of restoring it (${transfers.why})`;
+	return {served, why: served === undefined ? `${why}; no DNS server answered: reload it yourself` : why};
 }
 
 function bumped(context: StageContext, serial: string | undefined): string {
@@ -205,7 +236,7 @@ export const dnsRecordStage: Stage = {
 		context.log(
 			`removed ${edit.removed.length} line(s) from ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter}: ${decision.why}`,
 		);
-		if (decision.served === undefined || decision.restore) return;
+		if (decision.served === undefined || decision.served === edit.serialAfter) return;
 		// The server has loaded our record: it must load the zone without it.
 		const reload = await context.host.run([...settings.rndc, settings.zone], {reject: false});
 		const now = await servedSerial(context);
@@ -223,7 +254,8 @@ export const dnsRecordStage: Stage = {
 		const text = await readZone(context);
 		const decision = await undoSerial(context, text);
 		const edit = removeZoneRecord(text, zoneRequest(settings), new Date(), decision.restore);
-		const reload = decision.served !== undefined && !decision.restore ? [[...settings.rndc, settings.zone]] : [];
+		const needsReload = decision.served !== undefined && decision.served !== edit.serialAfter;
+		const reload = needsReload ? [[...settings.rndc, settings.zone]] : [];
 		return {
 			commands: edit.removed.length > 0 ? [checker(settings).argv, ...reload] : [],
 			diffs: changeDiffs([{path: settings.zoneFile, before: text, after: edit.text}]),
