@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {isAlive} from '../source/host/copy.js';
-import {makeFarm, MiB, runArgs, startCli, waitFor} from './fault-harness.js';
+import {execa} from 'execa';
+import {cli, makeFarm, MiB, runArgs, startCli, waitFor} from './fault-harness.js';
 
 /**
  * One session per farm, through the real CLI: a second `farmclone run` on a
@@ -54,6 +55,11 @@ test(
 		await owner.done;
 		assert.equal(JSON.parse(await fs.readFile(lockFile, 'utf8')).pid, pid, 'the dead owner left its lock');
 		assert.equal(await isAlive(dd), true, 'dd outlives its session');
+		const left = await startCli(farm, ['status', farm.settings.name]).done;
+		assert.doesNotMatch(left.stdout, /in use by/);
+		assert.match(left.stdout, new RegExp(`left by pid ${pid} .*which no longer runs`));
+		const statusJson = await execa(process.execPath, [cli, 'status', farm.settings.name, '--json'], {env: farm.env});
+		assert.equal(JSON.parse(statusJson.stdout).lock.held, false);
 
 		const next = startCli(farm, await runArgs(), (event) => {
 			if (event.type === 'log' && /reattaching/.test(event.text ?? '')) process.kill(dd.pid, 'SIGCONT');

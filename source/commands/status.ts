@@ -1,5 +1,5 @@
 import {readJournal} from '../engine/journal.js';
-import {readLock} from '../engine/lock.js';
+import {isLockHeld, readLock} from '../engine/lock.js';
 import type {SettingsStore} from '../settings/store.js';
 import {allStages} from '../stages/index.js';
 import {farmDir} from './context.js';
@@ -25,8 +25,10 @@ export async function statusCommand(store: SettingsStore, farm: string, json: bo
 	const dir = farmDir(farm);
 	const journal = await readJournal(dir);
 	const lock = await readLock(dir);
+	const held = lock ? await isLockHeld(lock) : false;
 	if (json) {
-		process.stdout.write(`${JSON.stringify({farm, lock: lock ?? null, journal: journal ?? null}, null, 2)}\n`);
+		const lockState = lock ? {...lock, held} : null;
+		process.stdout.write(`${JSON.stringify({farm, lock: lockState, journal: journal ?? null}, null, 2)}\n`);
 		return 0;
 	}
 
@@ -38,7 +40,10 @@ export async function statusCommand(store: SettingsStore, farm: string, json: bo
 	const lines = [
 		`${farm}: ${journal.mode}${journal.outcome ? `, ${journal.outcome}` : ', unfinished'} (started ${journal.startedAt}, updated ${journal.updatedAt})`,
 	];
-	if (lock) lines.push(`in use by pid ${lock.pid} on ${lock.host} since ${lock.since}`);
+	if (lock && held) lines.push(`in use by pid ${lock.pid} on ${lock.host} since ${lock.since}`);
+	if (lock && !held) {
+		lines.push(`left by pid ${lock.pid} (${lock.command}), which no longer runs: the next run or undo takes it over`);
+	}
 	for (const [index, stage] of allStages.entries()) {
 		const record = journal.stages[stage.id];
 		const state = record?.state ?? 'pending';

@@ -46,6 +46,11 @@ export async function readLock(farmDir: string): Promise<LockOwner | undefined> 
 	}
 }
 
+/** Whether the lock's owner still runs: a lock from another host counts as held, as acquireLock treats it. */
+export async function isLockHeld(owner: LockOwner): Promise<boolean> {
+	return owner.host !== os.hostname() || isSameProcessAlive(owner.pid, owner.startTime);
+}
+
 /** Held for the instant a stale lock is replaced, so that two takers cannot both replace it. */
 async function withTakeoverGuard(farmDir: string, action: () => Promise<void>): Promise<void> {
 	const guard = path.join(farmDir, 'lock.takeover');
@@ -93,8 +98,7 @@ export async function acquireLock(farmDir: string, command: string): Promise<() 
 		}
 
 		const owner = await readLock(farmDir);
-		if (owner && owner.host !== me.host) throw new LockedError(owner);
-		if (owner && (await isSameProcessAlive(owner.pid, owner.startTime))) throw new LockedError(owner);
+		if (owner && (await isLockHeld(owner))) throw new LockedError(owner);
 		// Stale (its owner died), or unreadable half-way through its creation: replace it only if it is still the
 		// same file, under the takeover guard, then retry the exclusive create.
 		await withTakeoverGuard(farmDir, async () => {

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import {readProcStat} from './proc.js';
 
 export type AtomicWriteResult = {
 	/** Copy of the file as it was before, or undefined when the file is new. */
@@ -14,6 +15,28 @@ async function fsyncDir(dir: string): Promise<void> {
 		await handle.sync();
 	} finally {
 		await handle.close();
+	}
+}
+
+function temporaryName(file: string, pid: number, serial: number): string {
+	return path.join(path.dirname(file), `.${path.basename(file)}.farmclone-${pid}-${serial}`);
+}
+
+/**
+ * The temp files of writes to `file` whose process died before the rename
+ * (kill -9, power loss). A live process's, even another farmclone's, is
+ * left alone: it may be about to rename it.
+ */
+async function removeLeftTemporaries(file: string): Promise<void> {
+	const prefix = `.${path.basename(file)}.farmclone-`;
+	const names = await fs.readdir(path.dirname(file)).catch(() => [] as string[]);
+	for (const name of names) {
+		const pid = /^(\d+)-\d+$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : '')?.[1];
+		if (!pid || Number(pid) === process.pid) continue;
+		const owner = await readProcStat(Number(pid));
+		if (!owner || owner.state === 'Z' || owner.state === 'X') {
+			await fs.rm(path.join(path.dirname(file), name), {force: true});
+		}
 	}
 }
 
@@ -47,7 +70,8 @@ export async function writeFileAtomic(
 		await handle.close();
 	}
 
-	const temporary = path.join(dir, `.${path.basename(file)}.farmclone-${process.pid}-${counter++}`);
+	await removeLeftTemporaries(file);
+	const temporary = temporaryName(file, process.pid, counter++);
 	const handle = await fs.open(temporary, 'wx', options.mode ?? previous?.mode ?? 0o644);
 	try {
 		await handle.writeFile(content);
