@@ -11,6 +11,7 @@ import {readJournal} from '../source/engine/journal.js';
 import {acquireLock, LockedError, readLock} from '../source/engine/lock.js';
 import {defaultSettings} from '../source/settings/schema.js';
 import type {Prompt, Stage} from '../source/stages/types.js';
+import {createTuiPrompt} from '../source/ui/tui-prompt.js';
 
 const yes: Prompt = {
 	confirm: async () => true,
@@ -125,6 +126,35 @@ test('a failing stage stops the run with its error in the journal', async (t) =>
 	assert.equal(journal!.stages['b']!.error, 'b broke');
 	assert.equal(journal!.stages['c'], undefined);
 	assert.ok(events.some((event) => event.type === 'stage-failed' && event.error === 'b broke'));
+});
+
+test("a stage's question stopped by the screen (q, Ctrl+C) stops the run resumable, not as a failure", async (t) => {
+	const {hostDir, stateDir} = await setup(t);
+	const {prompt, stop} = createTuiPrompt();
+	const asking: Stage = {
+		...fileStage(hostDir, 'b'),
+		async apply(context) {
+			if (!(await context.prompt.confirm('extend the snapshot?'))) throw new Error('not extended');
+		},
+	};
+	const running = runEngine({
+		settings: defaultSettings('gallifrey-dev'),
+		stages: [fileStage(hostDir, 'a'), asking],
+		prompt,
+		confirmStage: async () => 'run',
+		onEvent() {},
+		signal: new AbortController().signal,
+		stateDir,
+	});
+	for (let tries = 0; tries < 200 && (await readJournal(stateDir))?.stages['b']?.state !== 'running'; tries++) {
+		await new Promise((resolve) => setTimeout(resolve, 10));
+	}
+
+	stop();
+	assert.equal(await running, 'stopped');
+	const journal = await readJournal(stateDir);
+	assert.equal(journal!.stages['b']!.state, 'running', 'left for the next session to check');
+	assert.equal(journal!.stages['b']!.error, undefined);
 });
 
 test('skip is honoured only for skippable stages', async (t) => {

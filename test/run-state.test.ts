@@ -25,7 +25,8 @@ import {
 	type RunState,
 	type UiAction,
 } from '../source/ui/run-state.js';
-import {createTuiPrompt, PromptStoppedError, type PromptRequest} from '../source/ui/tui-prompt.js';
+import {AbortedError} from '../source/engine/engine.js';
+import {createTuiPrompt, type PromptRequest} from '../source/ui/tui-prompt.js';
 
 const stages: StageInfo[] = [
 	{id: 'snapshot', title: 'snapshot the source disk', summary: 'lvcreate --snapshot', danger: 'none', skippable: false},
@@ -308,7 +309,7 @@ test('stopping the TUI prompt: the gate answers quit, prompts reject, later call
 	const waitingTyped = tui.prompt.typed('Type it', 'gallifrey-dev');
 	tui.stop();
 	assert.equal(await waitingGate, 'quit');
-	await assert.rejects(waitingTyped, PromptStoppedError);
+	await assert.rejects(waitingTyped, AbortedError);
 	assert.equal(await tui.confirmStage(gateFor('proxy')), 'quit');
-	await assert.rejects(tui.prompt.confirm('more?'), PromptStoppedError);
+	await assert.rejects(tui.prompt.confirm('more?'), AbortedError);
 });

@@ -1,4 +1,5 @@
 import type {StageGate} from '../engine/api.js';
+import {AbortedError} from '../engine/engine.js';
 import type {CheckResult, Plan, Prompt} from '../stages/types.js';
 
 export type GateAnswer = 'run' | 'skip' | 'quit';
@@ -12,13 +13,6 @@ export type PromptRequest =
 	| {kind: 'typed'; id: number; message: string; expected: string};
 
 export type PromptAnswers = {gate: GateAnswer; confirm: boolean; choose: string; typed: boolean};
-
-export class PromptStoppedError extends Error {
-	constructor() {
-		super('stopped by the admin; the run can be resumed');
-		this.name = 'PromptStoppedError';
-	}
-}
 
 type Waiting = {
 	request: PromptRequest;
@@ -49,9 +43,7 @@ export function createTuiPrompt(show: (request: PromptRequest | undefined) => vo
 		request: Extract<PromptRequest, {kind: K}>,
 	): Promise<PromptAnswers[K]> => {
 		if (stopped) {
-			return request.kind === 'gate'
-				? Promise.resolve('quit' as PromptAnswers[K])
-				: Promise.reject(new PromptStoppedError());
+			return request.kind === 'gate' ? Promise.resolve('quit' as PromptAnswers[K]) : Promise.reject(new AbortedError());
 		}
 
 		return new Promise<PromptAnswers[K]>((resolve, reject) => {
@@ -121,7 +113,7 @@ export function createTuiPrompt(show: (request: PromptRequest | undefined) => vo
 			stopped = true;
 			while (queue.length > 0) {
 				finishFirst((waiting) =>
-					waiting.request.kind === 'gate' ? waiting.settle('quit') : waiting.fail(new PromptStoppedError()),
+					waiting.request.kind === 'gate' ? waiting.settle('quit') : waiting.fail(new AbortedError()),
 				);
 			}
 		},
