@@ -136,7 +136,14 @@ export type CliRun = {
 
 /** `farmclone ARGS` against the farm; `onEvent` sees each JSON event as it is printed. */
 export function startCli(farm: TestFarm, args: string[], onEvent?: (event: EngineEvent) => void): CliRun {
-	const child = execa(process.execPath, [cli, ...args], {env: farm.env, reject: false, buffer: false});
+	// No forceKillAfterDelay: execa would follow a SIGTERM with a SIGKILL 5 s later, when farmclone may still be
+	// finishing a firewall restart before its safe point.
+	const child = execa(process.execPath, [cli, ...args], {
+		env: farm.env,
+		reject: false,
+		buffer: false,
+		forceKillAfterDelay: false,
+	});
 	const events: EngineEvent[] = [];
 	const lines: string[] = [];
 	let stderr = '';
