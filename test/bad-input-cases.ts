@@ -30,6 +30,7 @@ export type BadInputCase = {
 
 const skaro = simFarm.hosts.find((host) => host.record === 'skaro.xivo.vm')!;
 const gallifrey = simFarm.hosts.find((host) => host.record === 'gallifrey.xivo.vm')!;
+const skaroInstance = `${skaro.record}.${simFarm.zone}`;
 const append = (line: string) => (text: string) => `${text}${line}\n`;
 
 export const badInputCases: BadInputCase[] = [
@@ -125,11 +126,25 @@ export const badInputCases: BadInputCase[] = [
 		error: `already has hardware ethernet ${gallifrey.mac}`,
 	},
 	{
-		input: 'targetLv that already exists (another VM disk)',
+		input: "sourceLv that is another VM's disk, not the source instance's",
+		command: 'run',
+		settings: {sourceLv: skaro.lv},
+		exitCode: 2,
+		error: `is not a disk of ${simFarm.sourceInstance}`,
+	},
+	{
+		input: "targetLv that is another VM's disk",
 		command: 'run',
 		settings: {targetLv: skaro.lv},
 		exitCode: 2,
-		error: 'already exists and this run did not create it',
+		error: `is a disk of Ganeti instance ${skaroInstance}: it is never written to`,
+	},
+	{
+		input: "snapshotLv that is another VM's disk",
+		command: 'run',
+		settings: {snapshotLv: skaro.lv},
+		exitCode: 2,
+		error: `is a disk of Ganeti instance ${skaroInstance}: the snapshot needs a name of its own`,
 	},
 	{
 		input: 'volume group too small for snapshot + target (snapshotSize 100G)',

@@ -130,7 +130,7 @@ test('a failing stage stops the run with its error in the journal', async (t) =>
 
 test("a stage's question stopped by the screen (q, Ctrl+C) stops the run resumable, not as a failure", async (t) => {
 	const {hostDir, stateDir} = await setup(t);
-	const {prompt, stop} = createTuiPrompt();
+	const {prompt, stop} = createTuiPrompt(() => undefined);
 	const asking: Stage = {
 		...fileStage(hostDir, 'b'),
 		async apply(context) {

@@ -5,6 +5,7 @@ import {isUnfinished, readJournal} from '../engine/journal.js';
 import {acquireLock} from '../engine/lock.js';
 import {createHeadlessDrivers, createHeadlessPrinter} from '../headless.js';
 import type {SettingsStore} from '../settings/store.js';
+import {SettingsError} from '../settings/validate.js';
 import {allStages} from '../stages/index.js';
 import {renderRun} from '../ui/render-run.js';
 import {farmDir, guardSession, isInteractive, UsageError, type SessionGuard} from './context.js';
@@ -81,6 +82,8 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 		} else {
 			const initialStates: Record<string, StageState> = {};
 			for (const stage of allStages) initialStates[stage.id] = journal?.stages[stage.id]?.state ?? 'pending';
+			// The screen shows a refusal as a failed run; kept to be thrown once it is gone, so it exits 2 as headless.
+			let refusal: SettingsError | undefined;
 			outcome = await renderRun({
 				farm,
 				stages: stageInfos(),
@@ -89,11 +92,15 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 					? `Resuming the unfinished run of ${farm} started ${journal?.startedAt ?? ''}: each stage is checked against the host first.`
 					: undefined,
 				async start(drivers) {
-					const result = await start(drivers);
+					const result = await start(drivers).catch((error: unknown) => {
+						if (error instanceof SettingsError) refusal = error;
+						throw error;
+					});
 					await leaveStoppedScreen(guard, release, result);
 					return result;
 				},
 			});
+			if (refusal) throw refusal;
 		}
 
 		return outcome === 'done' ? 0 : 1;

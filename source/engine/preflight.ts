@@ -3,14 +3,14 @@
  * settings, the service files as the real checkers and farmclone's own
  * inspections see them (what the checkers miss: a second A record, a
  * duplicate MAC or address, an address outside every subnet, a port
- * forwarded twice), the cluster and the volume group. Nobody wants to learn
- * about a taken IP after a 30 GB copy. What this run already did (the
+ * forwarded twice), the cluster, the volume group and which volumes the
+ * instances own. Nobody wants to learn about a taken IP after a 30 GB copy. What this run already did (the
  * journal's facts, farmclone's marked lines) is not a conflict.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {dhcpdErrors, inspectDhcpd} from '../host/dhcpd-conf.js';
-import {listInstances, type GanetiInstance} from '../host/ganeti.js';
+import {instanceVolumes, listInstances, volumeOwner, type GanetiInstance, type InstanceVolume} from '../host/ganeti.js';
 import type {Host} from '../host/host.js';
 import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVolume} from '../host/lvm.js';
 import {isOurSite, nginxErrors} from '../host/nginx-site.js';
@@ -18,7 +18,7 @@ import {inspectShorewall, ruleRequest, shorewallErrors} from '../host/shorewall-
 import {inspectZone} from '../host/zone-file.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {SettingsError, validateSettings, type FieldError} from '../settings/validate.js';
-import type {Facts} from '../stages/types.js';
+import {StageError, type Facts, type StageContext} from '../stages/types.js';
 
 /** One reason not to start: the setting (or file) concerned, its value, and why. */
 export type Finding = FieldError;
@@ -117,9 +117,7 @@ async function cluster(host: Host, settings: FarmSettings, add: Collect): Promis
 	}
 
 	const name = fqdn(settings);
-	if (!instances.some((instance) => instance.name === settings.sourceInstance)) {
-		add('sourceInstance', 'no such Ganeti instance (gnt-instance list)');
-	}
+	if (!instances.some((instance) => instance.name === settings.sourceInstance)) add('sourceInstance', noSuchInstance);
 
 	const mac = settings.mac.toLowerCase();
 	for (const instance of instances) {
@@ -134,6 +132,105 @@ async function cluster(host: Host, settings: FarmSettings, add: Collect): Promis
 
 		if (instance.ips.includes(settings.ip)) add('ip', `used by Ganeti instance ${instance.name} (nic.ips)`);
 		if (mac && instance.macs.includes(mac)) add('mac', `used by Ganeti instance ${instance.name} (nic.macs)`);
+	}
+}
+
+const noSuchInstance = 'no such Ganeti instance in the cluster';
+
+type VolumeField = 'sourceLv' | 'snapshotLv' | 'targetLv';
+type VolumeProblem = {field: VolumeField | 'sourceInstance'; reason: string};
+
+/**
+ * Our target once Ganeti owns it: the run that created it went on to make
+ * the clone's instance, which adopted (and renamed) it.
+ */
+function isOurClone(settings: FarmSettings, facts: Facts, instance: string): boolean {
+	const made = facts['ganeti-instance.created'] === true || facts['ganeti-instance.adding'] === true;
+	return made && typeof facts['create-volume.uuid'] === 'string' && instance === fqdn(settings);
+}
+
+/**
+ * Whose volumes the settings name, from Ganeti's configuration: the source
+ * must be a disk of the source instance (the only volume ever snapshotted),
+ * and neither the snapshot nor the target may be a disk of any instance
+ * (they are written to), unless the target is this run's own. `lvs` is
+ * `lvs` of the settings' VG, to know this run's target by its uuid. Throws
+ * when Ganeti cannot be asked.
+ */
+export async function volumeOwnershipProblems(
+	host: Host,
+	settings: FarmSettings,
+	facts: Facts,
+	lvs: LogicalVolume[],
+	fields: readonly VolumeField[] = ['sourceLv', 'snapshotLv', 'targetLv'],
+): Promise<VolumeProblem[]> {
+	const {vg, sourceInstance, sourceLv, snapshotLv, targetLv} = settings;
+	const volumes = await instanceVolumes(host);
+	const problems: VolumeProblem[] = [];
+	const names = (disks: InstanceVolume[]) => disks.map((disk) => `${disk.vg}/${disk.lv}`).join(', ');
+	if (fields.includes('sourceLv')) {
+		const disks = volumes.get(sourceInstance);
+		if (!disks) {
+			problems.push({field: 'sourceInstance', reason: noSuchInstance});
+		} else if (!disks.some((disk) => disk.vg === vg && disk.lv === sourceLv)) {
+			const owner = volumeOwner(volumes, vg, sourceLv);
+			const whose = owner ? `: it is a disk of Ganeti instance ${owner}` : '';
+			const has = disks.length > 0 ? `its disks are ${names(disks)}` : 'it has no LVM disk';
+			problems.push({
+				field: 'sourceLv',
+				reason: `${vg}/${sourceLv} is not a disk of ${sourceInstance} (${has})${whose}; only the source instance's disk is snapshotted`,
+			});
+		}
+	}
+
+	const snapshotOwner = fields.includes('snapshotLv') ? volumeOwner(volumes, vg, snapshotLv) : undefined;
+	if (snapshotOwner) {
+		problems.push({
+			field: 'snapshotLv',
+			reason: `${vg}/${snapshotLv} is a disk of Ganeti instance ${snapshotOwner}: the snapshot needs a name of its own`,
+		});
+	}
+
+	const targetOwner = fields.includes('targetLv') ? volumeOwner(volumes, vg, targetLv) : undefined;
+	const created = facts['create-volume.uuid'];
+	const ours = typeof created === 'string' && lvs.some((lv) => lv.name === targetLv && lv.uuid === created);
+	if (targetOwner && !ours && !isOurClone(settings, facts, targetOwner)) {
+		problems.push({
+			field: 'targetLv',
+			reason: `${vg}/${targetLv} is a disk of Ganeti instance ${targetOwner}: it is never written to`,
+		});
+	}
+
+	return problems;
+}
+
+/**
+ * The same check in a stage, right before it writes: the host may have
+ * changed since the preflight (an admin at another shell, a long copy).
+ */
+export async function assertVolumeOwnership(
+	context: StageContext,
+	lvs: LogicalVolume[],
+	fields: readonly VolumeField[],
+): Promise<void> {
+	// Without Ganeti no instance owns a volume; the preflight, which refuses then, has had its say.
+	if (!(await context.host.which('gnt-instance'))) {
+		context.log('gnt-instance is not installed here: no Ganeti instance can own a volume');
+		return;
+	}
+
+	let problems: VolumeProblem[];
+	try {
+		problems = await volumeOwnershipProblems(context.host, context.settings, context.facts, lvs, fields);
+	} catch (error) {
+		throw new StageError(`cannot tell which volumes Ganeti instances own: ${(error as Error).message}`);
+	}
+
+	if (problems.length > 0) {
+		throw new StageError(
+			problems.map((problem) => `${problem.field}: ${problem.reason}`).join('\n'),
+			`choose other volumes: farmclone farm edit ${context.settings.name}`,
+		);
 	}
 }
 
@@ -154,7 +251,10 @@ async function isMounted(lv: LogicalVolume, mounted: Set<string>): Promise<boole
 	return mounted.has(lv.path) || mounted.has(await fs.realpath(lv.path).catch(() => lv.path));
 }
 
-/** Snapshot only the source, write only to a volume this run creates, and room for both in the VG. */
+/**
+ * Snapshot only the source instance's disk, write only to a volume this run
+ * creates and no instance owns, and room for both in the VG.
+ */
 async function volumes(host: Host, settings: FarmSettings, facts: Facts, add: Collect): Promise<void> {
 	const {vg, sourceLv, snapshotLv, targetLv, snapshotSize} = settings;
 	let lvs: LogicalVolume[];
@@ -171,12 +271,23 @@ async function volumes(host: Host, settings: FarmSettings, facts: Facts, add: Co
 	const copied = facts['copy.completed'] === true;
 	if (!source && !copied) add('sourceLv', `no such volume in ${vg} (lvs)`);
 	if (source?.snapshot) add('sourceLv', `is a snapshot of ${source.origin}, not a VM's disk`);
-	if (snapshot && !(facts['snapshot.created'] === true && facts['snapshot.uuid'] === snapshot.uuid)) {
+	let owners: VolumeProblem[] = [];
+	try {
+		owners = await volumeOwnershipProblems(host, settings, facts, lvs);
+	} catch (error) {
+		add('sourceInstance', `gnt-instance info fails: ${(error as Error).message}`);
+	}
+
+	for (const problem of owners) add(problem.field, problem.reason);
+	// An instance's disk is said so once, not also as a volume that merely exists.
+	const owned = (field: VolumeField) => owners.some((problem) => problem.field === field);
+	const ourSnapshot = facts['snapshot.created'] === true && facts['snapshot.uuid'] === snapshot?.uuid;
+	if (snapshot && !ourSnapshot && !owned('snapshotLv')) {
 		add('snapshotLv', `${vg}/${snapshotLv} already exists and this run did not create it`);
 	}
 
 	// A target of this run may be open: the detached copy of an earlier session writing it.
-	if (target && facts['create-volume.uuid'] !== target.uuid) {
+	if (target && facts['create-volume.uuid'] !== target.uuid && !owned('targetLv')) {
 		const busy = target.open || (await isMounted(target, await mountedDevices())) ? ', and it is open or mounted' : '';
 		add('targetLv', `${vg}/${targetLv} already exists and this run did not create it${busy}: it is never written to`);
 	}

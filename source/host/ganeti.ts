@@ -1,4 +1,4 @@
-import type {Host} from './host.js';
+import {CommandError, type Host} from './host.js';
 
 export type GanetiInstance = {
 	name: string;
@@ -44,6 +44,72 @@ export async function listInstances(host: Host): Promise<GanetiInstance[]> {
 				minmem: mebibytes(minmem),
 			};
 		});
+}
+
+/** A logical volume an instance's disk lives on. */
+export type InstanceVolume = {vg: string; lv: string};
+
+const lvmName = '[A-Za-z\\d+_.-]+';
+// "- Instance name: X" since Ganeti 2.7 (PrintGenericInfo), "Instance name: X" before.
+const instanceLine = /^\s*(?:-\s+)?Instance name:\s*(\S+)\s*$/;
+const disksLine = /^\s*Disks:\s*$/;
+// Only a plain disk's logical_id reads VG/LV; DRBD's is spread over nodeA/nodeB/port lines (or printed as a
+// Python tuple by older versions), file and RBD ones are tuples: none of them matches. The LVs under a DRBD
+// disk are its "child" devices, each with a logical_id line of its own. Older versions align the values.
+const logicalIdLine = new RegExp(`^\\s*(?:-\\s+)?logical_id:\\s*(${lvmName})/(${lvmName})\\s*$`);
+
+/**
+ * The volumes of each instance in the text of `gnt-instance info`: every
+ * VG/LV logical_id under its "Disks:", children included. Status lines
+ * ("on primary:") and numbers (which `--roman` would turn into numerals) are
+ * not read.
+ */
+export function parseInstanceVolumes(text: string): Map<string, InstanceVolume[]> {
+	const volumes = new Map<string, InstanceVolume[]>();
+	let disks: InstanceVolume[] | undefined;
+	let inDisks = false;
+	for (const line of text.split('\n')) {
+		const instance = instanceLine.exec(line);
+		if (instance) {
+			disks = [];
+			inDisks = false;
+			volumes.set(instance[1]!, disks);
+			continue;
+		}
+
+		if (disksLine.test(line)) {
+			inDisks = true;
+			continue;
+		}
+
+		const id = logicalIdLine.exec(line);
+		if (id && disks && inDisks) disks.push({vg: id[1]!, lv: id[2]!});
+	}
+
+	return volumes;
+}
+
+/**
+ * Which volumes each instance owns, from Ganeti's configuration
+ * (`gnt-instance info --static --all`: no node is asked, no lock taken).
+ */
+export async function instanceVolumes(host: Host): Promise<Map<string, InstanceVolume[]>> {
+	const argv = ['gnt-instance', 'info', '--static', '--all'];
+	// Quiet: the whole configuration of every instance is no news in the command log.
+	const result = await host.run(argv, {reject: false, quiet: true});
+	if (result.exitCode === 0) return parseInstanceVolumes(result.stdout);
+	// An empty cluster is an error to gnt-instance info, not to us.
+	if (/^No instances\.$/m.test(result.stdout)) return new Map();
+	throw new CommandError(argv, result);
+}
+
+/** The instance whose disk vg/lv is, if any. */
+export function volumeOwner(volumes: Map<string, InstanceVolume[]>, vg: string, lv: string): string | undefined {
+	for (const [instance, disks] of volumes) {
+		if (disks.some((disk) => disk.vg === vg && disk.lv === lv)) return instance;
+	}
+
+	return undefined;
 }
 
 export async function findInstance(host: Host, name: string): Promise<GanetiInstance | undefined> {

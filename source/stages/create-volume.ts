@@ -1,4 +1,5 @@
 import {createArgv, formatBytes, getVg, listLvs, removeArgv, type LogicalVolume} from '../host/lvm.js';
+import {assertVolumeOwnership} from '../engine/preflight.js';
 import {StageError, type CheckResult, type Stage, type StageContext} from './types.js';
 
 type Found = {lvs: LogicalVolume[]; source?: LogicalVolume; target?: LogicalVolume; ours?: LogicalVolume};
@@ -102,6 +103,7 @@ export const createVolumeStage: Stage = {
 			);
 		}
 
+		await assertVolumeOwnership(context, found.lvs, ['targetLv']);
 		// Announced first: a farmclone killed right after lvcreate knows the volume it finds is its own.
 		await context.record({'create-volume.creating': true});
 		try {

@@ -8,6 +8,7 @@ import {
 	snapshotArgv,
 	type LogicalVolume,
 } from '../host/lvm.js';
+import {assertVolumeOwnership} from '../engine/preflight.js';
 import {StageError, type CheckResult, type Stage, type StageContext} from './types.js';
 
 function command(context: StageContext): string[] {
@@ -110,6 +111,8 @@ export const snapshotStage: Stage = {
 		if (!source) throw new StageError(`source volume ${vg}/${sourceLv} not found`);
 		const problem = await roomProblem(context, lvs, source);
 		if (problem) throw new StageError(problem, 'free space in the volume group, or lower snapshotSize');
+		// The origin must still be the source instance's disk, whatever changed since the preflight.
+		await assertVolumeOwnership(context, lvs, ['sourceLv', 'snapshotLv']);
 		// Announced first: a farmclone killed right after lvcreate knows the snapshot it finds is its own.
 		await context.record({'snapshot.creating': true, 'snapshot.uuid': undefined, 'snapshot.created': false});
 		try {

@@ -857,7 +857,43 @@ function pythonBool(value: boolean): string {
 	return value ? 'True' : 'False';
 }
 
-async function instanceInfo(root: string, cluster: GanetiCluster, instance: GanetiInstance, isStatic: boolean) {
+/**
+ * `compat.TryToRoman` with python3-roman installed: numbers roman.toRoman
+ * takes (1 to 4999) as numerals, the others as they are.
+ */
+function tryToRoman(value: number, convert: boolean): string {
+	if (!convert || !Number.isInteger(value) || value < 1 || value > 4999) return String(value);
+	const numerals: Array<[number, string]> = [
+		[1000, 'M'],
+		[900, 'CM'],
+		[500, 'D'],
+		[400, 'CD'],
+		[100, 'C'],
+		[90, 'XC'],
+		[50, 'L'],
+		[40, 'XL'],
+		[10, 'X'],
+		[9, 'IX'],
+		[5, 'V'],
+		[4, 'IV'],
+		[1, 'I'],
+	];
+	let rest = value;
+	let text = '';
+	for (const [size, numeral] of numerals) {
+		for (; rest >= size; rest -= size) text += numeral;
+	}
+
+	return text;
+}
+
+async function instanceInfo(
+	root: string,
+	cluster: GanetiCluster,
+	instance: GanetiInstance,
+	options: {isStatic: boolean; roman: boolean},
+) {
+	const {isStatic, roman} = options;
 	const runtime = isStatic ? undefined : await runtimeOf(cluster, instance);
 	const be = filledBeparams(cluster, instance);
 	const own: Record<string, string> = Object.fromEntries(
@@ -878,7 +914,7 @@ async function instanceInfo(root: string, cluster: GanetiCluster, instance: Gane
 		pairs: [
 			['Instance name', instance.name],
 			['UUID', instance.uuid],
-			['Serial number', String(instance.serialNo)],
+			['Serial number', tryToRoman(instance.serialNo, roman)],
 			['Creation time', formatTime(instance.ctime)],
 			['Modification time', formatTime(instance.mtime)],
 			['State', state],
@@ -896,7 +932,7 @@ async function instanceInfo(root: string, cluster: GanetiCluster, instance: Gane
 			],
 			['Operating system', instance.os],
 			['Operating system parameters', {dict: {}}],
-			['Allocated network port', String(instance.networkPort)],
+			['Allocated network port', tryToRoman(instance.networkPort, roman)],
 			['Hypervisor', instance.hypervisor],
 			['Hypervisor parameters', defaults(kvmHvparams)],
 			['Back-end parameters', defaults(actual, own)],
@@ -968,7 +1004,12 @@ async function showInstanceInfo(root: string, argv: string[]): Promise<number> {
 
 	const blocks: InfoValue[] = [];
 	for (const instance of instances) {
-		blocks.push(await instanceInfo(root, state.cluster, instance, parsed.options.get('static') === true));
+		blocks.push(
+			await instanceInfo(root, state.cluster, instance, {
+				isStatic: parsed.options.get('static') === true,
+				roman: parsed.options.get('roman') === true,
+			}),
+		);
 	}
 
 	out(formatGenericInfo(blocks));
