@@ -32,6 +32,8 @@ before(() => {
 		'127.0.0.1\tlocalhost\n10.10.60.6\tgallifrey-dev.xivo.vm.farm\n10.10.60.5\tgallifrey.xivo.vm.farm\n',
 	);
 	fs.writeFileSync(path.join(namespaceEtc, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+	// The reverse proxy asks nginx over HTTP, on the namespace's loopback, what it loaded.
+	execFileSync(ip, ['-n', namespace, 'link', 'set', 'lo', 'up']);
 	// Shorewall compiles for these interfaces; veth because this kernel has no dummy interfaces.
 	execFileSync(ip, ['-n', namespace, 'link', 'add', 'net0', 'type', 'veth', 'peer', 'name', 'farm0']);
 });
@@ -102,18 +104,46 @@ function write(file: string, content: string, mode?: number): void {
 	fs.writeFileSync(file, content, {mode});
 }
 
+/** Stops the nginx a reverse-proxy test started in the namespace, and waits until it is gone. */
+async function stopNginx(pidFile: string): Promise<void> {
+	const pid = Number(fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8').trim() : 0);
+	if (!pid) return;
+	const alive = () => {
+		try {
+			process.kill(pid, 0);
+			return true;
+		} catch {
+			return false;
+		}
+	};
+
+	if (alive()) process.kill(pid, 'SIGTERM');
+	for (let waited = 0; alive() && waited < 5000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+}
+
 function makeFarm(t: TestContext, overrides: Partial<FarmSettings> = {}): Farm {
 	const root = fs.mkdtempSync(path.join(os.tmpdir(), 'fc-edit-'));
-	t.after(() => fs.rmSync(root, {recursive: true, force: true}));
+	t.after(async () => {
+		await stopNginx(path.join(root, 'nginx.pid'));
+		fs.rmSync(root, {recursive: true, force: true});
+	});
 	const bin = path.join(root, 'bin');
 	const log = (name: string) => path.join(root, `${name}.log`);
-	write(path.join(bin, 'nginx'), `#!/bin/sh\nexec ${ip} netns exec ${namespace} /usr/sbin/nginx "$@"\n`, 0o755);
+	const inNamespace = `${ip} netns exec ${namespace}`;
+	write(path.join(bin, 'nginx'), `#!/bin/sh\nexec ${inNamespace} /usr/sbin/nginx "$@"\n`, 0o755);
+	write(path.join(bin, 'curl'), `#!/bin/sh\nexec ${inNamespace} /usr/bin/curl "$@"\n`, 0o755);
 	write(
 		path.join(bin, 'shorewall'),
 		`#!/bin/sh\necho "$*" >> ${log('shorewall')}\n[ "$1" = check ] || { echo "test wrapper: only check" >&2; exit 2; }\nexec ${ip} netns exec ${namespace} /usr/sbin/shorewall "$@"\n`,
 		0o755,
 	);
-	write(path.join(bin, 'reload-nginx'), `#!/bin/sh\necho reload >> ${log('reloads')}\n`, 0o755);
+	// A real nginx in the namespace, started by the first reload: the stage asks it what it loaded.
+	const nginx = `${inNamespace} /usr/sbin/nginx -c ${path.join(root, 'etc/nginx/nginx.conf')}`;
+	write(
+		path.join(bin, 'reload-nginx'),
+		`#!/bin/sh\necho reload >> ${log('reloads')}\nif [ -s ${root}/nginx.pid ]; then exec ${nginx} -s reload; else exec ${nginx}; fi\n`,
+		0o755,
+	);
 
 	const etc = path.join(root, 'etc');
 	write(path.join(etc, 'bind/db.farm'), zone);
@@ -216,11 +246,19 @@ test('dns-record: plan, apply, idempotent, verify, undo', async (t) => {
 
 	assert.equal((await dnsRecordStage.undoPlan!(context)).diffs.length, 1);
 	await dnsRecordStage.undo(context);
+	// One NS and no secondaries: nothing can hold the run's serial, so the file comes back byte for byte.
+	assert.equal(read(settings.zoneFile), zone);
+	assert.equal((await dnsRecordStage.check(context)).status, 'pending');
+	await refuses(dnsRecordStage.verify(context), /not in/);
+
+	// With secondaries (and no server saying the old serial is still the served one) undo bumps the serial again.
+	await dnsRecordStage.apply(context);
+	const secondaries = {...context, settings: {...settings, zoneSecondaries: 'yes' as const}};
+	assert.match((await dnsRecordStage.undoPlan!(secondaries)).notes.join('\n'), /bumps it again/);
+	await dnsRecordStage.undo(secondaries);
 	const undoSerial = String(facts['dns-record.undoSerial']);
 	assert.ok(Number(undoSerial) > Number(facts['dns-record.serialAfter']));
 	assert.equal(read(settings.zoneFile), zone.replace('2011072501', undoSerial));
-	assert.equal((await dnsRecordStage.check(context)).status, 'pending');
-	await refuses(dnsRecordStage.verify(context), /not in/);
 });
 
 test('dns-record: the IP held by another name is refused, the file untouched', async (t) => {
@@ -339,7 +377,8 @@ test('reverse-proxy: site, relative link, nginx -t in the namespace, reload; und
 	const file = path.join(settings.sitesAvailable, settings.serverName);
 	const link = path.join(settings.sitesEnabled, settings.serverName);
 	const plan = await reverseProxyStage.plan(context);
-	assert.deepEqual(plan.commands, [['nginx', '-t', '-c', settings.nginxConf], settings.nginxReload]);
+	assert.deepEqual(plan.commands.slice(0, 2), [['nginx', '-t', '-c', settings.nginxConf], settings.nginxReload]);
+	assert.equal(plan.commands[2]?.[0], 'curl', 'then curl asks nginx what it loaded');
 	assert.match(plan.diffs[0]!.diff, /^--- \/dev\/null$/m);
 	assert.match(plan.notes.join('\n'), /DNS record must be served first/);
 	assert.match(plan.notes.join('\n'), /includes .*sites-enabled/);

@@ -2,7 +2,10 @@ import {test} from 'node:test';
 import assert from 'node:assert/strict';
 import {parseBraceConfig} from '../source/host/brace-config.js';
 import {
+	answersForFarm,
+	answersWith,
 	clashingServers,
+	describeAnswer,
 	globMatches,
 	includePatterns,
 	isOurSite,
@@ -10,7 +13,11 @@ import {
 	listensOverlap,
 	nginxErrors,
 	nginxSiteText,
+	parseProbeOutput,
 	parseServers,
+	probePath,
+	siteAnswer,
+	siteProbe,
 } from '../source/host/nginx-site.js';
 
 const request = {
@@ -126,4 +133,94 @@ test('nginx -t errors keep the emerg lines', () => {
 		'nginx: [emerg] host not found in upstream "gallifrey-dev.xivo.vm.farm" in /etc/nginx/sites-enabled/x:9',
 	);
 	assert.equal(nginxErrors('something else\n'), 'something else');
+});
+
+test('the site answers for itself at its own path, without the upstream, naming where it proxies', () => {
+	const text = nginxSiteText(request);
+	const [server] = parseBraceConfig(text);
+	const own = server!.children!.find(
+		(child) => child.words[0]?.text === 'location' && child.words[2]?.text === probePath('gallifrey-dev'),
+	);
+	assert.ok(own, text);
+	assert.equal(own.words[1]?.text, '=');
+	assert.ok(!probePath('gallifrey-dev').startsWith('/.well-known/'));
+	const inside = own.children!.map((child) => child.words.map((word) => word.text));
+	assert.ok(!inside.some(([directive]) => directive?.startsWith('proxy_')), 'nothing goes to the VM');
+	// In the file, nginx's escape for the newline; farmclone's brace parser keeps just the escaped letter.
+	assert.deepEqual(
+		inside.find(([directive]) => directive === 'return'),
+		['return', '200', `${siteAnswer(request)}n`],
+	);
+	assert.ok(text.includes(`return 200 "${siteAnswer(request)}\\n";`));
+	assert.equal(
+		siteAnswer(request),
+		'farmclone gallifrey-dev proxies gallifrey-dev.dachary.org to http://gallifrey-dev.xivo.vm.farm',
+	);
+	assert.notEqual(siteAnswer({...request, upstream: 'other.xivo.vm.farm'}), siteAnswer(request));
+});
+
+test('the probe: curl on the listen address, with the site’s Host, ~/.curlrc and proxies ignored', () => {
+	const url = (listen: string) => siteProbe({...request, listen}).argv.at(-1);
+	assert.equal(url('80'), 'http://127.0.0.1/.farmclone-gallifrey-dev');
+	assert.equal(url('0.0.0.0:8080'), 'http://127.0.0.1:8080/.farmclone-gallifrey-dev');
+	assert.equal(url('192.0.2.10:80'), 'http://192.0.2.10/.farmclone-gallifrey-dev');
+	assert.equal(url('[::]:80'), 'http://[::1]/.farmclone-gallifrey-dev');
+	assert.equal(url('[2001:db8::1]:8080'), 'http://[2001:db8::1]:8080/.farmclone-gallifrey-dev');
+	assert.equal(url('443 ssl'), 'https://127.0.0.1/.farmclone-gallifrey-dev');
+	assert.equal(url('*:8443 ssl http2'), 'https://127.0.0.1:8443/.farmclone-gallifrey-dev');
+
+	const plain = siteProbe(request).argv;
+	assert.equal(plain[0], 'curl');
+	assert.equal(plain[1], '-q', '-q must come first to skip ~/.curlrc');
+	assert.deepEqual(plain.slice(plain.indexOf('--noproxy'), plain.indexOf('--noproxy') + 2), ['--noproxy', '*']);
+	assert.deepEqual(plain.slice(plain.indexOf('--max-time'), plain.indexOf('--max-time') + 2), ['--max-time', '3']);
+	assert.deepEqual(plain.slice(plain.indexOf('--header'), plain.indexOf('--header') + 2), [
+		'--header',
+		'Host: gallifrey-dev.dachary.org',
+	]);
+	assert.ok(!plain.includes('--insecure'));
+	assert.ok(siteProbe({...request, listen: '443 ssl'}).argv.includes('--insecure'));
+
+	const socket = siteProbe({...request, listen: 'unix:/run/nginx/dev.sock'});
+	assert.deepEqual(socket.argv.slice(socket.argv.indexOf('--unix-socket'), socket.argv.indexOf('--unix-socket') + 2), [
+		'--unix-socket',
+		'/run/nginx/dev.sock',
+	]);
+	assert.equal(socket.argv.at(-1), 'http://localhost/.farmclone-gallifrey-dev');
+	assert.match(socket.target, /through \/run\/nginx\/dev\.sock \(Host: gallifrey-dev\.dachary\.org\)$/);
+});
+
+test('the probe’s output: status, first line of the body, or curl’s error', () => {
+	const wanted = siteAnswer(request);
+	const loaded = parseProbeOutput({exitCode: 0, stdout: `${wanted}\n\n200`, stderr: ''});
+	assert.deepEqual(loaded, {status: 200, firstLine: wanted});
+	assert.ok(answersWith(loaded, request));
+	assert.ok(answersForFarm(loaded, 'gallifrey-dev'));
+	assert.ok(!answersForFarm(loaded, 'gallifrey'), 'another farm’s name is not a prefix match');
+
+	const older = parseProbeOutput({
+		exitCode: 0,
+		stdout: 'farmclone gallifrey-dev proxies gallifrey-dev.dachary.org to http://old.xivo.vm.farm\n\n200',
+		stderr: '',
+	});
+	assert.ok(!answersWith(older, request));
+	assert.ok(answersForFarm(older, 'gallifrey-dev'));
+
+	const notFound = parseProbeOutput({exitCode: 0, stdout: '<html>\r\n<head>404</head>\n404', stderr: ''});
+	assert.deepEqual(notFound, {status: 404, firstLine: '<html>'});
+	assert.ok(!answersWith(notFound, request) && !answersForFarm(notFound, 'gallifrey-dev'));
+	assert.equal(describeAnswer(notFound), 'HTTP 404 "<html>"');
+	const wrongStatus = parseProbeOutput({exitCode: 0, stdout: `${wanted}\n\n500`, stderr: ''});
+	assert.ok(!answersWith(wrongStatus, request) && !answersForFarm(wrongStatus, 'gallifrey-dev'));
+
+	const refused = parseProbeOutput({
+		exitCode: 7,
+		stdout: '\n000',
+		stderr: "curl: (7) Failed to connect to 127.0.0.1 port 80 after 0 ms: Couldn't connect to server\n",
+	});
+	assert.deepEqual(refused, {
+		error: "curl: (7) Failed to connect to 127.0.0.1 port 80 after 0 ms: Couldn't connect to server",
+	});
+	assert.match(describeAnswer(refused), /^nothing \(curl: \(7\) Failed to connect/);
+	assert.match(describeAnswer(parseProbeOutput({exitCode: 127, stdout: '', stderr: ''})), /not found on PATH/);
 });

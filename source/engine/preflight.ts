@@ -9,13 +9,13 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import {dhcpdErrors, inspectDhcpd} from '../host/dhcpd-conf.js';
+import {dhcpdErrors, inspectDhcpd, readDhcpdIncludes} from '../host/dhcpd-conf.js';
 import {instanceVolumes, listInstances, volumeOwner, type GanetiInstance, type InstanceVolume} from '../host/ganeti.js';
 import type {Host} from '../host/host.js';
 import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVolume} from '../host/lvm.js';
 import {isOurSite, nginxErrors} from '../host/nginx-site.js';
-import {inspectShorewall, ruleRequest, shorewallErrors} from '../host/shorewall-files.js';
-import {inspectZone} from '../host/zone-file.js';
+import {inspectShorewall, readShorewallIncludes, ruleRequest, shorewallErrors} from '../host/shorewall-files.js';
+import {inspectZone, readZoneIncludes} from '../host/zone-file.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {SettingsError, validateSettings, type FieldError} from '../settings/validate.js';
 import {StageError, type Facts, type StageContext} from '../stages/types.js';
@@ -71,12 +71,12 @@ async function zone(host: Host, settings: FarmSettings, add: Collect): Promise<v
 	);
 	if (refusal) add('zoneFile', `named-checkzone refuses it:\n${refusal}`);
 	try {
-		const state = inspectZone(text, {
-			zone: settings.zone,
-			record: settings.record,
-			ip: settings.ip,
-			farm: settings.name,
-		});
+		const included = await readZoneIncludes(host, settings.zoneFile, text, settings.zone);
+		const state = inspectZone(
+			text,
+			{zone: settings.zone, record: settings.record, ip: settings.ip, farm: settings.name},
+			included,
+		);
 		for (const conflict of state.conflicts) {
 			add(/holds /.test(conflict) ? 'ip' : /uses the name/.test(conflict) ? 'record' : 'zoneFile', conflict);
 		}
@@ -93,7 +93,8 @@ async function dhcp(host: Host, settings: FarmSettings, add: Collect): Promise<v
 	try {
 		const name = fqdn(settings);
 		const request = {name, fqdn: name, mac: settings.mac, ip: settings.ip, subnetMask: settings.subnetMask};
-		const state = inspectDhcpd(text, {...request, farm: settings.name});
+		const included = await readDhcpdIncludes(host, settings.dhcpdConf, text);
+		const state = inspectDhcpd(text, {...request, farm: settings.name}, included);
 		for (const conflict of state.conflicts) {
 			add(/hardware ethernet/.test(conflict) ? 'mac' : /uses the name/.test(conflict) ? 'record' : 'ip', conflict);
 		}
@@ -320,7 +321,8 @@ async function firewall(host: Host, settings: FarmSettings, add: Collect): Promi
 	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
 	const refusal = await checker(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
 	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
-	const state = inspectShorewall(params, rules, ruleRequest(settings));
+	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
+	const state = inspectShorewall(params, rules, ruleRequest(settings), included);
 	for (const conflict of state.conflicts) {
 		add(
 			/forwarded/.test(conflict) ? 'sshPort' : /already set/.test(conflict) ? 'shorewallParam' : 'shorewallDir',

@@ -1,4 +1,7 @@
+import path from 'node:path';
 import {parseBraceConfig, walkStatements, type BraceStatement} from './brace-config.js';
+import type {Host} from './host.js';
+import {followIncludes, whereIn, type Includes} from './include-files.js';
 import {insertLines, isMarkedLine, markLine, removeMarkedLines, splitLines} from './markers.js';
 
 /** ISC dhcpd.conf: hosts, subnets (also inside shared-network and group), ranges. */
@@ -91,51 +94,91 @@ export type DhcpHostRequest = {
 
 export type DhcpState = {status: 'absent' | 'ours' | 'manual'; conflicts: string[]; notes: string[]; subnet?: string};
 
-export function inspectDhcpd(text: string, request: DhcpHostRequest): DhcpState {
-	const parsed = parseDhcpdConf(text);
-	const lines = splitLines(text);
+/**
+ * What dhcpd.conf (and, when given, the files it includes) says about the
+ * host: already there, in the way, or free. Without `included`, include
+ * statements are only noted.
+ */
+export function inspectDhcpd(text: string, request: DhcpHostRequest, included?: Includes): DhcpState {
 	const mac = request.mac ? normalizeMac(request.mac) : '';
 	const conflicts: string[] = [];
 	let status: DhcpState['status'] = 'absent';
-	for (const host of parsed.hosts) {
-		const where = `line ${host.statement.words[0]!.line + 1}: host ${host.name}`;
-		const named = sameHostName(host.name, request.name);
-		const sameMac = mac !== '' && host.macs.some((other) => normalizeMac(other) === mac);
-		const sharedAddresses = host.fixedAddresses.filter(
-			(address) => address === request.ip || sameHostName(address, request.fqdn),
-		);
-		const ours = isMarkedLine(lines[host.statement.words[0]!.line] ?? '', request.farm);
-		if (named && sameMac && sharedAddresses.length > 0 && host.fixedAddresses.length === 1) {
-			if (ours || status === 'absent') status = ours ? 'ours' : 'manual';
-			continue;
+	const subnets: DhcpSubnet[] = [];
+	const ranges: Array<DhcpRange & {where: string}> = [];
+	const notes: string[] = [];
+	const sources = [{file: undefined, text}, ...(included?.files ?? [])];
+	for (const source of sources) {
+		const parsed = parseDhcpdConf(source.text);
+		const lines = splitLines(source.text);
+		for (const host of parsed.hosts) {
+			const where = `${whereIn(source.file, host.statement.words[0]!.line)}: host ${host.name}`;
+			const named = sameHostName(host.name, request.name);
+			const sameMac = mac !== '' && host.macs.some((other) => normalizeMac(other) === mac);
+			const sharedAddresses = host.fixedAddresses.filter(
+				(address) => address === request.ip || sameHostName(address, request.fqdn),
+			);
+			// farmclone writes only in the main file: a block elsewhere is never its own.
+			const ours = source.file === undefined && isMarkedLine(lines[host.statement.words[0]!.line] ?? '', request.farm);
+			if (named && sameMac && sharedAddresses.length > 0 && host.fixedAddresses.length === 1) {
+				if (ours || status === 'absent') status = ours ? 'ours' : 'manual';
+				continue;
+			}
+
+			if (named) conflicts.push(`${where} already uses the name ${request.name}`);
+			if (sameMac) conflicts.push(`${where} already has hardware ethernet ${request.mac}`);
+			for (const address of sharedAddresses) conflicts.push(`${where} already has fixed-address ${address}`);
 		}
 
-		if (named) conflicts.push(`${where} already uses the name ${request.name}`);
-		if (sameMac) conflicts.push(`${where} already has hardware ethernet ${request.mac}`);
-		for (const address of sharedAddresses) conflicts.push(`${where} already has fixed-address ${address}`);
-	}
-
-	const subnet = parsed.subnets.find((candidate) => inSubnet(request.ip, candidate.network, candidate.netmask));
-	if (!subnet) {
-		const declared = parsed.subnets.map((candidate) => `${candidate.network}/${candidate.netmask}`).join(', ');
-		conflicts.push(`${request.ip} is in no declared subnet (${declared || 'none declared'}): dhcpd would never answer`);
-	}
-
-	const address = ipv4ToNumber(request.ip);
-	for (const range of parsed.ranges) {
-		const [low, high] = [ipv4ToNumber(range.low), ipv4ToNumber(range.high)];
-		if (address !== undefined && low !== undefined && high !== undefined && address >= low && address <= high) {
-			conflicts.push(
-				`line ${range.line + 1}: ${request.ip} is inside the dynamic range ${range.low}-${range.high}; it could be leased to another client`,
+		subnets.push(...parsed.subnets);
+		ranges.push(...parsed.ranges.map((range) => ({...range, where: whereIn(source.file, range.line)})));
+		if (!included) {
+			notes.push(
+				...parsed.includes.map(
+					(include) =>
+						`line ${include.line + 1}: include "${include.file}" is not read by farmclone; hosts there are not checked`,
+				),
 			);
 		}
 	}
 
-	const notes = parsed.includes.map(
-		(include) =>
-			`line ${include.line + 1}: include "${include.file}" is not read by farmclone; hosts there are not checked`,
-	);
+	const subnet = subnets.find((candidate) => inSubnet(request.ip, candidate.network, candidate.netmask));
+	if (!subnet) {
+		const declared = subnets.map((candidate) => `${candidate.network}/${candidate.netmask}`).join(', ');
+		conflicts.push(`${request.ip} is in no declared subnet (${declared || 'none declared'}): dhcpd would never answer`);
+	}
+
+	const address = ipv4ToNumber(request.ip);
+	for (const range of ranges) {
+		const [low, high] = [ipv4ToNumber(range.low), ipv4ToNumber(range.high)];
+		if (address !== undefined && low !== undefined && high !== undefined && address >= low && address <= high) {
+			conflicts.push(
+				`${range.where}: ${request.ip} is inside the dynamic range ${range.low}-${range.high}; it could be leased to another client`,
+			);
+		}
+	}
+
+	notes.push(...(included?.notes ?? []));
 	return {status, conflicts, notes, subnet: subnet && `${subnet.network} netmask ${subnet.netmask}`};
+}
+
+/**
+ * The files dhcpd.conf includes, nested ones too, read only. dhcpd opens a
+ * relative include from its working directory, which farmclone cannot know:
+ * it is taken relative to the including file's directory, where admins keep
+ * them (/etc/dhcp).
+ */
+export async function readDhcpdIncludes(
+	host: Pick<Host, 'readFileIfExists'>,
+	confPath: string,
+	text: string,
+): Promise<Includes> {
+	return followIncludes(host, {file: confPath, text}, (file) =>
+		parseDhcpdConf(file.text).includes.map((include) => ({
+			path: path.resolve(path.dirname(file.file), include.file),
+			line: include.line,
+			label: `include "${include.file}"`,
+		})),
+	);
 }
 
 export class DhcpConflictError extends Error {
@@ -172,9 +215,13 @@ export function dhcpHostBlock(request: DhcpHostRequest, indent = '\t'): string[]
  * subnet holding the fixed-address still supplies its options, and a
  * top-level block never changes which scope anyone else's lines are in.
  */
-export function addDhcpHost(text: string, request: DhcpHostRequest): {text: string; added: string[]} {
+export function addDhcpHost(
+	text: string,
+	request: DhcpHostRequest,
+	included?: Includes,
+): {text: string; added: string[]} {
 	if (!request.mac) throw new Error('no MAC address yet: the MAC stage chooses it');
-	const state = inspectDhcpd(text, request);
+	const state = inspectDhcpd(text, request, included);
 	if (state.conflicts.length > 0) throw new DhcpConflictError(state.conflicts);
 	if (state.status !== 'absent') return {text, added: []};
 	const lines = splitLines(text);

@@ -1,4 +1,7 @@
+import path from 'node:path';
 import type {FarmSettings} from '../settings/schema.js';
+import type {Host} from './host.js';
+import {followIncludes, whereIn, type Includes} from './include-files.js';
 import {alignLike, insertLines, isMarkedLine, markLine, removeMarkedLines, splitLines} from './markers.js';
 
 /**
@@ -166,7 +169,13 @@ export type ShorewallState = {
 	notes: string[];
 };
 
-export function inspectShorewall(paramsText: string, rulesText: string, request: ShorewallRequest): ShorewallState {
+/** Without `included`, INCLUDEs in rules are only noted. */
+export function inspectShorewall(
+	paramsText: string,
+	rulesText: string,
+	request: ShorewallRequest,
+	included?: Includes,
+): ShorewallState {
 	const state: ShorewallState = {param: 'absent', rule: 'absent', conflicts: [], notes: []};
 	if (!isValidParamName(request.param)) {
 		state.conflicts.push(`"${request.param}" is not a valid shell variable name for params`);
@@ -193,43 +202,48 @@ export function inspectShorewall(paramsText: string, rulesText: string, request:
 
 	values.set(request.param, request.ip);
 	const ours = ruleColumns(request).map((column) => expand(column, values));
-	const rulesLines = splitLines(rulesText);
-	const parsedRules = parseRules(rulesText);
-	for (const include of parsedRules.includes) {
-		state.notes.push(
-			`rules line ${include.line + 1}: INCLUDE ${include.file} is not read by farmclone; its rules are not checked`,
-		);
-	}
-
-	for (const rule of parsedRules.rules) {
-		const [action = '', source = '', dest = '', proto = '-', ports = '-', , originalDest = '-'] = rule.columns;
-		if (!['DNAT', 'REDIRECT'].includes(baseAction(action))) continue;
-		const tcp =
-			['-', 'all'].includes(proto) || proto.split(',').some((item) => ['tcp', '6'].includes(item.toLowerCase()));
-		const port = ports === '-' || portListHas(ports, request.sshPort);
-		const theirDestinations = expand(originalDest, values).split(',');
-		const sameDestination =
-			originalDest === '-' ||
-			ours[6] === '-' ||
-			theirDestinations.includes(ours[6]!) ||
-			originalDest === request.originalDest;
-		if (!tcp || !port || !sameDestination) continue;
-		const identical =
-			baseAction(action) === 'DNAT' &&
-			source === ours[1] &&
-			expand(dest, values) === ours[2] &&
-			proto.toLowerCase() === 'tcp' &&
-			ports === ours[4] &&
-			expand(originalDest, values) === ours[6];
-		if (identical) {
-			if (state.rule !== 'ours') state.rule = isMarkedLine(rulesLines[rule.line]!, request.farm) ? 'ours' : 'manual';
-		} else {
-			state.conflicts.push(
-				`rules line ${rule.line + 1}: port ${request.sshPort} is already forwarded (${rule.columns.join(' ')})`,
+	if (!included) {
+		for (const include of parseRules(rulesText).includes) {
+			state.notes.push(
+				`rules line ${include.line + 1}: INCLUDE ${include.file} is not read by farmclone; its rules are not checked`,
 			);
 		}
 	}
 
+	for (const source of [{file: undefined, text: rulesText}, ...(included?.files ?? [])]) {
+		const rulesLines = splitLines(source.text);
+		for (const rule of parseRules(source.text).rules) {
+			const [action = '', ruleSource = '', dest = '', proto = '-', ports = '-', , originalDest = '-'] = rule.columns;
+			if (!['DNAT', 'REDIRECT'].includes(baseAction(action))) continue;
+			const tcp =
+				['-', 'all'].includes(proto) || proto.split(',').some((item) => ['tcp', '6'].includes(item.toLowerCase()));
+			const port = ports === '-' || portListHas(ports, request.sshPort);
+			const theirDestinations = expand(originalDest, values).split(',');
+			const sameDestination =
+				originalDest === '-' ||
+				ours[6] === '-' ||
+				theirDestinations.includes(ours[6]!) ||
+				originalDest === request.originalDest;
+			if (!tcp || !port || !sameDestination) continue;
+			const identical =
+				baseAction(action) === 'DNAT' &&
+				ruleSource === ours[1] &&
+				expand(dest, values) === ours[2] &&
+				proto.toLowerCase() === 'tcp' &&
+				ports === ours[4] &&
+				expand(originalDest, values) === ours[6];
+			// farmclone writes only in rules itself: a rule in an included file is never its own.
+			const marked = source.file === undefined && isMarkedLine(rulesLines[rule.line]!, request.farm);
+			if (identical) {
+				if (state.rule !== 'ours') state.rule = marked ? 'ours' : 'manual';
+			} else {
+				const where = source.file === undefined ? `rules line ${rule.line + 1}` : whereIn(source.file, rule.line);
+				state.conflicts.push(`${where}: port ${request.sshPort} is already forwarded (${rule.columns.join(' ')})`);
+			}
+		}
+	}
+
+	state.notes.push(...(included?.notes ?? []));
 	return state;
 }
 
@@ -282,8 +296,13 @@ function ruleInsertion(rulesText: string): {index: number; addSection: boolean; 
 export type ShorewallEdit = {params: string; rules: string; added: string[]; notes: string[]};
 
 /** Add the param and the DNAT rule, each marked; unchanged parts stay as they are; throws on conflicts. */
-export function addShorewallEntries(paramsText: string, rulesText: string, request: ShorewallRequest): ShorewallEdit {
-	const state = inspectShorewall(paramsText, rulesText, request);
+export function addShorewallEntries(
+	paramsText: string,
+	rulesText: string,
+	request: ShorewallRequest,
+	included?: Includes,
+): ShorewallEdit {
+	const state = inspectShorewall(paramsText, rulesText, request, included);
 	if (state.conflicts.length > 0) throw new ShorewallConflictError(state.conflicts);
 	const edit: ShorewallEdit = {params: paramsText, rules: rulesText, added: [], notes: [...state.notes]};
 	if (state.param === 'absent') {
@@ -315,6 +334,24 @@ export function removeShorewallEntries(
 	const params = removeMarkedLines(paramsText, farm);
 	const rules = removeMarkedLines(rulesText, farm);
 	return {params: params.text, rules: rules.text, removed: [...params.removed, ...rules.removed]};
+}
+
+/**
+ * The files rules INCLUDEs (`INCLUDE` or `?INCLUDE`), nested ones too, read
+ * only. Shorewall looks a relative name up in its configuration directory.
+ */
+export async function readShorewallIncludes(
+	host: Pick<Host, 'readFileIfExists'>,
+	shorewallDir: string,
+	rulesText: string,
+): Promise<Includes> {
+	return followIncludes(host, {file: path.join(shorewallDir, 'rules'), text: rulesText}, (file) =>
+		parseRules(file.text).includes.map((include) => ({
+			path: path.resolve(shorewallDir, include.file),
+			line: include.line,
+			label: `INCLUDE ${include.file}`,
+		})),
+	);
 }
 
 /** The DNAT rule and param this farm asks for, from its settings. */

@@ -1,3 +1,6 @@
+import path from 'node:path';
+import type {Host} from './host.js';
+import {followIncludes, whereIn, type Includes} from './include-files.js';
 import {alignLike, insertLines, isMarkedLine, markLine, removeMarkedLines, splitSegments, stripEol} from './markers.js';
 
 /**
@@ -23,7 +26,8 @@ export type ZoneRecord = {
 	tokens: ZoneToken[];
 };
 
-export type ZoneInclude = {file: string; origin?: string; line: number};
+/** `origin`: what names in the file are relative to: the one given, else the one in force at the `$INCLUDE`. */
+export type ZoneInclude = {file: string; origin: string; line: number};
 
 export type ParsedZone = {
 	records: ZoneRecord[];
@@ -176,7 +180,7 @@ export function parseZone(text: string, zone: string): ParsedZone {
 			origin = absoluteName(rest[0].text, origin);
 		} else if (directive === '$INCLUDE') {
 			if (!rest[0]) throw new ZoneParseError('$INCLUDE without a file', entry.firstLine);
-			const includeOrigin = rest[1] ? absoluteName(rest[1].text, origin) : undefined;
+			const includeOrigin = rest[1] ? absoluteName(rest[1].text, origin) : origin;
 			parsed.includes.push({file: rest[0].text, origin: includeOrigin, line: entry.firstLine});
 		} else if (directive === '$GENERATE') {
 			parsed.records.push(...expandGenerate(entry, origin));
@@ -236,8 +240,9 @@ function replaceToken(text: string, token: ZoneToken, replacement: string): stri
 	return segments.join('');
 }
 
-function describe(record: ZoneRecord, lines: string[]): string {
-	const where = record.generated ? `line ${record.firstLine + 1} ($GENERATE)` : `line ${record.firstLine + 1}`;
+function describe(record: ZoneRecord, lines: string[], file?: string): string {
+	const line = whereIn(file, record.firstLine);
+	const where = record.generated ? `${line} ($GENERATE)` : line;
 	const shown = record.generated
 		? `${record.owner} ${record.type} ${record.rdata.join(' ')}`
 		: (lines[record.firstLine] ?? '').replace(/\s*;.*$/, '').trim();
@@ -261,32 +266,77 @@ export type ZoneState = {
 	serial?: string;
 };
 
-/** What the zone says about the record: already there, in the way, or free. */
-export function inspectZone(text: string, request: ZoneRecordRequest): ZoneState {
+/**
+ * What the zone (and, when given, the files it includes) says about the
+ * record: already there, in the way, or free. Without `included`,
+ * `$INCLUDE`s are only noted.
+ */
+export function inspectZone(text: string, request: ZoneRecordRequest, included?: Includes): ZoneState {
 	const parsed = parseZone(text, request.zone);
-	const lines = splitSegments(text).map((segment) => stripEol(segment));
 	const target = absoluteName(request.record, absoluteName(request.zone, '.'));
 	const conflicts: string[] = [];
 	let status: ZoneState['status'] = 'absent';
-	for (const record of parsed.records) {
-		const named = sameName(record.owner, target);
-		const holdsIp = record.type === 'A' && record.rdata[0] === request.ip;
-		if (named && holdsIp) {
-			const ours = !record.generated && isMarkedLine(lines[record.firstLine] ?? '', request.farm, ';');
-			if (ours || status === 'absent') status = ours ? 'ours' : 'manual';
-		} else if (named) {
-			conflicts.push(`${describe(record, lines)} already uses the name ${target}`);
-		} else if (holdsIp) {
-			conflicts.push(`${describe(record, lines)} already holds ${request.ip}`);
+	const sources = [
+		{file: undefined, text, records: parsed.records},
+		...(included?.files ?? []).map((file) => ({
+			...file,
+			records: parseZone(file.text, file.origin ?? request.zone).records,
+		})),
+	];
+	for (const source of sources) {
+		const lines = splitSegments(source.text).map((segment) => stripEol(segment));
+		for (const record of source.records) {
+			const named = sameName(record.owner, target);
+			const holdsIp = record.type === 'A' && record.rdata[0] === request.ip;
+			if (named && holdsIp) {
+				// farmclone writes only in the zone file itself: a record elsewhere is never its own.
+				const ours =
+					source.file === undefined &&
+					!record.generated &&
+					isMarkedLine(lines[record.firstLine] ?? '', request.farm, ';');
+				if (ours || status === 'absent') status = ours ? 'ours' : 'manual';
+			} else if (named) {
+				conflicts.push(`${describe(record, lines, source.file)} already uses the name ${target}`);
+			} else if (holdsIp) {
+				conflicts.push(`${describe(record, lines, source.file)} already holds ${request.ip}`);
+			}
 		}
 	}
 
-	const notes = parsed.includes.map(
-		(include) =>
-			`line ${include.line + 1}: $INCLUDE ${include.file} is not read by farmclone; records there are not checked (named-checkzone reads it)`,
-	);
+	const notes =
+		included?.notes ??
+		parsed.includes.map(
+			(include) =>
+				`line ${include.line + 1}: $INCLUDE ${include.file} is not read by farmclone; records there are not checked (named-checkzone reads it)`,
+		);
 	if (!parsed.soa) conflicts.push('no SOA record in this file: its serial cannot be bumped');
 	return {status, conflicts, notes, serial: parsed.soa?.serial.text};
+}
+
+/**
+ * The files the zone `$INCLUDE`s, nested ones too, read only, each with the
+ * origin its names take. named opens a relative path from its `directory`
+ * (named.conf options), which farmclone does not know: it tries the zone
+ * file's directory, and only notes the `$INCLUDE` when nothing is there.
+ */
+export async function readZoneIncludes(
+	host: Pick<Host, 'readFileIfExists'>,
+	zoneFile: string,
+	text: string,
+	zone: string,
+): Promise<Includes> {
+	const root = {file: zoneFile, text, origin: absoluteName(zone, '.')};
+	return followIncludes(host, root, (file) =>
+		parseZone(file.text, file.origin ?? root.origin).includes.map((include) => ({
+			path: path.resolve(path.dirname(zoneFile), include.file),
+			line: include.line,
+			label: `$INCLUDE ${include.file}`,
+			origin: include.origin,
+			missingNote: path.isAbsolute(include.file)
+				? undefined
+				: `${whereIn(file.file === zoneFile ? undefined : file.file, include.line)}: $INCLUDE ${include.file} is not read by farmclone (not found next to ${zoneFile}); records there are not checked (named-checkzone reads it)`,
+		})),
+	);
 }
 
 export class ZoneConflictError extends Error {
@@ -302,8 +352,13 @@ export type ZoneEdit = {text: string; serialBefore: string; serialAfter: string;
  * Append the A record, marked `; farmclone:<farm>`, and bump the serial.
  * Unchanged text when the record is already there; throws on conflicts.
  */
-export function addZoneRecord(text: string, request: ZoneRecordRequest, today: Date = new Date()): ZoneEdit {
-	const state = inspectZone(text, request);
+export function addZoneRecord(
+	text: string,
+	request: ZoneRecordRequest,
+	today: Date = new Date(),
+	included?: Includes,
+): ZoneEdit {
+	const state = inspectZone(text, request, included);
 	if (state.conflicts.length > 0) throw new ZoneConflictError(state.conflicts);
 	const parsed = parseZone(text, request.zone);
 	const serialBefore = parsed.soa!.serial.text;

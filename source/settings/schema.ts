@@ -54,6 +54,14 @@ export type FarmSettings = {
 	mac: string;
 	subnetMask: string;
 	dhcpRestart: string[];
+	/**
+	 * dhcpd's pid file, to prove after a restart that a new dhcpd runs with the
+	 * current dhcpd.conf. Debian's isc-dhcp-server init script starts dhcpd
+	 * without -pf, so dhcpd writes its built-in /var/run/dhcpd.pid (the
+	 * script's DHCPDv4_PID, /etc/default/isc-dhcp-server); Ubuntu's systemd
+	 * unit passes -pf /run/dhcp-server/dhcpd.pid.
+	 */
+	dhcpdPidFile: string;
 
 	// Ganeti
 	ganetiNode: string;
@@ -158,6 +166,7 @@ export function defaultSettings(name: string, overrides: Partial<FarmSettings> =
 		mac: '',
 		subnetMask: '255.255.255.0',
 		dhcpRestart: ['systemctl', 'restart', 'isc-dhcp-server'],
+		dhcpdPidFile: '/run/dhcpd.pid',
 		ganetiNode: 'host01.farm',
 		ganetiOs: 'debootstrap+default',
 		memory: '4G',

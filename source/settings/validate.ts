@@ -117,6 +117,7 @@ const rules: Record<keyof FarmSettings, Rule> = {
 	mac: (value) => string(value, {}) ?? (value === '' ? undefined : macProblem(value as string)),
 	subnetMask: matching(isIpv4, 'must be a dotted netmask such as 255.255.255.0'),
 	dhcpRestart: argv,
+	dhcpdPidFile: absolutePath,
 	ganetiNode: matching(isHostName, 'must be the Ganeti node name'),
 	ganetiOs: matching((os) => /^[\w.+-]+$/.test(os), 'must be a Ganeti OS name such as debootstrap+default'),
 	memory: matching((size) => ganetiSize.test(size), 'must be a Ganeti size such as 4G or 4096'),

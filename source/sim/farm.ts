@@ -16,7 +16,13 @@ import {startVm} from './kvm.js';
 import {findLv, readLvmState} from './lvm-state.js';
 import {assertRoot} from './netns.js';
 import {simPaths} from './paths.js';
-import {readServicesState, startSimServices, stopSimServices, writeServiceWrappers} from './services.js';
+import {
+	readServicesState,
+	simServiceFiles,
+	startSimServices,
+	stopSimServices,
+	writeServiceWrappers,
+} from './services.js';
 import {writeShim} from './shim.js';
 import {writeShorewallTree} from './shorewall-tree.js';
 import {buildSimTree, simFarm} from './tree.js';
@@ -134,6 +140,8 @@ export async function createSimFarm(options: SimFarmOptions = {}): Promise<SimFa
 		commandPath: [simPaths(root).bin, ...(tree.settings.commandPath ?? []).filter((dir) => dir !== simPaths(root).bin)],
 		shorewallDir,
 		dhcpRestart: ['systemctl', 'restart', 'isc-dhcp-server'],
+		// The sim's dhcpd (started with -pf, also by its systemctl restart) writes its pid there.
+		dhcpdPidFile: simServiceFiles(root).dhcpdPid,
 		nginxReload: ['systemctl', 'reload', 'nginx'],
 		monitorSocket: cluster.cluster.monitorSocket,
 		ganetiNode: cluster.cluster.node,

@@ -431,6 +431,7 @@ const wrapped: Array<{command: string; program: string; needs: SimServiceName[]}
 	{command: 'shorewall', program: '/usr/sbin/shorewall', needs: []},
 	{command: 'dhcpd', program: programs.dhcpd, needs: []},
 	{command: 'named', program: programs.named, needs: []},
+	{command: 'curl', program: '/usr/bin/curl', needs: ['nginx']},
 ];
 
 /**

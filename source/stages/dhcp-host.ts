@@ -3,11 +3,13 @@ import {
 	dhcpdErrors,
 	DhcpConflictError,
 	inspectDhcpd,
+	readDhcpdIncludes,
 	removeDhcpHost,
 	type DhcpHostRequest,
 } from '../host/dhcpd-conf.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {changeDiffs, writeChecked, type Checker} from './checked-edit.js';
+import {dhcpdCheckNote, proveDhcpdRestarted} from './reload-services.js';
 import {StageError, type Plan, type Stage, type StageContext} from './types.js';
 
 function hostRequest(settings: FarmSettings): DhcpHostRequest {
@@ -51,7 +53,8 @@ export const dhcpHostStage: Stage = {
 		const text = await context.host.readFileIfExists(settings.dhcpdConf);
 		if (text === undefined) return {status: 'conflict', detail: `${settings.dhcpdConf} does not exist`};
 		try {
-			const state = inspectDhcpd(text, hostRequest(settings));
+			const included = await readDhcpdIncludes(context.host, settings.dhcpdConf, text);
+			const state = inspectDhcpd(text, hostRequest(settings), included);
 			const notes = state.notes.map((note) => `\n${note}`).join('');
 			if (state.conflicts.length > 0) {
 				return {status: 'conflict', detail: `${settings.dhcpdConf}:\n${state.conflicts.join('\n')}${notes}`};
@@ -75,8 +78,9 @@ export const dhcpHostStage: Stage = {
 		const {settings} = context;
 		const text = await readConf(context);
 		const plan: Plan = {commands: [checker(settings).argv], diffs: [], notes: [literalNote]};
+		const included = await readDhcpdIncludes(context.host, settings.dhcpdConf, text);
 		try {
-			plan.notes.push(...inspectDhcpd(text, hostRequest(settings)).notes);
+			plan.notes.push(...inspectDhcpd(text, hostRequest(settings), included).notes);
 		} catch {}
 
 		if (!settings.mac) {
@@ -85,7 +89,7 @@ export const dhcpHostStage: Stage = {
 		}
 
 		try {
-			const edit = addDhcpHost(text, hostRequest(settings));
+			const edit = addDhcpHost(text, hostRequest(settings), included);
 			plan.diffs = changeDiffs([{path: settings.dhcpdConf, before: text, after: edit.text}]);
 			if (edit.added.length === 0) plan.notes.unshift(`host ${fqdn(settings)} is already there`);
 		} catch (error) {
@@ -98,9 +102,10 @@ export const dhcpHostStage: Stage = {
 		const {settings} = context;
 		if (!settings.mac) throw new StageError('no MAC address in the settings', 'run the MAC stage first');
 		const text = await readConf(context);
+		const included = await readDhcpdIncludes(context.host, settings.dhcpdConf, text);
 		let edit;
 		try {
-			edit = addDhcpHost(text, hostRequest(settings));
+			edit = addDhcpHost(text, hostRequest(settings), included);
 		} catch (error) {
 			if (error instanceof DhcpConflictError) throw new StageError(`${settings.dhcpdConf}:\n${error.message}`);
 			throw new StageError(`cannot read ${settings.dhcpdConf}: ${(error as Error).message}`);
@@ -149,7 +154,9 @@ export const dhcpHostStage: Stage = {
 		);
 		context.log(`removed host ${fqdn(settings)} from ${settings.dhcpdConf}`);
 		if (!serverHasTheBlock(context)) return;
+		const began = Date.now();
 		await context.host.run(settings.dhcpRestart);
+		await proveDhcpdRestarted(context, began);
 		context.log(`DHCP server restarted without the host block (${settings.dhcpRestart.join(' ')})`);
 	},
 	async undoPlan(context) {
@@ -157,10 +164,11 @@ export const dhcpHostStage: Stage = {
 		const text = await readConf(context);
 		const edit = removeDhcpHost(text, settings.name);
 		const restart = serverHasTheBlock(context) ? [settings.dhcpRestart] : [];
+		const notes = restart.length > 0 ? [dhcpdCheckNote(settings)] : [];
 		return {
 			commands: edit.removed.length > 0 ? [checker(settings).argv, ...restart] : [],
 			diffs: changeDiffs([{path: settings.dhcpdConf, before: text, after: edit.text}]),
-			notes: edit.removed.length > 0 ? [] : [`nothing of ${settings.name} in ${settings.dhcpdConf}`],
+			notes: edit.removed.length > 0 ? notes : [`nothing of ${settings.name} in ${settings.dhcpdConf}`],
 		};
 	},
 };

@@ -3,6 +3,7 @@ import {
 	addZoneRecord,
 	inspectZone,
 	parseZone,
+	readZoneIncludes,
 	removeZoneRecord,
 	ZoneConflictError,
 	type ZoneRecordRequest,
@@ -125,7 +126,8 @@ export const dnsRecordStage: Stage = {
 		const text = await context.host.readFileIfExists(settings.zoneFile);
 		if (text === undefined) return {status: 'conflict', detail: `${settings.zoneFile} does not exist`};
 		try {
-			const state = inspectZone(text, zoneRequest(settings));
+			const included = await readZoneIncludes(context.host, settings.zoneFile, text, settings.zone);
+			const state = inspectZone(text, zoneRequest(settings), included);
 			const notes = state.notes.map((note) => `\n${note}`).join('');
 			if (state.conflicts.length > 0) {
 				return {status: 'conflict', detail: `${settings.zoneFile}:\n${state.conflicts.join('\n')}${notes}`};
@@ -153,15 +155,16 @@ export const dnsRecordStage: Stage = {
 	async plan(context) {
 		const {settings} = context;
 		const text = await readZone(context);
+		const included = await readZoneIncludes(context.host, settings.zoneFile, text, settings.zone);
 		let state;
 		try {
-			state = inspectZone(text, zoneRequest(settings));
+			state = inspectZone(text, zoneRequest(settings), included);
 		} catch (error) {
 			return {commands: [], diffs: [], notes: [`cannot read ${settings.zoneFile}: ${(error as Error).message}`]};
 		}
 
 		if (state.conflicts.length > 0) return {commands: [], diffs: [], notes: state.conflicts};
-		const edit = addZoneRecord(text, zoneRequest(settings));
+		const edit = addZoneRecord(text, zoneRequest(settings), new Date(), included);
 		return {
 			commands: [checker(settings).argv],
 			diffs: changeDiffs([{path: settings.zoneFile, before: text, after: edit.text}]),
@@ -176,9 +179,10 @@ export const dnsRecordStage: Stage = {
 	async apply(context) {
 		const {settings} = context;
 		const text = await readZone(context);
+		const included = await readZoneIncludes(context.host, settings.zoneFile, text, settings.zone);
 		let edit;
 		try {
-			edit = addZoneRecord(text, zoneRequest(settings));
+			edit = addZoneRecord(text, zoneRequest(settings), new Date(), included);
 		} catch (error) {
 			if (error instanceof ZoneConflictError) throw new StageError(`${settings.zoneFile}:\n${error.message}`);
 			throw new StageError(`cannot read ${settings.zoneFile}: ${(error as Error).message}`);

@@ -2,6 +2,7 @@ import path from 'node:path';
 import {
 	addShorewallEntries,
 	inspectShorewall,
+	readShorewallIncludes,
 	removeShorewallEntries,
 	ruleRequest,
 	shorewallErrors,
@@ -66,7 +67,8 @@ export const firewallRuleStage: Stage = {
 		const {settings} = context;
 		try {
 			const files = await readFiles(context);
-			const state = inspectShorewall(files.params, files.rules, ruleRequest(settings));
+			const included = await readShorewallIncludes(context.host, settings.shorewallDir, files.rules);
+			const state = inspectShorewall(files.params, files.rules, ruleRequest(settings), included);
 			const notes = state.notes.map((note) => `\n${note}`).join('');
 			if (state.conflicts.length > 0) return {status: 'conflict', detail: state.conflicts.join('\n') + notes};
 			const what = `${settings.shorewallParam}=${settings.ip} and DNAT of port ${settings.sshPort}`;
@@ -86,8 +88,9 @@ export const firewallRuleStage: Stage = {
 		const files = await readFiles(context);
 		const paramsExisted = await context.host.exists(files.paramsPath);
 		const notes = [`the firewall is not restarted here: the firewall restart stage does it with a safety net`];
+		const included = await readShorewallIncludes(context.host, settings.shorewallDir, files.rules);
 		try {
-			const edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings));
+			const edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings), included);
 			return {
 				commands: [checker(settings).argv],
 				diffs: changeDiffs(changes(files, edit.params, edit.rules, paramsExisted)),
@@ -101,9 +104,10 @@ export const firewallRuleStage: Stage = {
 		const {settings} = context;
 		const files = await readFiles(context);
 		const paramsExisted = await context.host.exists(files.paramsPath);
+		const included = await readShorewallIncludes(context.host, settings.shorewallDir, files.rules);
 		let edit;
 		try {
-			edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings));
+			edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings), included);
 		} catch (error) {
 			if (error instanceof ShorewallConflictError) throw new StageError(error.message);
 			throw error;

@@ -1,5 +1,12 @@
 import {StageError, type Stage, type StageContext} from './types.js';
-import {fqdn} from '../settings/schema.js';
+import {
+	clockTime,
+	inspectLoadedDhcpd,
+	waitForLoadedDhcpd,
+	type DhcpdLook,
+	type RunningDhcpd,
+} from '../host/dhcpd-process.js';
+import {fqdn, type FarmSettings} from '../settings/schema.js';
 
 /** The serial `named-checkzone` read from the file. */
 async function fileSerial(context: StageContext): Promise<string> {
@@ -43,6 +50,40 @@ async function dnsServesRecord(context: StageContext): Promise<string | undefine
 	return undefined;
 }
 
+function dhcpdHint(settings: FarmSettings, look: Extract<DhcpdLook, {problem: string}>): string {
+	const log = 'see what dhcpd said in `journalctl -u isc-dhcp-server` (or /var/log/syslog)';
+	if (look.kind === 'stale') return `${settings.dhcpRestart.join(' ')} did not start a new dhcpd: ${log}`;
+	if (look.kind === 'other-conf') return `the DHCP server does not run with ${settings.dhcpdConf}: ${log}`;
+	return `${log}; if dhcpd does run, set dhcpdPidFile to the pid file it writes (Ubuntu's unit: /run/dhcp-server/dhcpd.pid)`;
+}
+
+function describeDhcpd(dhcpd: RunningDhcpd): string {
+	return `dhcpd pid ${dhcpd.pid} started ${clockTime(dhcpd.startedAt)} reads ${dhcpd.conf}`;
+}
+
+/**
+ * After a DHCP server restart that began at `began` (ms since the epoch):
+ * waits for the new dhcpd and logs it, or throws what is wrong with the one
+ * that runs.
+ */
+export async function proveDhcpdRestarted(context: StageContext, began: number): Promise<void> {
+	const {host, settings, signal} = context;
+	const look = await waitForLoadedDhcpd(host, settings, {at: began, what: 'the restart'}, {signal});
+	if (look.problem !== undefined) {
+		throw new StageError(`after ${settings.dhcpRestart.join(' ')}: ${look.problem}`, dhcpdHint(settings, look));
+	}
+
+	context.log(describeDhcpd(look.dhcpd));
+}
+
+/** How a plan says the restart is checked. */
+export function dhcpdCheckNote(settings: FarmSettings): string {
+	return (
+		`the restart's exit code is not trusted: ${settings.dhcpdPidFile} must then name a dhcpd started after it, ` +
+		`reading ${settings.dhcpdConf}, unchanged since`
+	);
+}
+
 /** The seed's "reload bind and dhcp": DNS first, proven by asking it; dhcpd.conf checked before the restart. */
 export const reloadServicesStage: Stage = {
 	id: 'reload-services',
@@ -53,13 +94,15 @@ export const reloadServicesStage: Stage = {
 	async check(context) {
 		const dnsProblem = await dnsServesRecord(context);
 		if (dnsProblem) return {status: 'pending', detail: dnsProblem};
-		const restartedAt = context.facts['reload-services.dhcpRestartedAt'];
-		const conf = await import('node:fs/promises').then(async (fs) => fs.stat(context.settings.dhcpdConf));
-		if (typeof restartedAt !== 'number' || conf.mtimeMs > restartedAt) {
-			return {status: 'pending', detail: 'the DHCP server has not been restarted since dhcpd.conf changed'};
+		// Only this run's own restart counts: the DHCP host stage's undo restarts the server when this one did.
+		if (context.facts['reload-services.dhcpRestarting'] !== true) {
+			return {status: 'pending', detail: 'this run has not restarted the DHCP server yet'};
 		}
 
-		return {status: 'done', detail: `${fqdn(context.settings)} served, DHCP server restarted`};
+		// Also right after a crash between the restart and its record: the running dhcpd tells.
+		const look = await inspectLoadedDhcpd(context.host, context.settings);
+		if (look.problem !== undefined) return {status: 'pending', detail: look.problem};
+		return {status: 'done', detail: `${fqdn(context.settings)} served, ${describeDhcpd(look.dhcpd)}`};
 	},
 	async plan(context) {
 		const {zone, dhcpdConf, dhcpRestart, rndc} = context.settings;
@@ -73,7 +116,10 @@ export const reloadServicesStage: Stage = {
 				dhcpRestart,
 			],
 			diffs: [],
-			notes: ['rndc reload exits 0 even when the zone fails to load: the served SOA serial is compared with the file'],
+			notes: [
+				'rndc reload exits 0 even when the zone fails to load: the served SOA serial is compared with the file',
+				dhcpdCheckNote(context.settings),
+			],
 		};
 	},
 	async apply(context) {
@@ -95,13 +141,19 @@ export const reloadServicesStage: Stage = {
 		}
 
 		// Recorded first: the DHCP host stage's undo restarts the server whenever this one may have loaded the block.
-		await context.record({'reload-services.dhcpRestarting': true});
+		const began = Date.now();
+		await context.record({'reload-services.dhcpRestarting': true, 'reload-services.dhcpRestartBegan': began});
 		await context.host.run(dhcpRestart);
 		await context.record({'reload-services.dhcpRestartedAt': Date.now()});
+		await proveDhcpdRestarted(context, began);
 	},
 	async verify(context) {
 		const problem = await dnsServesRecord(context);
 		if (problem) throw new StageError(problem);
+		const began = context.facts['reload-services.dhcpRestartBegan'];
+		const after = typeof began === 'number' ? {at: began, what: 'the restart'} : undefined;
+		const look = await inspectLoadedDhcpd(context.host, context.settings, after);
+		if (look.problem !== undefined) throw new StageError(look.problem, dhcpdHint(context.settings, look));
 	},
 	async undo() {
 		// Reloads are not undone: the stages that edited the files reload after their own undo.

@@ -1,12 +1,22 @@
 import path from 'node:path';
 import {unifiedDiff} from '../host/diff.js';
 import {
+	answersForFarm,
+	answersWith,
+	askSite,
 	clashingServers,
+	describeAnswer,
 	globMatches,
 	includePatterns,
 	isOurSite,
 	nginxErrors,
 	nginxSiteText,
+	siteAnswer,
+	siteProbe,
+	waitForSite,
+	type NginxSiteRequest,
+	type ProbeAnswer,
+	type SiteProbe,
 } from '../host/nginx-site.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {StageError, type Plan, type Stage, type StageContext} from './types.js';
@@ -21,14 +31,52 @@ function sitePaths(settings: FarmSettings) {
 	return {file, link, target: path.relative(settings.sitesEnabled, file)};
 }
 
-function wantedText(settings: FarmSettings): string {
-	return nginxSiteText({
+function siteRequest(settings: FarmSettings): NginxSiteRequest {
+	return {
 		serverName: settings.serverName,
 		listen: settings.listen,
 		upstream: fqdn(settings),
 		logDir: settings.nginxLogDir,
 		farm: settings.name,
-	});
+	};
+}
+
+function wantedText(settings: FarmSettings): string {
+	return nginxSiteText(siteRequest(settings));
+}
+
+function probeOf(settings: FarmSettings): SiteProbe {
+	return siteProbe(siteRequest(settings));
+}
+
+function errorLogHint(settings: FarmSettings): string {
+	return `nginx says why in its error log, ${path.join(settings.nginxLogDir, 'error.log')} (a listen address it cannot bind, a file it cannot open...)`;
+}
+
+/** Proves the reload took: nginx, asked over HTTP, answers with the site on disk. */
+async function confirmLoaded(context: StageContext, after: string, then = ''): Promise<void> {
+	const {settings, host} = context;
+	const probe = probeOf(settings);
+	const wanted = (answer: ProbeAnswer) => answersWith(answer, siteRequest(settings));
+	const loaded = await waitForSite(host, probe, wanted, {signal: context.signal});
+	if (loaded.ok) return;
+	throw new StageError(
+		`${after}, but nginx has not loaded the site: asked ${probe.target}, it answered ${describeAnswer(loaded.answer)}, not "${siteAnswer(siteRequest(settings))}"${then}`,
+		errorLogHint(settings),
+	);
+}
+
+/** Proves undo's reload took: nginx no longer answers with any version of the site. */
+async function confirmUnloaded(context: StageContext): Promise<void> {
+	const {settings, host} = context;
+	const probe = probeOf(settings);
+	const gone = (answer: ProbeAnswer) => !answersForFarm(answer, settings.name);
+	const unloaded = await waitForSite(host, probe, gone, {signal: context.signal});
+	if (unloaded.ok) return;
+	throw new StageError(
+		`after ${settings.nginxReload.join(' ')}: nginx still serves the removed site: asked ${probe.target}, it answered ${describeAnswer(unloaded.answer)}`,
+		`${errorLogHint(settings)}; running the undo again reloads nginx again`,
+	);
 }
 
 type Survey = {
@@ -137,20 +185,30 @@ const dnsHint = 'nginx resolves the proxy_pass name when it loads: the DNS recor
 export const reverseProxyStage: Stage = {
 	id: 'reverse-proxy',
 	title: 'Reverse proxy',
-	summary: 'an nginx site proxying the public name to the clone, enabled in sites-enabled, nginx -t, reload',
+	summary: 'an nginx site proxying the public name to the clone, enabled, nginx -t, reload, curl proving it loaded',
 	danger: 'none',
 	skippable: true,
 	async check(context) {
 		const found = await survey(context);
 		const notes = found.notes.map((note) => `\n${note}`).join('');
 		if (found.conflicts.length > 0) return {status: 'conflict', detail: found.conflicts.join('\n') + notes};
-		const {file} = sitePaths(context.settings);
-		const current = found.existing === wantedText(context.settings) && found.linkState !== 'absent';
-		return current
-			? {status: 'done', detail: `${file} is written and enabled${notes}`}
+		const {settings, host} = context;
+		const {file} = sitePaths(settings);
+		const current = found.existing === wantedText(settings) && found.linkState !== 'absent';
+		if (!current) {
+			return {
+				status: 'pending',
+				detail: `${file} is ${found.existing === undefined ? 'not written yet' : 'out of date'}${notes}`,
+			};
+		}
+
+		// One request, no waiting: a site on disk that nginx never loaded is still to do.
+		const answer = await askSite(host, probeOf(settings));
+		return answersWith(answer, siteRequest(settings))
+			? {status: 'done', detail: `${file} is written, enabled and loaded${notes}`}
 			: {
 					status: 'pending',
-					detail: `${file} is ${found.existing === undefined ? 'not written yet' : 'out of date'}${notes}`,
+					detail: `${file} is written and enabled but nginx has not loaded it (it answered ${describeAnswer(answer)})${notes}`,
 				};
 	},
 	async plan(context) {
@@ -158,9 +216,14 @@ export const reverseProxyStage: Stage = {
 		const found = await survey(context);
 		const {file, link, target} = sitePaths(settings);
 		const plan: Plan = {
-			commands: [testArgv(settings), settings.nginxReload],
+			commands: [testArgv(settings), settings.nginxReload, probeOf(settings).argv],
 			diffs: [],
-			notes: [...found.conflicts, ...found.notes, `${dnsHint} (${fqdn(settings)})`],
+			notes: [
+				...found.conflicts,
+				...found.notes,
+				`${dnsHint} (${fqdn(settings)})`,
+				`after the reload, curl asks nginx for the site's own answer "${siteAnswer(siteRequest(settings))}", to prove it loaded the site`,
+			],
 		};
 		const wanted = wantedText(settings);
 		if (found.existing !== wanted) plan.diffs.push({path: file, diff: unifiedDiff(found.existing, wanted, file)});
@@ -203,8 +266,17 @@ export const reverseProxyStage: Stage = {
 		await context.record({
 			'reverse-proxy.file': file,
 			'reverse-proxy.link': found.linkState === undefined ? undefined : link,
-			'reverse-proxy.backup': backup,
+			// A resumed apply finds the site already written: keep the backup of the first one.
+			'reverse-proxy.backup': backup ?? context.facts['reverse-proxy.backup'],
 		});
+		// When nginx kept its old configuration, the site stays: nginx -t accepted it, so any later reload or
+		// restart loads it, and removing it would need a reload of its own, the very thing that did not take.
+		// check() asks nginx too, so the stage stays pending: resuming the run reloads again; undo removes it.
+		await confirmLoaded(
+			context,
+			`the site is in place and ${settings.nginxReload.join(' ')} exited 0`,
+			'. The site stays (nginx -t accepts it); resuming the run reloads nginx again',
+		);
 		context.log(`nginx serves ${settings.serverName} from ${file}, proxying to http://${fqdn(settings)}`);
 	},
 	async verify(context) {
@@ -218,6 +290,7 @@ export const reverseProxyStage: Stage = {
 
 		const problem = await nginxTest(context);
 		if (problem) throw new StageError(`nginx -t refuses the configuration:\n${problem}`);
+		await confirmLoaded(context, 'the site is in place');
 	},
 	async undo(context) {
 		const {settings, host} = context;
@@ -225,20 +298,36 @@ export const reverseProxyStage: Stage = {
 		const existing = await host.readFileIfExists(file);
 		const pointsTo = await host.readLink(link);
 		const ourLink = pointsTo !== undefined && path.resolve(settings.sitesEnabled, pointsTo) === file;
-		if (existing === undefined || !isOurSite(existing, settings.name)) {
-			// A link left dangling to where our site was is ours to clean up.
-			if (existing === undefined && ourLink) await host.remove(link);
-			context.log(existing === undefined ? `${file} is already gone` : `${file} is not farmclone's: left alone`);
+		if (existing !== undefined && !isOurSite(existing, settings.name)) {
+			context.log(`${file} is not farmclone's: left alone`);
 			return;
 		}
 
-		if (ourLink) await host.remove(link);
-		await host.remove(file);
+		if (existing === undefined) {
+			// A link left dangling to where our site was is ours to clean up.
+			if (ourLink) await host.remove(link);
+			// An undo whose reload did not take left the site loaded though its file is gone: reload again.
+			const answer = await askSite(host, probeOf(settings));
+			if (!answersForFarm(answer, settings.name)) {
+				context.log(`${file} is already gone, and nginx does not serve it`);
+				return;
+			}
+
+			context.log(`${file} is already gone, but nginx still serves it: reloading`);
+		} else {
+			if (ourLink) await host.remove(link);
+			await host.remove(file);
+		}
+
 		const problem = await nginxTest(context);
 		if (problem) {
-			await host.writeFile(file, existing);
-			if (ourLink) await host.symlink(target, link);
-			throw new StageError(`nginx -t refuses the configuration without the site; it is put back:\n${problem}`);
+			if (existing !== undefined) {
+				await host.writeFile(file, existing);
+				if (ourLink) await host.symlink(target, link);
+			}
+
+			const putBack = existing === undefined ? '' : '; it is put back';
+			throw new StageError(`nginx -t refuses the configuration without the site${putBack}:\n${problem}`);
 		}
 
 		const reload = await host.run(settings.nginxReload, {reject: false});
@@ -246,24 +335,31 @@ export const reverseProxyStage: Stage = {
 			throw new StageError(`${settings.nginxReload.join(' ')} failed:\n${`${reload.stderr}${reload.stdout}`.trim()}`);
 		}
 
-		context.log(`removed ${ourLink ? `${link} and ` : ''}${file}; nginx reloaded`);
+		await confirmUnloaded(context);
+		const removed = existing === undefined ? '' : `removed ${ourLink ? `${link} and ` : ''}${file}; `;
+		context.log(`${removed}nginx reloaded and no longer serves the site`);
 	},
 	async undoPlan(context) {
 		const {settings, host} = context;
 		const {file, link} = sitePaths(settings);
 		const existing = await host.readFileIfExists(file);
-		if (existing === undefined || !isOurSite(existing, settings.name)) {
+		const probe = probeOf(settings).argv;
+		if (existing !== undefined && !isOurSite(existing, settings.name)) {
+			return {commands: [], diffs: [], notes: [`${file} is not farmclone's: left alone`]};
+		}
+
+		if (existing === undefined) {
 			return {
-				commands: [],
+				commands: [probe],
 				diffs: [],
-				notes: [`${file} is ${existing === undefined ? 'already gone' : "not farmclone's: left alone"}`],
+				notes: [`${file} is already gone; nginx is reloaded only if it still serves the site`],
 			};
 		}
 
 		return {
-			commands: [testArgv(settings), settings.nginxReload],
+			commands: [testArgv(settings), settings.nginxReload, probe],
 			diffs: [{path: file, diff: unifiedDiff(existing, undefined, file)}],
-			notes: [`remove the link ${link}`],
+			notes: [`remove the link ${link}`, "after the reload, curl checks that nginx no longer gives the site's answer"],
 		};
 	},
 };
