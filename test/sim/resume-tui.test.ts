@@ -3,8 +3,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {isAlive, parseDdOutput} from '../source/host/copy.js';
-import {cli, farmName, makeFarm, MiB, waitFor, type TestFarm} from './fault-harness.js';
+import {isAlive, parseDdOutput} from '../../source/host/copy.js';
+import {cli, farmName, makeFarm, MiB, waitFor, type TestFarm} from '../kit/farm.js';
 
 async function tmux(...args: string[]): Promise<string> {
 	return (await execa('tmux', args)).stdout;

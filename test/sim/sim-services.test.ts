@@ -3,12 +3,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {createSimFarm, type SimFarm} from '../source/sim/farm.js';
-import {readGanetiState} from '../source/sim/ganeti-state.js';
-import {vmPid} from '../source/sim/kvm.js';
-import {isServiceProcess, readServicesState, simServiceFiles, simServiceNames} from '../source/sim/services.js';
-import {gallifreyForward} from '../source/sim/shorewall-tree.js';
-import {simFarm} from '../source/sim/tree.js';
+import {createSimFarm, type SimFarm} from '../../source/sim/farm.js';
+import {readGanetiState} from '../../source/sim/ganeti-state.js';
+import {vmPid} from '../../source/sim/kvm.js';
+import {isServiceProcess, readServicesState, simServiceFiles, simServiceNames} from '../../source/sim/services.js';
+import {gallifreyForward} from '../../source/sim/shorewall-tree.js';
+import {simFarm} from '../../source/sim/tree.js';
 
 const needsRoot = process.getuid?.() === 0 ? false : 'the simulated farm needs root (network namespaces)';
 const mebibyte = 1024 * 1024;

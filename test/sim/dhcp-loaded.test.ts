@@ -5,14 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {Host} from '../source/host/host.js';
-import type {FarmSettings} from '../source/settings/schema.js';
-import {createSimFarm} from '../source/sim/farm.js';
-import {simServiceStatus} from '../source/sim/services.js';
-import {dhcpHostStage} from '../source/stages/dhcp-host.js';
-import {dnsRecordStage} from '../source/stages/dns-record.js';
-import {reloadServicesStage} from '../source/stages/reload-services.js';
-import {StageError, type Facts, type StageContext} from '../source/stages/types.js';
+import {Host} from '../../source/host/host.js';
+import type {FarmSettings} from '../../source/settings/schema.js';
+import {createSimFarm} from '../../source/sim/farm.js';
+import {simServiceStatus} from '../../source/sim/services.js';
+import {dhcpHostStage} from '../../source/stages/dhcp-host.js';
+import {dnsRecordStage} from '../../source/stages/dns-record.js';
+import {reloadServicesStage} from '../../source/stages/reload-services.js';
+import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
 
 /**
  * The proof that the DHCP server loaded dhcpd.conf, against the simulated

@@ -3,9 +3,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {isAlive} from '../source/host/copy.js';
+import {isAlive} from '../../source/host/copy.js';
 import {execa} from 'execa';
-import {cli, makeFarm, MiB, runArgs, startCli, waitFor} from './fault-harness.js';
+import {cli, makeFarm, MiB, runArgs, startCli, waitFor} from '../kit/farm.js';
 
 /**
  * One session per farm, through the real CLI: a second `farmclone run` on a

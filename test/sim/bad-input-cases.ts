@@ -1,12 +1,12 @@
 /**
- * The bad inputs test/bad-input.test.ts feeds farmclone, and the words each
+ * The bad inputs test/sim/bad-input.test.ts feeds farmclone, and the words each
  * error must contain. README's "Bad input" table is printed from this list
- * (`node --import tsx test/bad-input-cases.ts`), and the test checks README
+ * (`node --import tsx test/sim/bad-input-cases.ts`), and the test checks README
  * holds exactly that table.
  */
 import {fileURLToPath} from 'node:url';
-import {simFarm} from '../source/sim/tree.js';
-import type {FarmSettings} from '../source/settings/schema.js';
+import {simFarm} from '../../source/sim/tree.js';
+import type {FarmSettings} from '../../source/settings/schema.js';
 
 /** A file of the sim tree, relative to its root, and how the case changes it. */
 export type FileEdit = {file: string; edit: (text: string) => string};

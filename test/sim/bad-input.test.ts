@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {SettingsStore} from '../source/settings/store.js';
-import {createSimFarm, type SimFarm} from '../source/sim/farm.js';
-import {simPaths} from '../source/sim/paths.js';
+import {SettingsStore} from '../../source/settings/store.js';
+import {createSimFarm, type SimFarm} from '../../source/sim/farm.js';
+import {simPaths} from '../../source/sim/paths.js';
 import {badInputCases, badInputTable, type BadInputCase} from './bad-input-cases.js';
 
 const cli = path.resolve('dist/cli.js');
@@ -152,6 +152,6 @@ test("README's Bad input table is the one printed from the test's cases", async 
 	assert.deepEqual(
 		tableCells(section),
 		tableCells(badInputTable()),
-		'run: node --import tsx test/bad-input-cases.ts, and paste it in README',
+		'run: node --import tsx test/sim/bad-input-cases.ts, and paste it in README',
 	);
 });

@@ -3,7 +3,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {isAlive, parseDdOutput} from '../source/host/copy.js';
+import {isAlive, parseDdOutput} from '../../source/host/copy.js';
 import {
 	farmTree,
 	makeFarm,
@@ -15,7 +15,7 @@ import {
 	type EngineEvent,
 	type FarmTree,
 	type TestFarm,
-} from './fault-harness.js';
+} from '../kit/farm.js';
 
 /**
  * Inside the copy: SIGHUP and SIGKILL of farmclone (dd goes on, detached,

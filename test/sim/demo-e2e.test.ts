@@ -6,9 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {Host} from '../source/host/host.js';
-import {readPartitionTable} from '../source/host/image.js';
-import {stopSimServices} from '../source/sim/services.js';
+import {Host} from '../../source/host/host.js';
+import {readPartitionTable} from '../../source/host/image.js';
+import {stopSimServices} from '../../source/sim/services.js';
 
 const cli = path.resolve('dist/cli.js');
 const sbin = {PATH: `${process.env['PATH'] ?? '/usr/bin:/bin'}:/usr/local/sbin:/usr/sbin:/sbin`};

@@ -3,14 +3,14 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {preflight, PreflightError, assertPreflight} from '../source/engine/preflight.js';
-import {Host} from '../source/host/host.js';
-import {listLvs} from '../source/host/lvm.js';
-import {SettingsError} from '../source/settings/validate.js';
-import {createSimFarm} from '../source/sim/farm.js';
-import {withGanetiState} from '../source/sim/ganeti-state.js';
-import {simFarm} from '../source/sim/tree.js';
-import {allStages} from '../source/stages/index.js';
+import {preflight, PreflightError, assertPreflight} from '../../source/engine/preflight.js';
+import {Host} from '../../source/host/host.js';
+import {listLvs} from '../../source/host/lvm.js';
+import {SettingsError} from '../../source/settings/validate.js';
+import {createSimFarm} from '../../source/sim/farm.js';
+import {withGanetiState} from '../../source/sim/ganeti-state.js';
+import {simFarm} from '../../source/sim/tree.js';
+import {allStages} from '../../source/stages/index.js';
 
 const skaro = simFarm.hosts.find((host) => host.record === 'skaro.xivo.vm')!;
 

@@ -12,10 +12,10 @@ import readline from 'node:readline';
 import type {TestContext} from 'node:test';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa, type ResultPromise} from 'execa';
-import {defaultSettings, type FarmSettings} from '../source/settings/schema.js';
-import {SettingsStore} from '../source/settings/store.js';
-import {createSimFarm} from '../source/sim/farm.js';
-import {stopSimServices} from '../source/sim/services.js';
+import {defaultSettings, type FarmSettings} from '../../source/settings/schema.js';
+import {SettingsStore} from '../../source/settings/store.js';
+import {createSimFarm} from '../../source/sim/farm.js';
+import {stopSimServices} from '../../source/sim/services.js';
 
 export const cli = path.resolve('dist/cli.js');
 export const farmName = 'gallifrey-dev';

@@ -3,15 +3,15 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {Host} from '../source/host/host.js';
-import type {FarmSettings} from '../source/settings/schema.js';
-import {createSimFarm} from '../source/sim/farm.js';
-import {runInNamespace, simNamespace} from '../source/sim/services.js';
-import {dnsRecordStage} from '../source/stages/dns-record.js';
-import {firewallRestartStage} from '../source/stages/firewall-restart.js';
-import {reloadServicesStage} from '../source/stages/reload-services.js';
-import {reverseProxyStage} from '../source/stages/reverse-proxy.js';
-import {StageError, type Facts, type StageContext} from '../source/stages/types.js';
+import {Host} from '../../source/host/host.js';
+import type {FarmSettings} from '../../source/settings/schema.js';
+import {createSimFarm} from '../../source/sim/farm.js';
+import {runInNamespace, simNamespace} from '../../source/sim/services.js';
+import {dnsRecordStage} from '../../source/stages/dns-record.js';
+import {firewallRestartStage} from '../../source/stages/firewall-restart.js';
+import {reloadServicesStage} from '../../source/stages/reload-services.js';
+import {reverseProxyStage} from '../../source/stages/reverse-proxy.js';
+import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
 
 function contextFor(settings: FarmSettings, stateDir: string): StageContext {
 	const facts: Facts = {};

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {makeFarm, runArgs, startCli} from './fault-harness.js';
+import {makeFarm, runArgs, startCli} from '../kit/farm.js';
 
 /**
  * The output going away under a headless run (the reading end of its pipe

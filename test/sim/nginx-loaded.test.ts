@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {Host} from '../source/host/host.js';
-import {siteAnswer, siteProbe} from '../source/host/nginx-site.js';
-import {fqdn, type FarmSettings} from '../source/settings/schema.js';
-import {createSimFarm} from '../source/sim/farm.js';
-import {reverseProxyStage} from '../source/stages/reverse-proxy.js';
-import {StageError, type Facts, type StageContext} from '../source/stages/types.js';
+import {Host} from '../../source/host/host.js';
+import {siteAnswer, siteProbe} from '../../source/host/nginx-site.js';
+import {fqdn, type FarmSettings} from '../../source/settings/schema.js';
+import {createSimFarm} from '../../source/sim/farm.js';
+import {reverseProxyStage} from '../../source/stages/reverse-proxy.js';
+import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
 
 /**
  * The reverse-proxy stage against the real nginx of a simulated farm: after

@@ -5,13 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import {after, before, test, type TestContext} from 'node:test';
 import assert from 'node:assert/strict';
-import {Host} from '../source/host/host.js';
-import {defaultSettings, type FarmSettings} from '../source/settings/schema.js';
-import {dhcpHostStage} from '../source/stages/dhcp-host.js';
-import {dnsRecordStage} from '../source/stages/dns-record.js';
-import {firewallRuleStage, previousFirewallFiles} from '../source/stages/firewall-rule.js';
-import {reverseProxyStage} from '../source/stages/reverse-proxy.js';
-import {StageError, type Facts, type Stage, type StageContext} from '../source/stages/types.js';
+import {Host} from '../../source/host/host.js';
+import {defaultSettings, type FarmSettings} from '../../source/settings/schema.js';
+import {dhcpHostStage} from '../../source/stages/dhcp-host.js';
+import {dnsRecordStage} from '../../source/stages/dns-record.js';
+import {firewallRuleStage, previousFirewallFiles} from '../../source/stages/firewall-rule.js';
+import {reverseProxyStage} from '../../source/stages/reverse-proxy.js';
+import {StageError, type Facts, type Stage, type StageContext} from '../../source/stages/types.js';
 
 /**
  * Each stage against real files in a temp directory, through a real Host,

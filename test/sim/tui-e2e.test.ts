@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {stopSimServices} from '../source/sim/services.js';
+import {stopSimServices} from '../../source/sim/services.js';
 
 const cli = path.resolve('dist/cli.js');
 

@@ -10,11 +10,11 @@ import {
 	treeDifferences,
 	type EngineEvent,
 	type TestFarm,
-} from './fault-harness.js';
+} from '../kit/farm.js';
 
 /**
  * `farmclone undo NAME` against the simulated farm, with the whole farm tree
- * compared before the first run and after the undo (see fault-harness for
+ * compared before the first run and after the undo (see test/kit/farm.ts for
  * what is not part of the farm tree, and why). The simulated zone names one
  * name server, so nothing can hold the run's serial and undo puts the old one
  * back: byte for byte. With secondaries (zoneSecondaries: yes), once the

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
-import {allStages} from '../source/stages/index.js';
+import {allStages} from '../../source/stages/index.js';
 import {
 	farmTree,
 	makeFarm,
@@ -11,7 +11,7 @@ import {
 	type EngineEvent,
 	type FarmTree,
 	type TestFarm,
-} from './fault-harness.js';
+} from '../kit/farm.js';
 
 /**
  * Every stage boundary, and the inside of every stage: the real CLI is
