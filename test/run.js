@@ -87,7 +87,10 @@ function newest(dir, keep) {
 // The root tiers run the CLI from dist/, and every tier runs the sim's stand-ins compiled when dist/ is current:
 // through tsx a stand-in call costs twice as much, and a farmclone run makes hundreds.
 const built = existsSync('dist/cli.js') ? statSync('dist/cli.js').mtimeMs : 0;
-const sources = Math.max(statSync('cli.tsx').mtimeMs, newest('source', (name) => /\.tsx?$/.test(name)));
+const sources = Math.max(
+	statSync('cli.tsx').mtimeMs,
+	newest('source', (name) => /\.tsx?$/.test(name)),
+);
 const current = built >= sources;
 if (!current && run.some((file) => rootTiers.has(tierOf(file)))) {
 	console.error('dist/ is older than source/ (or missing): run npm run build first');
