@@ -3,7 +3,8 @@ import {test} from 'node:test';
 import type {StageGateRequest} from '../source/engine/api.js';
 import type {EngineEvent} from '../source/engine/events.js';
 import {createHeadlessDrivers, createHeadlessPrinter} from '../source/headless.js';
-import type {CopyProgress, Danger, Plan, Stage} from '../source/stages/types.js';
+import type {CopyProgress, Danger, Plan} from '../source/stages/types.js';
+import {fakeStage} from './kit/stage.js';
 
 const farm = 'gallifrey-dev';
 const stages = ['snapshot', 'target', 'copy', 'drop-snapshot'].map((id) => ({id}));
@@ -112,27 +113,9 @@ test('copy progress is printed at most once a second, but always the final 100%'
 	}
 });
 
-function stage(id: string, danger: Danger): Stage {
-	const refuse = async (): Promise<never> => {
-		throw new Error('not called');
-	};
-	return {
-		id,
-		title: `${id} stage`,
-		summary: id,
-		danger,
-		skippable: false,
-		check: refuse,
-		plan: refuse,
-		apply: refuse,
-		verify: refuse,
-		undo: refuse,
-	};
-}
-
 const plan: Plan = {commands: [], diffs: [], notes: []};
 const request = (id: string, danger: Danger): StageGateRequest => ({
-	stage: stage(id, danger),
+	stage: fakeStage(id, {danger, title: `${id} stage`}),
 	index: 2,
 	plan,
 	check: {status: 'pending', detail: ''},

@@ -3,7 +3,7 @@ import {test} from 'node:test';
 import type {StageGateRequest, StageInfo} from '../source/engine/api.js';
 import type {EngineEvent} from '../source/engine/events.js';
 import {runKeyIntent} from '../source/hooks/use-run-keys.js';
-import type {Plan, Stage} from '../source/stages/types.js';
+import type {Plan} from '../source/stages/types.js';
 import {
 	fitLines,
 	formatArgv,
@@ -27,6 +27,7 @@ import {
 } from '../source/ui/run-state.js';
 import {AbortedError} from '../source/engine/engine.js';
 import {createTuiPrompt, type PromptRequest} from '../source/ui/tui-prompt.js';
+import {fakeStage} from './kit/stage.js';
 
 const stages: StageInfo[] = [
 	{id: 'snapshot', title: 'snapshot the source disk', summary: 'lvcreate --snapshot', danger: 'none', skippable: false},
@@ -249,26 +250,8 @@ test('the stage window keeps the focus in view within its line budget', () => {
 	}
 });
 
-function fakeStage(id: string): Stage {
-	const refuse = async (): Promise<never> => {
-		throw new Error('not called');
-	};
-	return {
-		id,
-		title: id,
-		summary: id,
-		danger: 'none',
-		skippable: true,
-		check: refuse,
-		plan: refuse,
-		apply: refuse,
-		verify: refuse,
-		undo: refuse,
-	};
-}
-
 const gateFor = (id: string): StageGateRequest => ({
-	stage: fakeStage(id),
+	stage: fakeStage(id, {skippable: true}),
 	index: 0,
 	plan,
 	check: {status: 'pending', detail: ''},

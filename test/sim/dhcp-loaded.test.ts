@@ -5,14 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {Host} from '../../source/host/host.js';
 import type {FarmSettings} from '../../source/settings/schema.js';
 import {createSimFarm} from '../../source/sim/farm.js';
 import {simServiceStatus} from '../../source/sim/services.js';
 import {dhcpHostStage} from '../../source/stages/dhcp-host.js';
 import {dnsRecordStage} from '../../source/stages/dns-record.js';
 import {reloadServicesStage} from '../../source/stages/reload-services.js';
-import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
+import {refuses, stageContext as harness} from '../kit/stage.js';
 
 /**
  * The proof that the DHCP server loaded dhcpd.conf, against the simulated
@@ -20,40 +19,6 @@ import {StageError, type Facts, type StageContext} from '../../source/stages/typ
  * commands that do nothing, a stopped dhcpd, and pid files naming other
  * processes must each be caught, with words saying which.
  */
-
-type Harness = {context: StageContext; facts: Facts; logs: string[]};
-
-function harness(settings: FarmSettings, stateDir: string, facts: Facts = {}): Harness {
-	const logs: string[] = [];
-	const context: StageContext = {
-		settings,
-		host: new Host({commandPath: settings.commandPath, backupDir: path.join(stateDir, 'backups')}),
-		facts,
-		record: async (more) => {
-			Object.assign(facts, more);
-		},
-		updateSettings: async () => undefined,
-		stateDir,
-		log: (text) => logs.push(text),
-		progress: () => undefined,
-		prompt: {
-			confirm: async () => false,
-			choose: async (_message, choices) => choices[0]!.value,
-			typed: async () => false,
-		},
-		signal: new AbortController().signal,
-	};
-	return {context, facts, logs};
-}
-
-async function refuses(promise: Promise<unknown>, pattern: RegExp, hint?: RegExp): Promise<void> {
-	await assert.rejects(promise, (error: unknown) => {
-		assert.ok(error instanceof StageError, String(error));
-		assert.match(error.message, pattern);
-		if (hint) assert.match(error.hint ?? '', hint);
-		return true;
-	});
-}
 
 const loadedLine = /^dhcpd pid (\d+) started \d\d:\d\d:\d\d reads (.+)$/;
 

@@ -12,6 +12,7 @@ import {dnsRecordStage} from '../../source/stages/dns-record.js';
 import {firewallRuleStage, previousFirewallFiles} from '../../source/stages/firewall-rule.js';
 import {reverseProxyStage} from '../../source/stages/reverse-proxy.js';
 import {StageError, type Facts, type Stage, type StageContext} from '../../source/stages/types.js';
+import {refuses} from '../kit/stage.js';
 
 /**
  * Each stage against real files in a temp directory, through a real Host,
@@ -215,14 +216,6 @@ async function roundTrip(stage: Stage, context: StageContext): Promise<void> {
 	const done = await stage.check(context);
 	assert.equal(done.status, 'done', done.detail);
 	await stage.verify(context);
-}
-
-async function refuses(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-	await assert.rejects(promise, (error: unknown) => {
-		assert.ok(error instanceof StageError, String(error));
-		assert.match(error.message, pattern);
-		return true;
-	});
 }
 
 const read = (file: string) => fs.readFileSync(file, 'utf8');

@@ -4,12 +4,13 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {Host} from '../../source/host/host.js';
 import {siteAnswer, siteProbe} from '../../source/host/nginx-site.js';
 import {fqdn, type FarmSettings} from '../../source/settings/schema.js';
 import {createSimFarm} from '../../source/sim/farm.js';
 import {reverseProxyStage} from '../../source/stages/reverse-proxy.js';
-import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
+import {refuses, stageContext} from '../kit/stage.js';
+
+const contextFor = (settings: FarmSettings, stateDir: string) => stageContext(settings, stateDir).context;
 
 /**
  * The reverse-proxy stage against the real nginx of a simulated farm: after
@@ -17,37 +18,6 @@ import {StageError, type Facts, type StageContext} from '../../source/stages/typ
  * site's own answer, so a reload that exits 0 but leaves the old
  * configuration loaded fails the stage.
  */
-
-function contextFor(settings: FarmSettings, stateDir: string): StageContext {
-	const facts: Facts = {};
-	return {
-		settings,
-		host: new Host({commandPath: settings.commandPath, backupDir: path.join(stateDir, 'backups')}),
-		facts,
-		record: async (more) => {
-			Object.assign(facts, more);
-		},
-		updateSettings: async () => undefined,
-		stateDir,
-		log: () => undefined,
-		progress: () => undefined,
-		prompt: {
-			confirm: async () => false,
-			choose: async (_message, choices) => choices[0]!.value,
-			typed: async () => false,
-		},
-		signal: new AbortController().signal,
-	};
-}
-
-async function refuses(promise: Promise<unknown>, pattern: RegExp, hint?: RegExp): Promise<void> {
-	await assert.rejects(promise, (error: unknown) => {
-		assert.ok(error instanceof StageError, String(error));
-		assert.match(error.message, pattern);
-		if (hint) assert.match(error.hint ?? '', hint);
-		return true;
-	});
-}
 
 function siteRequestOf(settings: FarmSettings) {
 	return {

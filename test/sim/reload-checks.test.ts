@@ -3,7 +3,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {Host} from '../../source/host/host.js';
 import type {FarmSettings} from '../../source/settings/schema.js';
 import {createSimFarm} from '../../source/sim/farm.js';
 import {runInNamespace, simNamespace} from '../../source/sim/services.js';
@@ -11,37 +10,9 @@ import {dnsRecordStage} from '../../source/stages/dns-record.js';
 import {firewallRestartStage} from '../../source/stages/firewall-restart.js';
 import {reloadServicesStage} from '../../source/stages/reload-services.js';
 import {reverseProxyStage} from '../../source/stages/reverse-proxy.js';
-import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
+import {refuses, stageContext} from '../kit/stage.js';
 
-function contextFor(settings: FarmSettings, stateDir: string): StageContext {
-	const facts: Facts = {};
-	return {
-		settings,
-		host: new Host({commandPath: settings.commandPath, backupDir: path.join(stateDir, 'backups')}),
-		facts,
-		record: async (more) => {
-			Object.assign(facts, more);
-		},
-		updateSettings: async () => undefined,
-		stateDir,
-		log: () => undefined,
-		progress: () => undefined,
-		prompt: {
-			confirm: async () => false,
-			choose: async (_message, choices) => choices[0]!.value,
-			typed: async () => false,
-		},
-		signal: new AbortController().signal,
-	};
-}
-
-async function refuses(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
-	await assert.rejects(promise, (error: unknown) => {
-		assert.ok(error instanceof StageError, String(error));
-		assert.match(error.message, pattern);
-		return true;
-	});
-}
+const contextFor = (settings: FarmSettings, stateDir: string) => stageContext(settings, stateDir).context;
 
 /**
  * The real checkers (named-checkzone, dhcpd -t, nginx -t, shorewall check)

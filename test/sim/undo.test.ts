@@ -2,15 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import {
-	farmTree,
-	makeFarm,
-	runArgs,
-	startCli,
-	treeDifferences,
-	type EngineEvent,
-	type TestFarm,
-} from '../kit/farm.js';
+import {farmTree, makeFarm, runArgs, startCli, treeDifferences, type EngineEvent, type TestFarm} from '../kit/farm.js';
 
 /**
  * `farmclone undo NAME` against the simulated farm, with the whole farm tree

@@ -1,0 +1,69 @@
+/**
+ * The test kit for stages: a StageContext built by hand around a real Host,
+ * a stage that refuses to be called (for screens and printers, which must
+ * only show a stage), and the assertion that a stage refused with words.
+ */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import {Host} from '../../source/host/host.js';
+import type {FarmSettings} from '../../source/settings/schema.js';
+import {StageError, type Danger, type Facts, type Stage, type StageContext} from '../../source/stages/types.js';
+
+export type Harness = {context: StageContext; facts: Facts; logs: string[]};
+
+/**
+ * A context for calling a stage directly: its facts and log lines kept in
+ * memory, settings updates applied to `settings`, questions answered no
+ * (the first choice for a choice), never aborted.
+ */
+export function stageContext(settings: FarmSettings, stateDir: string, facts: Facts = {}): Harness {
+	const logs: string[] = [];
+	const context: StageContext = {
+		settings,
+		host: new Host({commandPath: settings.commandPath, backupDir: path.join(stateDir, 'backups')}),
+		facts,
+		record: async (more) => {
+			Object.assign(facts, more);
+		},
+		updateSettings: async () => undefined,
+		stateDir,
+		log: (text) => logs.push(text),
+		progress: () => undefined,
+		prompt: {
+			confirm: async () => false,
+			choose: async (_message, choices) => choices[0]!.value,
+			typed: async () => false,
+		},
+		signal: new AbortController().signal,
+	};
+	return {context, facts, logs};
+}
+
+/** `promise` rejects with a StageError whose message matches `pattern` (and its hint `hint`). */
+export async function refuses(promise: Promise<unknown>, pattern: RegExp, hint?: RegExp): Promise<void> {
+	await assert.rejects(promise, (error: unknown) => {
+		assert.ok(error instanceof StageError, String(error));
+		assert.match(error.message, pattern);
+		if (hint) assert.match(error.hint ?? '', hint);
+		return true;
+	});
+}
+
+/** A stage for what only shows stages: each of its steps throws if called. */
+export function fakeStage(id: string, options: {danger?: Danger; skippable?: boolean; title?: string} = {}): Stage {
+	const refuse = async (): Promise<never> => {
+		throw new Error('not called');
+	};
+	return {
+		id,
+		title: options.title ?? id,
+		summary: id,
+		danger: options.danger ?? 'none',
+		skippable: options.skippable ?? false,
+		check: refuse,
+		plan: refuse,
+		apply: refuse,
+		verify: refuse,
+		undo: refuse,
+	};
+}
