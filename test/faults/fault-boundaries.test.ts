@@ -2,15 +2,14 @@ import assert from 'node:assert/strict';
 import {describe, test} from 'node:test';
 import {allStages} from '../../source/stages/index.js';
 import {
+	completeRun,
 	farmTree,
 	makeFarm,
 	MiB,
 	runArgs,
 	startCli,
 	treeDifferences,
-	type EngineEvent,
 	type FarmTree,
-	type TestFarm,
 } from '../kit/farm.js';
 
 /**
@@ -77,18 +76,6 @@ for (const stage of allStages) {
 	if (ownHandling.has(stage.id) && !quick) {
 		for (const kind of ['SIGHUP', 'SIGTERM'] as const) scenarios.push({at: 'inside', stage: stage.id, kind});
 	}
-}
-
-async function completeRun(farm: TestFarm): Promise<EngineEvent[]> {
-	const result = await startCli(farm, await runArgs()).done;
-	assert.equal(
-		result.exitCode,
-		0,
-		`the run failed:\n${result.stdout.split('\n').slice(-15).join('\n')}\n${result.stderr}`,
-	);
-	const journal = await farm.journal();
-	assert.equal(journal.outcome, 'done');
-	return result.events;
 }
 
 test('an uninterrupted run: the reference farm tree', {timeout: 120_000}, async (t) => {

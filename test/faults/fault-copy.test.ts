@@ -5,6 +5,7 @@ import {test} from 'node:test';
 import {execa} from 'execa';
 import {isAlive, parseDdOutput} from '../../source/host/copy.js';
 import {
+	completeRun,
 	farmTree,
 	makeFarm,
 	MiB,
@@ -39,17 +40,6 @@ function copyProgress(event: EngineEvent): Progress | undefined {
 async function copyJob(farm: TestFarm): Promise<{pid: number; startTime: number}> {
 	const {facts} = await farm.journal();
 	return {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
-}
-
-async function completeRun(farm: TestFarm): Promise<EngineEvent[]> {
-	const result = await startCli(farm, await runArgs()).done;
-	assert.equal(
-		result.exitCode,
-		0,
-		`the run failed:\n${result.stdout.split('\n').slice(-12).join('\n')}\n${result.stderr}`,
-	);
-	assert.equal((await farm.journal()).outcome, 'done');
-	return result.events;
 }
 
 async function assertSameTree(farm: TestFarm): Promise<void> {

@@ -9,6 +9,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import assert from 'node:assert/strict';
 import type {TestContext} from 'node:test';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa, type ResultPromise} from 'execa';
@@ -288,4 +289,16 @@ export async function waitFor(test: () => Promise<boolean> | boolean, timeoutMs:
 		if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
 		await sleep(50);
 	}
+}
+
+/** A headless run to the end: exit 0 and the journal saying done; its events. */
+export async function completeRun(farm: TestFarm): Promise<EngineEvent[]> {
+	const result = await startCli(farm, await runArgs()).done;
+	assert.equal(
+		result.exitCode,
+		0,
+		`the run failed:\n${result.stdout.split('\n').slice(-15).join('\n')}\n${result.stderr}`,
+	);
+	assert.equal((await farm.journal()).outcome, 'done');
+	return result.events;
 }
