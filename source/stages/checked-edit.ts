@@ -1,6 +1,7 @@
+import {createHash} from 'node:crypto';
 import {unifiedDiff} from '../host/diff.js';
-import type {FileDiff, StageContext} from './types.js';
-import {StageError} from './types.js';
+import type {FileDiff, FileEdit, Plan, StageContext} from './types.js';
+import {StageError, StalePlanError} from './types.js';
 
 /** One file's content before (undefined: absent) and after an edit. */
 export type FileChange = {path: string; before: string | undefined; after: string | undefined};
@@ -12,6 +13,38 @@ export type Checker = {
 	/** Hint shown with a refusal. */
 	hint?: (output: string) => string | undefined;
 };
+
+/** sha256 of a file's content; 'absent' for no file. */
+export function contentHash(content: string | undefined): string {
+	return content === undefined ? 'absent' : `sha256:${createHash('sha256').update(content, 'utf8').digest('hex')}`;
+}
+
+/** The changed files of an edit, as a plan carries them. */
+export function fileEdits(changes: FileChange[]): FileEdit[] {
+	return changes
+		.filter((change) => change.before !== change.after)
+		.map((change) => ({...change, beforeHash: contentHash(change.before)}));
+}
+
+/**
+ * Throws StalePlanError when a file is no longer the content the plan was
+ * computed from. Called right before writing, so nothing is changed yet.
+ */
+export async function assertUnchanged(context: StageContext, edits: Array<Pick<FileEdit, 'path' | 'beforeHash'>>) {
+	const changed: string[] = [];
+	for (const edit of edits) {
+		const now = contentHash(await context.host.readFileIfExists(edit.path));
+		if (now !== edit.beforeHash)
+			changed.push(edit.beforeHash === 'absent' ? `${edit.path} appeared` : `${edit.path} changed`);
+	}
+
+	if (changed.length > 0) throw new StalePlanError(changed.join(', '));
+}
+
+/** The plan's refusal, thrown as the stage's error. */
+export function assertPlanCanApply(plan: Plan): void {
+	if (plan.refusal !== undefined) throw new StageError(plan.refusal);
+}
 
 export function changeDiffs(changes: FileChange[]): FileDiff[] {
 	return changes
@@ -47,6 +80,10 @@ export async function writeChecked(
 	what: string,
 ): Promise<Record<string, string>> {
 	const changed = changes.filter((change) => change.before !== change.after);
+	await assertUnchanged(
+		context,
+		changed.map((change) => ({path: change.path, beforeHash: contentHash(change.before)})),
+	);
 	const backups: Record<string, string> = {};
 	const written: FileChange[] = [];
 	let problem: string | undefined;
