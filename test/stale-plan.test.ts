@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {test} from 'node:test';
+import type {StageGateRequest} from '../source/engine/api.js';
+import {runEngine} from '../source/engine/engine.js';
+import type {EngineEvent} from '../source/engine/events.js';
+import {readJournal} from '../source/engine/journal.js';
+import {defaultSettings} from '../source/settings/schema.js';
+import {dnsRecordStage} from '../source/stages/dns-record.js';
+import type {Plan, Prompt} from '../source/stages/types.js';
+
+const zone = `$TTL 86400
+$ORIGIN farm.
+@	IN	SOA	ns.farm. hostmaster.farm. (
+			2011072501	; serial
+			3600		; refresh
+			900		; retry
+			604800		; expire
+			86400 )		; negative TTL
+	IN	NS	ns
+ns	IN	A	10.10.60.1
+gallifrey.xivo.vm	IN	A	10.10.60.5
+`;
+
+const yes: Prompt = {
+	confirm: async () => true,
+	choose: async (_m, choices) => choices[0]!.value,
+	typed: async () => true,
+};
+
+test('the zone file changed between the gate and the approval: refused, new plan shown, the approved content written', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-stale-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	const zoneFile = path.join(dir, 'db.farm');
+	await fs.writeFile(zoneFile, zone);
+	const settings = defaultSettings('gallifrey-dev', {zoneFile});
+	const gates: Plan[] = [];
+	const events: EngineEvent[] = [];
+	const outcome = await runEngine({
+		settings,
+		// Under another id: the preflight would check the whole farm (LVM, DHCP...) this test has not made.
+		stages: [{...dnsRecordStage, id: 'zone-edit'}],
+		prompt: yes,
+		async confirmStage(request: StageGateRequest) {
+			gates.push(request.plan);
+			// Someone edits the zone while the admin reads the first plan.
+			if (gates.length === 1) await fs.appendFile(zoneFile, 'tardis\tIN\tA\t10.10.60.7\n');
+			return 'run';
+		},
+		onEvent: (event) => events.push(event),
+		signal: new AbortController().signal,
+		stateDir: path.join(dir, 'state'),
+	});
+
+	assert.equal(outcome, 'done');
+	assert.equal(gates.length, 2, 'a second approval, of the new plan');
+	const logs = events.flatMap((event) => (event.type === 'log' ? [event.text] : []));
+	assert.ok(
+		logs.some((text) => text.startsWith(`the host changed since you approved this plan: ${zoneFile} changed`)),
+		logs.join('\n'),
+	);
+	const plans = events.filter((event) => event.type === 'plan');
+	assert.equal(plans.length, 2, 'the new plan is shown');
+	const [first, second] = gates;
+	assert.equal(first!.edits![0]!.before, zone);
+	assert.match(second!.edits![0]!.before!, /^tardis\t/m);
+	assert.match(second!.diffs[0]!.diff, /tardis/);
+	// Byte for byte the content of the plan the admin approved last.
+	assert.equal(await fs.readFile(zoneFile, 'utf8'), second!.edits![0]!.after);
+	const journal = await readJournal(path.join(dir, 'state'));
+	assert.equal(journal?.stages['zone-edit']?.state, 'done');
+	assert.equal(journal?.facts['dns-record.serialAfter'], second!.values!['serialAfter']);
+});
+
+test('a stale plan is never written: apply with the old plan refuses and leaves the file', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-stale-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	const zoneFile = path.join(dir, 'db.farm');
+	await fs.writeFile(zoneFile, zone);
+	const settings = defaultSettings('gallifrey-dev', {zoneFile});
+	const context = {
+		settings,
+		host: new (await import('../source/host/host.js')).Host({backupDir: path.join(dir, 'backups')}),
+		facts: {},
+		record: async () => undefined,
+		updateSettings: async () => undefined,
+		stateDir: dir,
+		log() {},
+		progress() {},
+		prompt: yes,
+		signal: new AbortController().signal,
+	};
+	const plan = await dnsRecordStage.plan(context);
+	const changed = `${zone}; a comment\n`;
+	await fs.writeFile(zoneFile, changed);
+	await assert.rejects(dnsRecordStage.apply(context, plan), {
+		name: 'StalePlanError',
+		message: `the host changed since you approved this plan: ${zoneFile} changed`,
+	});
+	assert.equal(await fs.readFile(zoneFile, 'utf8'), changed);
+});
