@@ -101,3 +101,45 @@ test('a stale plan is never written: apply with the old plan refuses and leaves 
 	});
 	assert.equal(await fs.readFile(zoneFile, 'utf8'), changed);
 });
+
+test('mac: the MAC the plan shows is the MAC the run keeps; one taken since is refused', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-stale-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	const bin = path.join(dir, 'bin');
+	await fs.mkdir(bin);
+	// An empty cluster: gnt-instance list prints no instance.
+	await fs.writeFile(path.join(bin, 'gnt-instance'), '#!/bin/sh\nexit 0\n', {mode: 0o755});
+	const dhcpdConf = path.join(dir, 'dhcpd.conf');
+	await fs.writeFile(dhcpdConf, 'authoritative;\n');
+	const settings = defaultSettings('gallifrey-dev', {dhcpdConf, commandPath: [bin], mac: ''});
+	const {Host} = await import('../source/host/host.js');
+	const {macStage, candidateMacs} = await import('../source/stages/mac.js');
+	const context = {
+		settings,
+		host: new Host({backupDir: path.join(dir, 'backups'), commandPath: [bin]}),
+		facts: {},
+		record: async () => undefined,
+		async updateSettings(patch: Partial<typeof settings>) {
+			Object.assign(settings, patch);
+		},
+		stateDir: dir,
+		log() {},
+		progress() {},
+		prompt: yes,
+		signal: new AbortController().signal,
+	};
+	const [first, second] = candidateMacs('gallifrey-dev');
+	const plan = await macStage.plan(context);
+	assert.equal(plan.values?.['mac'], first);
+	assert.match(plan.notes[0]!, new RegExp(`^MAC ${first}`));
+	assert.equal((await macStage.plan(context)).values?.['mac'], first, 'the same MAC for every look');
+
+	// Someone gives that MAC to another host before the admin approves.
+	await fs.writeFile(dhcpdConf, `host other { hardware ethernet ${first}; fixed-address 10.10.60.9; }\n`);
+	await assert.rejects(macStage.apply(context, plan), {name: 'StalePlanError'});
+	assert.equal(settings.mac, '');
+	const again = await macStage.plan(context);
+	assert.equal(again.values?.['mac'], second);
+	await macStage.apply(context, again);
+	assert.equal(settings.mac, second);
+});
