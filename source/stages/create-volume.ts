@@ -1,5 +1,5 @@
 import {createArgv, formatBytes, getVg, listLvs, removeArgv, type LogicalVolume} from '../host/lvm.js';
-import {assertVolumeOwnership} from '../engine/preflight.js';
+import {assertVolumeOwnership} from './volume-ownership.js';
 import {StageError, type CheckResult, type Stage, type StageContext} from './types.js';
 
 type Found = {lvs: LogicalVolume[]; source?: LogicalVolume; target?: LogicalVolume; ours?: LogicalVolume};

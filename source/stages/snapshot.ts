@@ -8,7 +8,7 @@ import {
 	snapshotArgv,
 	type LogicalVolume,
 } from '../host/lvm.js';
-import {assertVolumeOwnership} from '../engine/preflight.js';
+import {assertVolumeOwnership} from './volume-ownership.js';
 import {StageError, type CheckResult, type Stage, type StageContext} from './types.js';
 
 function command(context: StageContext): string[] {
