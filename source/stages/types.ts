@@ -5,7 +5,9 @@ import type {FarmSettings} from '../settings/schema.js';
 export type CheckResult =
 	{status: 'done'; detail: string} | {status: 'pending'; detail: string} | {status: 'conflict'; detail: string};
 
-export type FileDiff = {path: string; diff: string};
+import type {FileDiff} from '../host/diff.js';
+
+export type {FileDiff};
 
 /**
  * One file a plan writes: its whole new content (undefined: removed), the
