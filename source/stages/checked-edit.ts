@@ -52,11 +52,17 @@ export function changeDiffs(changes: FileChange[]): FileDiff[] {
 		.map((change) => ({path: change.path, diff: unifiedDiff(change.before, change.after, change.path)}));
 }
 
+/** Runs the checker: its complaint (undefined when it accepts the configuration) and its whole output. */
+async function check(context: StageContext, checker: Checker): Promise<{problem?: string; output: string}> {
+	const result = await context.host.run(checker.argv, {reject: false});
+	const output = `${result.stdout}\n${result.stderr}`;
+	if (result.exitCode === 0) return {output};
+	return {problem: checker.explain(output) || `${checker.argv[0]} exited ${result.exitCode}`, output};
+}
+
 /** Runs the checker; its complaint, or undefined when it accepts the configuration. */
 export async function runChecker(context: StageContext, checker: Checker): Promise<string | undefined> {
-	const result = await context.host.run(checker.argv, {reject: false});
-	if (result.exitCode === 0) return undefined;
-	return checker.explain(`${result.stdout}\n${result.stderr}`) || `${checker.argv[0]} exited ${result.exitCode}`;
+	return (await check(context, checker)).problem;
 }
 
 async function put(context: StageContext, file: string, content: string | undefined): Promise<string | undefined> {
@@ -95,9 +101,7 @@ export async function writeChecked(
 			if (backup) backups[change.path] = backup;
 		}
 
-		const result = await context.host.run(checker.argv, {reject: false});
-		output = `${result.stdout}\n${result.stderr}`;
-		if (result.exitCode !== 0) problem = checker.explain(output) || `${checker.argv[0]} exited ${result.exitCode}`;
+		({problem, output} = await check(context, checker));
 	} catch (error) {
 		problem = error instanceof Error ? error.message : String(error);
 	}
