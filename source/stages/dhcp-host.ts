@@ -14,6 +14,7 @@ import {
 	changeDiffs,
 	contentHash,
 	fileEdits,
+	runChecker,
 	writeChecked,
 	type Checker,
 } from './checked-edit.js';
@@ -141,12 +142,8 @@ export const dhcpHostStage: Stage = {
 		const {settings} = context;
 		const state = inspectDhcpd(await readConf(context), hostRequest(settings));
 		if (state.status === 'absent') throw new StageError(`no host ${fqdn(settings)} in ${settings.dhcpdConf}`);
-		const result = await context.host.run(checker(settings).argv, {reject: false});
-		if (result.exitCode !== 0) {
-			throw new StageError(
-				`dhcpd -t refuses ${settings.dhcpdConf}:\n${dhcpdErrors(`${result.stdout}\n${result.stderr}`)}`,
-			);
-		}
+		const problem = await runChecker(context, checker(settings));
+		if (problem) throw new StageError(`dhcpd -t refuses ${settings.dhcpdConf}:\n${problem}`);
 	},
 	async undo(context) {
 		const {settings} = context;

@@ -15,6 +15,7 @@ import {
 	changeDiffs,
 	contentHash,
 	fileEdits,
+	runChecker,
 	writeChecked,
 	type Checker,
 } from './checked-edit.js';
@@ -235,12 +236,8 @@ export const dnsRecordStage: Stage = {
 		const {settings} = context;
 		const state = inspectZone(await readZone(context), zoneRequest(settings));
 		if (state.status === 'absent') throw new StageError(`${describeRecord(settings)} is not in ${settings.zoneFile}`);
-		const result = await context.host.run(checker(settings).argv, {reject: false});
-		if (result.exitCode !== 0) {
-			throw new StageError(
-				`named-checkzone refuses ${settings.zoneFile}:\n${`${result.stdout}${result.stderr}`.trim()}`,
-			);
-		}
+		const problem = await runChecker(context, checker(settings));
+		if (problem) throw new StageError(`named-checkzone refuses ${settings.zoneFile}:\n${problem}`);
 	},
 	async undo(context) {
 		const {settings} = context;

@@ -14,6 +14,7 @@ import {
 	changeDiffs,
 	contentHash,
 	fileEdits,
+	runChecker,
 	writeChecked,
 	type Checker,
 	type FileChange,
@@ -149,12 +150,8 @@ export const firewallRuleStage: Stage = {
 		const state = inspectShorewall(files.params, files.rules, ruleRequest(settings));
 		if (state.param === 'absent') throw new StageError(`${settings.shorewallParam} is not set in ${files.paramsPath}`);
 		if (state.rule === 'absent') throw new StageError(`no DNAT of port ${settings.sshPort} in ${files.rulesPath}`);
-		const result = await context.host.run(checker(settings).argv, {reject: false});
-		if (result.exitCode !== 0) {
-			throw new StageError(
-				`shorewall check refuses ${settings.shorewallDir}:\n${shorewallErrors(result.stdout + result.stderr)}`,
-			);
-		}
+		const problem = await runChecker(context, checker(settings));
+		if (problem) throw new StageError(`shorewall check refuses ${settings.shorewallDir}:\n${problem}`);
 	},
 	async undo(context) {
 		const {settings} = context;
