@@ -7,9 +7,11 @@ import type {StageGateRequest} from '../source/engine/api.js';
 import {runEngine} from '../source/engine/engine.js';
 import type {EngineEvent} from '../source/engine/events.js';
 import {readJournal} from '../source/engine/journal.js';
-import {defaultSettings} from '../source/settings/schema.js';
+import {Host} from '../source/host/host.js';
+import {defaultSettings, type FarmSettings} from '../source/settings/schema.js';
 import {dnsRecordStage} from '../source/stages/dns-record.js';
-import type {Plan, Prompt} from '../source/stages/types.js';
+import {candidateMacs, macStage} from '../source/stages/mac.js';
+import type {Plan, Prompt, StageContext} from '../source/stages/types.js';
 
 const zone = `$TTL 86400
 $ORIGIN farm.
@@ -23,6 +25,24 @@ $ORIGIN farm.
 ns	IN	A	10.10.60.1
 gallifrey.xivo.vm	IN	A	10.10.60.5
 `;
+
+/** A stage's context on real files in `dir`; settings changes are kept in `settings`. */
+function stageContext(settings: FarmSettings, dir: string): StageContext {
+	return {
+		settings,
+		host: new Host({backupDir: path.join(dir, 'backups'), commandPath: settings.commandPath}),
+		facts: {},
+		record: async () => undefined,
+		async updateSettings(patch) {
+			Object.assign(settings, patch);
+		},
+		stateDir: dir,
+		log() {},
+		progress() {},
+		prompt: yes,
+		signal: new AbortController().signal,
+	};
+}
 
 const yes: Prompt = {
 	confirm: async () => true,
@@ -80,18 +100,7 @@ test('a stale plan is never written: apply with the old plan refuses and leaves 
 	const zoneFile = path.join(dir, 'db.farm');
 	await fs.writeFile(zoneFile, zone);
 	const settings = defaultSettings('gallifrey-dev', {zoneFile});
-	const context = {
-		settings,
-		host: new (await import('../source/host/host.js')).Host({backupDir: path.join(dir, 'backups')}),
-		facts: {},
-		record: async () => undefined,
-		updateSettings: async () => undefined,
-		stateDir: dir,
-		log() {},
-		progress() {},
-		prompt: yes,
-		signal: new AbortController().signal,
-	};
+	const context = stageContext(settings, dir);
 	const plan = await dnsRecordStage.plan(context);
 	const changed = `${zone}; a comment\n`;
 	await fs.writeFile(zoneFile, changed);
@@ -112,22 +121,7 @@ test('mac: the MAC the plan shows is the MAC the run keeps; one taken since is r
 	const dhcpdConf = path.join(dir, 'dhcpd.conf');
 	await fs.writeFile(dhcpdConf, 'authoritative;\n');
 	const settings = defaultSettings('gallifrey-dev', {dhcpdConf, commandPath: [bin], mac: ''});
-	const {Host} = await import('../source/host/host.js');
-	const {macStage, candidateMacs} = await import('../source/stages/mac.js');
-	const context = {
-		settings,
-		host: new Host({backupDir: path.join(dir, 'backups'), commandPath: [bin]}),
-		facts: {},
-		record: async () => undefined,
-		async updateSettings(patch: Partial<typeof settings>) {
-			Object.assign(settings, patch);
-		},
-		stateDir: dir,
-		log() {},
-		progress() {},
-		prompt: yes,
-		signal: new AbortController().signal,
-	};
+	const context = stageContext(settings, dir);
 	const [first, second] = candidateMacs('gallifrey-dev');
 	const plan = await macStage.plan(context);
 	assert.equal(plan.values?.['mac'], first);
