@@ -1,12 +1,10 @@
 import {UsageError} from './commands/context.js';
-import {demoCommand} from './commands/demo.js';
 import {farmCommand} from './commands/farm.js';
 import {formatPlan, planFarm} from './commands/plan.js';
 import {runCommand} from './commands/run.js';
 import {farmSummary, statusCommand} from './commands/status.js';
 import {undoCommand} from './commands/undo.js';
 import {LockedError} from './engine/lock.js';
-import {stopSimServices} from './sim/services.js';
 import {SettingsStore} from './settings/store.js';
 import {SettingsError} from './settings/validate.js';
 import {renderFarmPicker} from './ui/render-run.js';
@@ -33,6 +31,8 @@ async function dispatch(input: string[], flags: Flags, showHelp: () => void): Pr
 	};
 
 	if (command === 'demo') {
+		// Loaded only for the demo: a farm host's commands never load the simulated farm.
+		const {demoCommand, stopSimServices} = await import('./commands/demo.js');
 		if (flags.stop) {
 			if (!flags.dir) throw new UsageError('farmclone demo --stop needs --dir DIR');
 			await stopSimServices(flags.dir);

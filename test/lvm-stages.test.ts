@@ -139,6 +139,28 @@ test('snapshot, create, copy and drop run in order and leave an exact copy', asy
 	assert.equal((await copyStage.check(context)).status, 'done');
 });
 
+test('a volume made between the gate and the approval: the approved plan is refused, nothing created', async (t) => {
+	const {context, lv, lvm} = await farm(t);
+	const {settings} = context;
+	const snapshotPlan = await snapshotStage.plan(context);
+	const createPlan = await createVolumeStage.plan(context);
+	await lvm('lvcreate', '--size', '4m', '--name', settings.snapshotLv, settings.vg);
+	await lvm('lvcreate', '--size', '4m', '--name', settings.targetLv, settings.vg);
+	const snapshotUuid = (await lv(settings.snapshotLv))!.uuid;
+	await assert.rejects(snapshotStage.apply(context, snapshotPlan), {
+		name: 'StalePlanError',
+		message: new RegExp(
+			`^the host changed since you approved this plan: ${settings.vg}/${settings.snapshotLv} appeared`,
+		),
+	});
+	await assert.rejects(createVolumeStage.apply(context, createPlan), {
+		name: 'StalePlanError',
+		message: new RegExp(`${settings.vg}/${settings.targetLv} appeared`),
+	});
+	assert.equal((await lv(settings.snapshotLv))!.uuid, snapshotUuid, 'the volume someone made is left alone');
+	assert.equal(context.facts['snapshot.creating'], undefined, 'refused before announcing a create');
+});
+
 test('refuses a target name that exists and a snapshot name taken by another volume', async (t) => {
 	const {context, lv, lvm} = await farm(t);
 	const {settings} = context;

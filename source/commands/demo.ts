@@ -2,6 +2,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {createSimFarm} from '../sim/farm.js';
+
+export {stopSimServices} from '../sim/services.js';
 import {SettingsStore} from '../settings/store.js';
 import {UsageError} from './context.js';
 import {runCommand} from './run.js';

@@ -1,11 +1,10 @@
 import path from 'node:path';
 import os from 'node:os';
 import fs from 'node:fs/promises';
-import {stageContext} from '../engine/engine.js';
+import {lookContext, stageContext} from '../engine/engine.js';
 import {newJournal, JournalWriter, readJournal} from '../engine/journal.js';
 import {Host} from '../host/host.js';
 import type {SettingsStore} from '../settings/store.js';
-import {randomMac} from '../stages/mac.js';
 import {allStages} from '../stages/index.js';
 import type {CheckResult, Plan, Prompt} from '../stages/types.js';
 import {farmDir} from './context.js';
@@ -35,9 +34,8 @@ export type PlannedStage = {
  */
 export async function planFarm(store: SettingsStore, farm: string): Promise<FarmPlan> {
 	const stored = store.require(farm);
+	// The MAC stage's plan names the MAC the run will pick; later stages plan with it. Not saved.
 	const settings = {...stored};
-	// Not saved: the MAC stage picks the real one when it runs.
-	if (!settings.mac) settings.mac = randomMac();
 	const journal = (await readJournal(farmDir(farm))) ?? newJournal(farm);
 	const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-plan-'));
 	try {
@@ -53,13 +51,17 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 		);
 		const planned: PlannedStage[] = [];
 		for (const stage of allStages) {
-			const context = stageContext(session, settings, stage, refuse, new AbortController().signal, scratch);
+			const context = lookContext(
+				stageContext(session, settings, stage, refuse, new AbortController().signal, scratch),
+			);
 			context.record = async () => undefined;
 			context.updateSettings = async () => undefined;
 			const entry: PlannedStage = {id: stage.id, title: stage.title, danger: stage.danger};
 			try {
 				entry.check = await stage.check(context);
 				entry.plan = await stage.plan(context);
+				const mac = stage.id === 'mac' ? entry.plan.values?.['mac'] : undefined;
+				if (mac) settings.mac = mac;
 			} catch (error) {
 				entry.error = error instanceof Error ? error.message : String(error);
 			}

@@ -1,7 +1,15 @@
 import path from 'node:path';
-import {Host} from '../host/host.js';
+import {Host, readOnlyHost} from '../host/host.js';
 import type {FarmSettings} from '../settings/schema.js';
-import {StageError, type CheckResult, type Plan, type Prompt, type Stage, type StageContext} from '../stages/types.js';
+import {
+	StageError,
+	StalePlanError,
+	type CheckResult,
+	type Plan,
+	type Prompt,
+	type Stage,
+	type StageContext,
+} from '../stages/types.js';
 import type {RunRequest} from './api.js';
 import type {EngineEvent, StageState} from './events.js';
 import {isUnfinished, JournalWriter, newJournal, readJournal, type Journal} from './journal.js';
@@ -120,7 +128,7 @@ async function announceResume(
 			found = 'skipped in an earlier session';
 		} else {
 			try {
-				const check = await stage.check(context(stage));
+				const check = await stage.check(lookContext(context(stage)));
 				found = `${check.status === 'done' ? 'found done' : check.status === 'pending' ? 'not finished' : 'conflict'}: ${check.detail}`;
 			} catch (error) {
 				found = `cannot check yet: ${describe(error).error}`;
@@ -130,6 +138,14 @@ async function announceResume(
 		emit({type: 'log', stage: stage.id, text: `resume: ${stage.title}: ${found} (journal: ${state})`});
 	}
 }
+
+/** The stage's context for looking (check, plan): the same, with a host whose file writes throw. */
+export function lookContext(context: StageContext): StageContext {
+	return {...context, host: readOnlyHost(context.host)};
+}
+
+/** How many times in a row a stage's plan may go stale before the run stops. */
+const maxStalePlans = 5;
 
 function describe(error: unknown): {error: string; hint?: string} {
 	if (error instanceof StageError)
@@ -176,7 +192,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		return outcome;
 	};
 
-	for (const [index, stage] of stages.entries()) {
+	stages: for (const [index, stage] of stages.entries()) {
 		if (signal.aborted) return finish('stopped');
 		session.currentStage.id = stage.id;
 		const context = contextFor(stage);
@@ -186,70 +202,84 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 			continue;
 		}
 
-		let check: CheckResult;
-		try {
-			check = await stage.check(context);
-		} catch (error) {
-			const failure = describe(error);
-			await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
-			emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
-			return finish('failed', failure.error);
-		}
-
-		emit({type: 'check', stage: stage.id, result: check});
-		if (check.status === 'done') {
-			if (recorded !== 'done') await journal.setStage(stage.id, {state: 'done', detail: check.detail});
-			emit({type: 'stage-done', stage: stage.id, title: stage.title, seconds: 0});
-			continue;
-		}
-
-		if (check.status === 'conflict') {
-			await journal.setStage(stage.id, {state: 'failed', error: check.detail, detail: check.detail});
-			emit({type: 'stage-failed', stage: stage.id, title: stage.title, error: check.detail});
-			return finish('failed', check.detail);
-		}
-
-		let plan: Plan;
-		try {
-			plan = await stage.plan(context);
-		} catch (error) {
-			const failure = describe(error);
-			await journal.setStage(stage.id, {state: 'failed', error: failure.error});
-			emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
-			return finish('failed', failure.error);
-		}
-
-		emit({type: 'plan', stage: stage.id, plan});
-		const answer = await unlessAborted(request.confirmStage({stage, index, plan, check}), signal).catch(
-			(error: unknown) => {
-				if (error instanceof AbortedError) return 'quit' as const;
-				throw error;
-			},
-		);
-		if (answer === 'quit' || signal.aborted) return finish('stopped');
-		if (answer === 'skip' && stage.skippable) {
-			await journal.setStage(stage.id, {state: 'skipped', endedAt: new Date().toISOString()});
-			emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped by the admin'});
-			continue;
-		}
-
-		const started = Date.now();
-		await journal.setStage(stage.id, {state: 'running', startedAt: new Date().toISOString(), error: undefined});
-		emit({type: 'stage-start', stage: stage.id, title: stage.title});
-		try {
-			await stage.apply(context);
-			if (signal.aborted) throw new AbortedError();
-			await stage.verify(context);
-		} catch (error) {
-			if (signal.aborted || error instanceof AbortedError) {
-				// Left 'running': the next session's check says how far it got.
-				return finish('stopped');
+		let stale = 0;
+		let started = 0;
+		for (;;) {
+			let check: CheckResult;
+			try {
+				check = await stage.check(lookContext(context));
+			} catch (error) {
+				const failure = describe(error);
+				await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
+				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
+				return finish('failed', failure.error);
 			}
 
-			const failure = describe(error);
-			await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
-			emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
-			return finish('failed', failure.error);
+			emit({type: 'check', stage: stage.id, result: check});
+			if (check.status === 'done') {
+				if (recorded !== 'done') await journal.setStage(stage.id, {state: 'done', detail: check.detail});
+				emit({type: 'stage-done', stage: stage.id, title: stage.title, seconds: 0});
+				continue stages;
+			}
+
+			if (check.status === 'conflict') {
+				await journal.setStage(stage.id, {state: 'failed', error: check.detail, detail: check.detail});
+				emit({type: 'stage-failed', stage: stage.id, title: stage.title, error: check.detail});
+				return finish('failed', check.detail);
+			}
+
+			let plan: Plan;
+			try {
+				plan = await stage.plan(lookContext(context));
+			} catch (error) {
+				const failure = describe(error);
+				await journal.setStage(stage.id, {state: 'failed', error: failure.error});
+				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
+				return finish('failed', failure.error);
+			}
+
+			emit({type: 'plan', stage: stage.id, plan});
+			const answer = await unlessAborted(request.confirmStage({stage, index, plan, check}), signal).catch(
+				(error: unknown) => {
+					if (error instanceof AbortedError) return 'quit' as const;
+					throw error;
+				},
+			);
+			if (answer === 'quit' || signal.aborted) return finish('stopped');
+			if (answer === 'skip' && stage.skippable) {
+				await journal.setStage(stage.id, {state: 'skipped', endedAt: new Date().toISOString()});
+				emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped by the admin'});
+				continue stages;
+			}
+
+			started = Date.now();
+			await journal.setStage(stage.id, {state: 'running', startedAt: new Date().toISOString(), error: undefined});
+			emit({type: 'stage-start', stage: stage.id, title: stage.title});
+			try {
+				await stage.apply(context, plan);
+				if (signal.aborted) throw new AbortedError();
+				await stage.verify(context);
+			} catch (error) {
+				if (error instanceof StalePlanError && stale < maxStalePlans) {
+					// Nothing was changed: back to the gate with the plan of the host as it is now.
+					stale++;
+					await journal.setStage(stage.id, {state: recorded, startedAt: undefined});
+					emit({type: 'log', stage: stage.id, text: `${error.message}; the new plan needs your approval`});
+					continue;
+				}
+
+				if (signal.aborted || error instanceof AbortedError) {
+					// Left 'running': the next session's check says how far it got.
+					return finish('stopped');
+				}
+
+				const failure = describe(error);
+				await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
+				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
+				return finish('failed', failure.error);
+			}
+
+			break;
 		}
 
 		await journal.setStage(stage.id, {state: 'done', endedAt: new Date().toISOString()});

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {readProcStat} from '../host/proc.js';
+import {isSameProcessAlive, processStartTime} from '../host/proc.js';
 
 export type LockOwner = {pid: number; host: string; since: string; startTime?: string; command: string};
 
@@ -23,16 +23,8 @@ export class LockedError extends Error {
 	}
 }
 
-/** Field 22 of /proc/PID/stat: start time in clock ticks, which with the pid names one process for good. */
-export async function processStartTime(pid: number): Promise<string | undefined> {
-	return (await readProcStat(pid))?.startTime;
-}
-
-export async function isSameProcessAlive(pid: number, startTime: string | undefined): Promise<boolean> {
-	const current = await processStartTime(pid);
-	if (current === undefined) return false;
-	return startTime === undefined || current === startTime;
-}
+// Re-exported for the stages that still import them from here.
+export {isSameProcessAlive, processStartTime};
 
 function lockPath(farmDir: string): string {
 	return path.join(farmDir, 'lock');

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import {fileURLToPath} from 'node:url';
 import {execa} from 'execa';
-import {processStartTime} from '../engine/lock.js';
+import {processStartTime} from './proc.js';
 
 /** argv that runs one of farmclone's own modules with node, compiled or (in tests) through tsx. */
 export function nodeModuleArgv(moduleUrl: URL): string[] {

@@ -1,3 +1,6 @@
+/** A file's change, as a unified diff. */
+export type FileDiff = {path: string; diff: string};
+
 /**
  * Unified diffs for plans: what an edit does to a file, in the format admins
  * read every day (`diff -u`, git). Lines compare with their `\r`, so a change

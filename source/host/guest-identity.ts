@@ -1,7 +1,7 @@
 import {createHash} from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type {FileDiff} from '../stages/types.js';
+import type {FileDiff} from './diff.js';
 import {unifiedDiff} from './diff.js';
 import type {Host} from './host.js';
 import {resolveInside} from './image.js';

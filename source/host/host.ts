@@ -162,3 +162,31 @@ export class Host {
 		await fs.rm(file, {force: true});
 	}
 }
+
+/** The host's methods that change files. */
+export type HostWrites = 'writeFile' | 'symlink' | 'remove';
+
+/** What looking (check, plan, status) may use: the host without its file writes. */
+export type ReadOnlyHost = Omit<Host, HostWrites>;
+
+export class ReadOnlyHostError extends Error {
+	constructor(method: string, target: string) {
+		super(`${method}(${target}) while only looking (check or plan): looking never changes the host`);
+		this.name = 'ReadOnlyHostError';
+	}
+}
+
+/**
+ * The same host, whose file writes throw: check and plan run with it, so a
+ * stage that writes while looking fails its tests instead of touching a farm.
+ */
+export function readOnlyHost(host: Host): Host {
+	const view = Object.create(host) as Host;
+	const refuse = (method: HostWrites) => async (target: string) => {
+		throw new ReadOnlyHostError(method, target);
+	};
+	view.writeFile = refuse('writeFile');
+	view.symlink = async (_target: string, link: string) => refuse('symlink')(link);
+	view.remove = refuse('remove');
+	return view;
+}

@@ -157,16 +157,26 @@ export function roundUpToExtent(size: number, extentSize: number): number {
 
 const binaryUnits = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
-/** `32212254720` -> `30.0 GiB`; exact byte counts below 1 KiB. */
-export function formatBytes(size: number): string {
-	let value = size;
+/**
+ * Binary units, as `lvs` and `dd` users read them. 'size' (messages about
+ * volumes): one decimal, `30.0 GiB`. 'progress' (the copy's live counters):
+ * one decimal below 10 so small sizes still move visibly, whole numbers
+ * above, `512 MiB`. Exact byte counts below 1 KiB either way.
+ */
+export function formatBytes(size: number, style: 'size' | 'progress' = 'size'): string {
+	let value = style === 'progress' ? Math.max(0, size) : size;
 	let unit = 0;
 	while (Math.abs(value) >= 1024 && unit < binaryUnits.length - 1) {
 		value /= 1024;
 		unit++;
 	}
 
-	return unit === 0 ? `${size} B` : `${value.toFixed(1)} ${binaryUnits[unit]}`;
+	if (unit === 0) return `${Math.round(value)} B`;
+	if (style === 'size') return `${value.toFixed(1)} ${binaryUnits[unit]}`;
+	const shown = value < 10 ? value.toFixed(1) : String(Math.round(value));
+	// Rounding 1023.6 MiB up must not print "1024 MiB".
+	if (shown === '1024' && unit < binaryUnits.length - 1) return `1.0 ${binaryUnits[unit + 1]}`;
+	return `${shown} ${binaryUnits[unit]}`;
 }
 
 /** `lvcreate --snapshot`: a copy-on-write view of `origin` frozen at this instant. */

@@ -58,3 +58,18 @@ export async function readProcCmdline(pid: number): Promise<string[] | undefined
 	if (words.at(-1) === '') words.pop();
 	return words;
 }
+
+/** Field 22 of /proc/PID/stat: start time in clock ticks, which with the pid names one process for good. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+	return (await readProcStat(pid))?.startTime;
+}
+
+/**
+ * Whether the process `pid` that started at `startTime` (any, when undefined)
+ * still runs. A zombie has ended: it only waits for its parent to reap it.
+ */
+export async function isSameProcessAlive(pid: number, startTime: string | undefined): Promise<boolean> {
+	const stat = await readProcStat(pid);
+	if (stat === undefined || stat.state === 'Z' || stat.state === 'X') return false;
+	return startTime === undefined || stat.startTime === startTime;
+}

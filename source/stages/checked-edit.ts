@@ -1,6 +1,7 @@
+import {createHash} from 'node:crypto';
 import {unifiedDiff} from '../host/diff.js';
-import type {FileDiff, StageContext} from './types.js';
-import {StageError} from './types.js';
+import type {FileDiff, FileEdit, Plan, StageContext} from './types.js';
+import {StageError, StalePlanError} from './types.js';
 
 /** One file's content before (undefined: absent) and after an edit. */
 export type FileChange = {path: string; before: string | undefined; after: string | undefined};
@@ -13,17 +14,55 @@ export type Checker = {
 	hint?: (output: string) => string | undefined;
 };
 
+/** sha256 of a file's content; 'absent' for no file. */
+export function contentHash(content: string | undefined): string {
+	return content === undefined ? 'absent' : `sha256:${createHash('sha256').update(content, 'utf8').digest('hex')}`;
+}
+
+/** The changed files of an edit, as a plan carries them. */
+export function fileEdits(changes: FileChange[]): FileEdit[] {
+	return changes
+		.filter((change) => change.before !== change.after)
+		.map((change) => ({...change, beforeHash: contentHash(change.before)}));
+}
+
+/**
+ * Throws StalePlanError when a file is no longer the content the plan was
+ * computed from. Called right before writing, so nothing is changed yet.
+ */
+export async function assertUnchanged(context: StageContext, edits: Array<Pick<FileEdit, 'path' | 'beforeHash'>>) {
+	const changed: string[] = [];
+	for (const edit of edits) {
+		const now = contentHash(await context.host.readFileIfExists(edit.path));
+		if (now !== edit.beforeHash)
+			changed.push(edit.beforeHash === 'absent' ? `${edit.path} appeared` : `${edit.path} changed`);
+	}
+
+	if (changed.length > 0) throw new StalePlanError(changed.join(', '));
+}
+
+/** The plan's refusal, thrown as the stage's error. */
+export function assertPlanCanApply(plan: Plan): void {
+	if (plan.refusal !== undefined) throw new StageError(plan.refusal);
+}
+
 export function changeDiffs(changes: FileChange[]): FileDiff[] {
 	return changes
 		.filter((change) => change.before !== change.after)
 		.map((change) => ({path: change.path, diff: unifiedDiff(change.before, change.after, change.path)}));
 }
 
+/** Runs the checker: its complaint (undefined when it accepts the configuration) and its whole output. */
+async function check(context: StageContext, checker: Checker): Promise<{problem?: string; output: string}> {
+	const result = await context.host.run(checker.argv, {reject: false});
+	const output = `${result.stdout}\n${result.stderr}`;
+	if (result.exitCode === 0) return {output};
+	return {problem: checker.explain(output) || `${checker.argv[0]} exited ${result.exitCode}`, output};
+}
+
 /** Runs the checker; its complaint, or undefined when it accepts the configuration. */
 export async function runChecker(context: StageContext, checker: Checker): Promise<string | undefined> {
-	const result = await context.host.run(checker.argv, {reject: false});
-	if (result.exitCode === 0) return undefined;
-	return checker.explain(`${result.stdout}\n${result.stderr}`) || `${checker.argv[0]} exited ${result.exitCode}`;
+	return (await check(context, checker)).problem;
 }
 
 async function put(context: StageContext, file: string, content: string | undefined): Promise<string | undefined> {
@@ -47,6 +86,10 @@ export async function writeChecked(
 	what: string,
 ): Promise<Record<string, string>> {
 	const changed = changes.filter((change) => change.before !== change.after);
+	await assertUnchanged(
+		context,
+		changed.map((change) => ({path: change.path, beforeHash: contentHash(change.before)})),
+	);
 	const backups: Record<string, string> = {};
 	const written: FileChange[] = [];
 	let problem: string | undefined;
@@ -58,9 +101,7 @@ export async function writeChecked(
 			if (backup) backups[change.path] = backup;
 		}
 
-		const result = await context.host.run(checker.argv, {reject: false});
-		output = `${result.stdout}\n${result.stderr}`;
-		if (result.exitCode !== 0) problem = checker.explain(output) || `${checker.argv[0]} exited ${result.exitCode}`;
+		({problem, output} = await check(context, checker));
 	} catch (error) {
 		problem = error instanceof Error ? error.message : String(error);
 	}

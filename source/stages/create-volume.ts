@@ -1,6 +1,6 @@
 import {createArgv, formatBytes, getVg, listLvs, removeArgv, type LogicalVolume} from '../host/lvm.js';
-import {assertVolumeOwnership} from '../engine/preflight.js';
-import {StageError, type CheckResult, type Stage, type StageContext} from './types.js';
+import {assertVolumeOwnership} from './volume-ownership.js';
+import {StageError, StalePlanError, type CheckResult, type Stage, type StageContext} from './types.js';
 
 type Found = {lvs: LogicalVolume[]; source?: LogicalVolume; target?: LogicalVolume; ours?: LogicalVolume};
 
@@ -69,18 +69,29 @@ export const createVolumeStage: Stage = {
 	},
 	async plan(context) {
 		const {vg, sourceLv, targetLv} = context.settings;
-		const {source} = await find(context);
+		const {source, target} = await find(context);
 		if (!source) throw new StageError(`source volume ${vg}/${sourceLv} not found`);
 		return {
 			commands: [createArgv(vg, targetLv, source.size)],
 			diffs: [],
 			notes: [`size of ${vg}/${sourceLv} as lvs reports it: ${source.size} bytes (${formatBytes(source.size)})`],
+			values: {target: target?.uuid ?? 'absent', size: String(source.size)},
 		};
 	},
-	async apply(context) {
+	async apply(context, approved) {
 		const {vg, sourceLv, targetLv} = context.settings;
 		const found = await find(context);
 		const {source, target, ours} = found;
+		const planned = approved?.values;
+		if (planned?.['target'] !== undefined && planned['target'] !== (target?.uuid ?? 'absent')) {
+			throw new StalePlanError(
+				target ? `${vg}/${targetLv} appeared (uuid ${target.uuid})` : `${vg}/${targetLv} is gone`,
+			);
+		}
+
+		if (planned?.['size'] !== undefined && source && planned['size'] !== String(source.size)) {
+			throw new StalePlanError(`${vg}/${sourceLv} is ${source.size} bytes now, not ${planned['size']}`);
+		}
 		if (ours) return;
 		const leftOver = leftByInterruptedCreate(context, found);
 		if (leftOver) {

@@ -8,7 +8,16 @@ import {
 	type DhcpHostRequest,
 } from '../host/dhcpd-conf.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
-import {changeDiffs, writeChecked, type Checker} from './checked-edit.js';
+import {
+	assertPlanCanApply,
+	assertUnchanged,
+	changeDiffs,
+	contentHash,
+	fileEdits,
+	runChecker,
+	writeChecked,
+	type Checker,
+} from './checked-edit.js';
 import {dhcpdCheckNote, proveDhcpdRestarted} from './reload-services.js';
 import {StageError, type Plan, type Stage, type StageContext} from './types.js';
 
@@ -42,6 +51,44 @@ function serverHasTheBlock(context: StageContext): boolean {
 const literalNote =
 	'fixed-address is the IP literal, not the name as in the seed: with a name, dhcpd needs DNS (BIND) answering when it starts';
 
+/** The host block, computed once: apply writes exactly this content. */
+async function planHost(context: StageContext): Promise<Plan> {
+	const {settings} = context;
+	const text = await readConf(context);
+	const plan: Plan = {
+		commands: [checker(settings).argv],
+		diffs: [],
+		notes: [literalNote],
+		values: {confHash: contentHash(text)},
+	};
+	const included = await readDhcpdIncludes(context.host, settings.dhcpdConf, text);
+	try {
+		plan.notes.push(...inspectDhcpd(text, hostRequest(settings), included).notes);
+	} catch {}
+
+	if (!settings.mac) {
+		plan.notes.unshift('the MAC stage has not chosen the MAC yet: the block shows once it has');
+		plan.refusal = 'no MAC address in the settings: run the MAC stage first';
+		return plan;
+	}
+
+	try {
+		const edit = addDhcpHost(text, hostRequest(settings), included);
+		const change = {path: settings.dhcpdConf, before: text, after: edit.text};
+		plan.diffs = changeDiffs([change]);
+		plan.edits = fileEdits([change]);
+		if (edit.added.length === 0) plan.notes.unshift(`host ${fqdn(settings)} is already there`);
+	} catch (error) {
+		plan.notes.unshift((error as Error).message);
+		plan.refusal =
+			error instanceof DhcpConflictError
+				? `${settings.dhcpdConf}:\n${error.message}`
+				: `cannot read ${settings.dhcpdConf}: ${(error as Error).message}`;
+	}
+
+	return plan;
+}
+
 export const dhcpHostStage: Stage = {
 	id: 'dhcp-host',
 	title: 'DHCP host',
@@ -74,54 +121,19 @@ export const dhcpHostStage: Stage = {
 			return {status: 'conflict', detail: `cannot read ${settings.dhcpdConf}: ${(error as Error).message}`};
 		}
 	},
-	async plan(context) {
+	plan: planHost,
+	async apply(context, approved) {
 		const {settings} = context;
-		const text = await readConf(context);
-		const plan: Plan = {commands: [checker(settings).argv], diffs: [], notes: [literalNote]};
-		const included = await readDhcpdIncludes(context.host, settings.dhcpdConf, text);
-		try {
-			plan.notes.push(...inspectDhcpd(text, hostRequest(settings), included).notes);
-		} catch {}
-
-		if (!settings.mac) {
-			plan.notes.unshift('the MAC stage has not chosen the MAC yet: the block shows once it has');
-			return plan;
-		}
-
-		try {
-			const edit = addDhcpHost(text, hostRequest(settings), included);
-			plan.diffs = changeDiffs([{path: settings.dhcpdConf, before: text, after: edit.text}]);
-			if (edit.added.length === 0) plan.notes.unshift(`host ${fqdn(settings)} is already there`);
-		} catch (error) {
-			plan.notes.unshift((error as Error).message);
-		}
-
-		return plan;
-	},
-	async apply(context) {
-		const {settings} = context;
-		if (!settings.mac) throw new StageError('no MAC address in the settings', 'run the MAC stage first');
-		const text = await readConf(context);
-		const included = await readDhcpdIncludes(context.host, settings.dhcpdConf, text);
-		let edit;
-		try {
-			edit = addDhcpHost(text, hostRequest(settings), included);
-		} catch (error) {
-			if (error instanceof DhcpConflictError) throw new StageError(`${settings.dhcpdConf}:\n${error.message}`);
-			throw new StageError(`cannot read ${settings.dhcpdConf}: ${(error as Error).message}`);
-		}
-
-		if (edit.added.length === 0) {
+		const plan = approved ?? (await planHost(context));
+		assertPlanCanApply(plan);
+		const edits = plan.edits ?? [];
+		if (edits.length === 0) {
+			await assertUnchanged(context, [{path: settings.dhcpdConf, beforeHash: plan.values?.['confHash'] ?? ''}]);
 			context.log(`host ${fqdn(settings)} is already in ${settings.dhcpdConf}`);
 			return;
 		}
 
-		const backups = await writeChecked(
-			context,
-			[{path: settings.dhcpdConf, before: text, after: edit.text}],
-			checker(settings),
-			'the new host block',
-		);
+		const backups = await writeChecked(context, edits, checker(settings), 'the new host block');
 		await context.record({'dhcp-host.backup': backups[settings.dhcpdConf], 'dhcp-host.mac': settings.mac});
 		context.log(`added host ${fqdn(settings)} (${settings.mac} -> ${settings.ip}) to ${settings.dhcpdConf}`);
 		context.log(literalNote);
@@ -130,12 +142,8 @@ export const dhcpHostStage: Stage = {
 		const {settings} = context;
 		const state = inspectDhcpd(await readConf(context), hostRequest(settings));
 		if (state.status === 'absent') throw new StageError(`no host ${fqdn(settings)} in ${settings.dhcpdConf}`);
-		const result = await context.host.run(checker(settings).argv, {reject: false});
-		if (result.exitCode !== 0) {
-			throw new StageError(
-				`dhcpd -t refuses ${settings.dhcpdConf}:\n${dhcpdErrors(`${result.stdout}\n${result.stderr}`)}`,
-			);
-		}
+		const problem = await runChecker(context, checker(settings));
+		if (problem) throw new StageError(`dhcpd -t refuses ${settings.dhcpdConf}:\n${problem}`);
 	},
 	async undo(context) {
 		const {settings} = context;

@@ -9,8 +9,17 @@ import {
 	type ZoneRecordRequest,
 } from '../host/zone-file.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
-import {changeDiffs, writeChecked, type Checker} from './checked-edit.js';
-import {StageError, type Stage, type StageContext} from './types.js';
+import {
+	assertPlanCanApply,
+	assertUnchanged,
+	changeDiffs,
+	contentHash,
+	fileEdits,
+	runChecker,
+	writeChecked,
+	type Checker,
+} from './checked-edit.js';
+import {StageError, type Plan, type Stage, type StageContext} from './types.js';
 
 function zoneRequest(settings: FarmSettings): ZoneRecordRequest {
 	return {zone: settings.zone, record: settings.record, ip: settings.ip, farm: settings.name};
@@ -115,6 +124,53 @@ function describeRecord(settings: FarmSettings): string {
 	return `${fqdn(settings)} IN A ${settings.ip}`;
 }
 
+/**
+ * The record and the SOA serial, computed once: apply writes this content, so
+ * a date rolling over between the gate and Enter changes nothing.
+ */
+async function planRecord(context: StageContext): Promise<Plan> {
+	const {settings} = context;
+	const text = await readZone(context);
+	const included = await readZoneIncludes(context.host, settings.zoneFile, text, settings.zone);
+	const refused = (refusal: string, notes: string[]): Plan => ({commands: [], diffs: [], notes, refusal});
+	let state;
+	try {
+		state = inspectZone(text, zoneRequest(settings), included);
+	} catch (error) {
+		const why = `cannot read ${settings.zoneFile}: ${(error as Error).message}`;
+		return refused(why, [why]);
+	}
+
+	if (state.conflicts.length > 0)
+		return refused(`${settings.zoneFile}:\n${state.conflicts.join('\n')}`, state.conflicts);
+	let edit;
+	try {
+		edit = addZoneRecord(text, zoneRequest(settings), new Date(), included);
+	} catch (error) {
+		if (error instanceof ZoneConflictError) throw new StageError(`${settings.zoneFile}:\n${error.message}`);
+		throw new StageError(`cannot read ${settings.zoneFile}: ${(error as Error).message}`);
+	}
+
+	const change = {path: settings.zoneFile, before: text, after: edit.text};
+	return {
+		commands: edit.text === text ? [] : [checker(settings).argv],
+		diffs: changeDiffs([change]),
+		notes: [
+			...(edit.text === text ? [`${describeRecord(settings)} is already there: nothing to change`] : []),
+			...(edit.serialAfter === edit.serialBefore ? [] : [`SOA serial ${edit.serialBefore} -> ${edit.serialAfter}`]),
+			...state.notes,
+			'the zone file is put back if named-checkzone refuses it; BIND reloads it in the reload stage',
+		],
+		edits: fileEdits([change]),
+		values: {
+			serialBefore: edit.serialBefore,
+			serialAfter: edit.serialAfter,
+			line: edit.line ?? '',
+			zoneHash: contentHash(text),
+		},
+	};
+}
+
 export const dnsRecordStage: Stage = {
 	id: 'dns-record',
 	title: 'DNS record',
@@ -152,70 +208,36 @@ export const dnsRecordStage: Stage = {
 			return {status: 'conflict', detail: `cannot read ${settings.zoneFile}: ${(error as Error).message}`};
 		}
 	},
-	async plan(context) {
+	plan: planRecord,
+	async apply(context, approved) {
 		const {settings} = context;
-		const text = await readZone(context);
-		const included = await readZoneIncludes(context.host, settings.zoneFile, text, settings.zone);
-		let state;
-		try {
-			state = inspectZone(text, zoneRequest(settings), included);
-		} catch (error) {
-			return {commands: [], diffs: [], notes: [`cannot read ${settings.zoneFile}: ${(error as Error).message}`]};
-		}
-
-		if (state.conflicts.length > 0) return {commands: [], diffs: [], notes: state.conflicts};
-		const edit = addZoneRecord(text, zoneRequest(settings), new Date(), included);
-		return {
-			commands: [checker(settings).argv],
-			diffs: changeDiffs([{path: settings.zoneFile, before: text, after: edit.text}]),
-			notes: [
-				...(edit.text === text ? [`${describeRecord(settings)} is already there: nothing to change`] : []),
-				...(edit.serialAfter === edit.serialBefore ? [] : [`SOA serial ${edit.serialBefore} -> ${edit.serialAfter}`]),
-				...state.notes,
-				'the zone file is put back if named-checkzone refuses it; BIND reloads it in the reload stage',
-			],
-		};
-	},
-	async apply(context) {
-		const {settings} = context;
-		const text = await readZone(context);
-		const included = await readZoneIncludes(context.host, settings.zoneFile, text, settings.zone);
-		let edit;
-		try {
-			edit = addZoneRecord(text, zoneRequest(settings), new Date(), included);
-		} catch (error) {
-			if (error instanceof ZoneConflictError) throw new StageError(`${settings.zoneFile}:\n${error.message}`);
-			throw new StageError(`cannot read ${settings.zoneFile}: ${(error as Error).message}`);
-		}
-
-		if (edit.text === text) {
+		const plan = approved ?? (await planRecord(context));
+		assertPlanCanApply(plan);
+		const values = plan.values ?? {};
+		const edits = plan.edits ?? [];
+		if (edits.length === 0) {
+			// Nothing to write: the record was already there when the plan was made, and must still be.
+			await assertUnchanged(context, [{path: settings.zoneFile, beforeHash: values['zoneHash'] ?? ''}]);
 			context.log(`${describeRecord(settings)} is already in ${settings.zoneFile}`);
 			return;
 		}
 
-		const backups = await writeChecked(
-			context,
-			[{path: settings.zoneFile, before: text, after: edit.text}],
-			checker(settings),
-			'the zone with the new record',
-		);
+		const backups = await writeChecked(context, edits, checker(settings), 'the zone with the new record');
 		await context.record({
 			'dns-record.backup': backups[settings.zoneFile],
-			'dns-record.serialBefore': edit.serialBefore,
-			'dns-record.serialAfter': edit.serialAfter,
+			'dns-record.serialBefore': values['serialBefore'],
+			'dns-record.serialAfter': values['serialAfter'],
 		});
-		context.log(`added "${edit.line}" to ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter}`);
+		context.log(
+			`added "${values['line']}" to ${settings.zoneFile}; serial ${values['serialBefore']} -> ${values['serialAfter']}`,
+		);
 	},
 	async verify(context) {
 		const {settings} = context;
 		const state = inspectZone(await readZone(context), zoneRequest(settings));
 		if (state.status === 'absent') throw new StageError(`${describeRecord(settings)} is not in ${settings.zoneFile}`);
-		const result = await context.host.run(checker(settings).argv, {reject: false});
-		if (result.exitCode !== 0) {
-			throw new StageError(
-				`named-checkzone refuses ${settings.zoneFile}:\n${`${result.stdout}${result.stderr}`.trim()}`,
-			);
-		}
+		const problem = await runChecker(context, checker(settings));
+		if (problem) throw new StageError(`named-checkzone refuses ${settings.zoneFile}:\n${problem}`);
 	},
 	async undo(context) {
 		const {settings} = context;

@@ -6,11 +6,20 @@ import {
 	removeShorewallEntries,
 	ruleRequest,
 	shorewallErrors,
-	ShorewallConflictError,
 } from '../host/shorewall-files.js';
 import type {FarmSettings} from '../settings/schema.js';
-import {changeDiffs, writeChecked, type Checker, type FileChange} from './checked-edit.js';
-import {StageError, type Stage, type StageContext} from './types.js';
+import {
+	assertPlanCanApply,
+	assertUnchanged,
+	changeDiffs,
+	contentHash,
+	fileEdits,
+	runChecker,
+	writeChecked,
+	type Checker,
+	type FileChange,
+} from './checked-edit.js';
+import {StageError, type Plan, type Stage, type StageContext} from './types.js';
 
 function checker(settings: FarmSettings): Checker {
 	return {argv: ['shorewall', 'check', settings.shorewallDir], explain: shorewallErrors};
@@ -57,6 +66,33 @@ async function firewallMayHaveTheRule(context: StageContext): Promise<boolean> {
 	return status.exitCode === 0 && /Shorewall is running/i.test(status.stdout);
 }
 
+/** The param and the rule, computed once: apply writes exactly these files. */
+async function planRule(context: StageContext): Promise<Plan> {
+	const {settings} = context;
+	const files = await readFiles(context);
+	const paramsExisted = await context.host.exists(files.paramsPath);
+	const notes = [`the firewall is not restarted here: the firewall restart stage does it with a safety net`];
+	const included = await readShorewallIncludes(context.host, settings.shorewallDir, files.rules);
+	const values = {
+		paramsHash: contentHash(paramsExisted ? files.params : undefined),
+		rulesHash: contentHash(files.rules),
+	};
+	try {
+		const edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings), included);
+		const fileChanges = changes(files, edit.params, edit.rules, paramsExisted);
+		return {
+			commands: [checker(settings).argv],
+			diffs: changeDiffs(fileChanges),
+			notes: [...edit.notes, ...notes],
+			edits: edit.added.length === 0 ? [] : fileEdits(fileChanges),
+			values: {...values, added: edit.added.join('\n')},
+		};
+	} catch (error) {
+		const why = (error as Error).message;
+		return {commands: [], diffs: [], notes: [why, ...notes], values, refusal: why};
+	}
+}
+
 export const firewallRuleStage: Stage = {
 	id: 'firewall-rule',
 	title: 'Firewall rule',
@@ -83,53 +119,30 @@ export const firewallRuleStage: Stage = {
 			return {status: 'conflict', detail: (error as Error).message};
 		}
 	},
-	async plan(context) {
+	plan: planRule,
+	async apply(context, approved) {
 		const {settings} = context;
-		const files = await readFiles(context);
-		const paramsExisted = await context.host.exists(files.paramsPath);
-		const notes = [`the firewall is not restarted here: the firewall restart stage does it with a safety net`];
-		const included = await readShorewallIncludes(context.host, settings.shorewallDir, files.rules);
-		try {
-			const edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings), included);
-			return {
-				commands: [checker(settings).argv],
-				diffs: changeDiffs(changes(files, edit.params, edit.rules, paramsExisted)),
-				notes: [...edit.notes, ...notes],
-			};
-		} catch (error) {
-			return {commands: [], diffs: [], notes: [(error as Error).message, ...notes]};
-		}
-	},
-	async apply(context) {
-		const {settings} = context;
-		const files = await readFiles(context);
-		const paramsExisted = await context.host.exists(files.paramsPath);
-		const included = await readShorewallIncludes(context.host, settings.shorewallDir, files.rules);
-		let edit;
-		try {
-			edit = addShorewallEntries(files.params, files.rules, ruleRequest(settings), included);
-		} catch (error) {
-			if (error instanceof ShorewallConflictError) throw new StageError(error.message);
-			throw error;
-		}
-
-		for (const note of edit.notes) context.log(note);
-		if (edit.added.length === 0) {
+		const plan = approved ?? (await planRule(context));
+		assertPlanCanApply(plan);
+		const paramsPath = path.join(settings.shorewallDir, 'params');
+		const rulesPath = path.join(settings.shorewallDir, 'rules');
+		for (const note of plan.notes.slice(0, -1)) context.log(note);
+		const edits = plan.edits ?? [];
+		if (edits.length === 0) {
+			await assertUnchanged(context, [
+				{path: paramsPath, beforeHash: plan.values?.['paramsHash'] ?? ''},
+				{path: rulesPath, beforeHash: plan.values?.['rulesHash'] ?? ''},
+			]);
 			context.log(`the param and the rule are already in ${settings.shorewallDir}`);
 			return;
 		}
 
-		const backups = await writeChecked(
-			context,
-			changes(files, edit.params, edit.rules, paramsExisted),
-			checker(settings),
-			'the new param and rule',
-		);
+		const backups = await writeChecked(context, edits, checker(settings), 'the new param and rule');
 		await context.record({
-			'firewall-rule.paramsBackup': backups[files.paramsPath],
-			'firewall-rule.rulesBackup': backups[files.rulesPath],
+			'firewall-rule.paramsBackup': backups[paramsPath],
+			'firewall-rule.rulesBackup': backups[rulesPath],
 		});
-		for (const line of edit.added) context.log(`added: ${line}`);
+		for (const line of (plan.values?.['added'] ?? '').split('\n').filter(Boolean)) context.log(`added: ${line}`);
 	},
 	async verify(context) {
 		const {settings} = context;
@@ -137,12 +150,8 @@ export const firewallRuleStage: Stage = {
 		const state = inspectShorewall(files.params, files.rules, ruleRequest(settings));
 		if (state.param === 'absent') throw new StageError(`${settings.shorewallParam} is not set in ${files.paramsPath}`);
 		if (state.rule === 'absent') throw new StageError(`no DNAT of port ${settings.sshPort} in ${files.rulesPath}`);
-		const result = await context.host.run(checker(settings).argv, {reject: false});
-		if (result.exitCode !== 0) {
-			throw new StageError(
-				`shorewall check refuses ${settings.shorewallDir}:\n${shorewallErrors(result.stdout + result.stderr)}`,
-			);
-		}
+		const problem = await runChecker(context, checker(settings));
+		if (problem) throw new StageError(`shorewall check refuses ${settings.shorewallDir}:\n${problem}`);
 	},
 	async undo(context) {
 		const {settings} = context;

@@ -1,6 +1,6 @@
 import {findInstance, ganetiVersion, hasRuntimeMemory} from '../host/ganeti.js';
 import {fqdn} from '../settings/schema.js';
-import {StageError, type Stage, type StageContext} from './types.js';
+import {StageError, StalePlanError, type Stage, type StageContext} from './types.js';
 
 type LvRow = {lv_name: string; lv_attr: string};
 
@@ -79,18 +79,27 @@ export const ganetiInstanceStage: Stage = {
 		return {status: 'pending', detail: `no instance ${name} yet`};
 	},
 	async plan(context) {
+		const existing = await findInstance(context.host, fqdn(context.settings));
 		return {
 			commands: [await addCommand(context)],
+			values: {instance: existing ? 'exists' : 'absent'},
 			diffs: [],
 			notes: [`Ganeti renames the adopted volume ${context.settings.targetLv} to <uuid>.disk0`],
 		};
 	},
-	async apply(context) {
+	async apply(context, approved) {
 		if (!context.settings.mac) throw new StageError('no MAC address in the settings: the MAC stage has not run');
+		const name = fqdn(context.settings);
+		if (approved?.values?.['instance'] === 'absent' && (await findInstance(context.host, name))) {
+			throw new StalePlanError(`Ganeti instance ${name} exists now`);
+		}
+
+		// The approved command as shown, not one computed again (the Ganeti version decides the memory flags).
+		const add = approved?.commands[0] ?? (await addCommand(context));
 		const before = new Set((await volumes(context)).map((lv) => lv.lv_name));
 		// Announced first: undo removes the instance even when farmclone died before recording it was made.
 		await context.record({'ganeti-instance.adding': true});
-		await context.host.run(await addCommand(context));
+		await context.host.run(add);
 		const adopted = (await volumes(context)).map((lv) => lv.lv_name).filter((name) => !before.has(name));
 		await context.record({'ganeti-instance.created': true, 'ganeti-instance.disk': adopted[0]});
 		if (adopted[0]) context.log(`disk adopted as ${context.settings.vg}/${adopted[0]}`);

@@ -1,9 +1,9 @@
-import {randomBytes} from 'node:crypto';
+import {createHash, randomBytes} from 'node:crypto';
 import {removeDhcpHost} from '../host/dhcpd-conf.js';
 import {listInstances} from '../host/ganeti.js';
 import type {Host} from '../host/host.js';
 import {macProblem} from '../settings/validate.js';
-import {StageError, type Stage, type StageContext} from './types.js';
+import {StageError, StalePlanError, type Plan, type Stage, type StageContext} from './types.js';
 
 /** Every `hardware ethernet` in dhcpd.conf, lower case; comments ignored. */
 export function dhcpdMacs(text: string): string[] {
@@ -40,6 +40,39 @@ export function randomMac(random: (size: number) => Buffer = randomBytes): strin
 	return ['52', '54', ...bytes].join(':');
 }
 
+/**
+ * The MAC the stage picks: the first free one of a sequence drawn from the
+ * farm's name. It is the same for `farmclone plan` and the run, so the MAC the
+ * plan shows (and uses in the DHCP block and the instance) is the one the run
+ * keeps, unless the host took it meanwhile: then the run's plan shows another.
+ */
+export function candidateMacs(farm: string, count = 100): string[] {
+	const macs: string[] = [];
+	for (let attempt = 0; attempt < count; attempt++) {
+		macs.push(randomMac(() => createHash('sha256').update(`farmclone mac ${farm} ${attempt}`).digest().subarray(0, 4)));
+	}
+
+	return macs;
+}
+
+async function planMac(context: StageContext): Promise<Plan> {
+	const notes = [
+		`not in ${context.settings.dhcpdConf} nor in the Ganeti cluster`,
+		'saved in the farm settings so a resumed run reuses it',
+	];
+	const commands = [['gnt-instance', 'list', '--no-headers', '--separator=|', '-o', 'name,nic.macs']];
+	if (context.settings.mac) return {commands, diffs: [], notes: [`MAC ${context.settings.mac} kept in the settings`]};
+	const used = await macsInUse(context.host, context.settings.dhcpdConf, ours(context), context.settings.name);
+	const mac = candidateMacs(context.settings.name).find((candidate) => !used.has(candidate));
+	if (!mac) return {commands, diffs: [], notes, refusal: 'could not find a free MAC address in 100 tries'};
+	return {
+		commands,
+		diffs: [],
+		notes: [`MAC ${mac} (52:54: and 4 bytes drawn from the farm name)`, ...notes],
+		values: {mac},
+	};
+}
+
 function ours(context: StageContext): string {
 	return `${context.settings.record}.${context.settings.zone}`;
 }
@@ -66,28 +99,25 @@ export const macStage: Stage = {
 			? {status: 'conflict', detail: conflict}
 			: {status: 'done', detail: `MAC ${mac} kept in the settings`};
 	},
-	async plan(context) {
-		return {
-			commands: [['gnt-instance', 'list', '--no-headers', '--separator=|', '-o', 'name,nic.macs']],
-			diffs: [],
-			notes: [
-				`a random 52:54:xx:xx:xx:xx not in ${context.settings.dhcpdConf} nor in the Ganeti cluster`,
-				'saved in the farm settings so a resumed run reuses it',
-			],
-		};
-	},
-	async apply(context) {
-		const used = await macsInUse(context.host, context.settings.dhcpdConf, ours(context), context.settings.name);
-		for (let attempt = 0; attempt < 100; attempt++) {
-			const mac = randomMac();
-			if (used.has(mac)) continue;
-			await context.updateSettings({mac});
-			await context.record({'mac.generated': mac});
-			context.log(`MAC ${mac}`);
+	plan: planMac,
+	async apply(context, approved) {
+		const plan = approved ?? (await planMac(context));
+		if (plan.refusal) throw new StageError(plan.refusal);
+		const mac = plan.values?.['mac'];
+		if (!mac) {
+			if (!context.settings.mac) throw new StalePlanError('the MAC in the settings is gone');
 			return;
 		}
 
-		throw new StageError('could not find a free MAC address in 100 tries');
+		if (context.settings.mac && context.settings.mac !== mac) {
+			throw new StalePlanError(`the settings hold MAC ${context.settings.mac} now`);
+		}
+
+		const conflict = await conflictFor(context, mac);
+		if (conflict) throw new StalePlanError(conflict);
+		await context.updateSettings({mac});
+		await context.record({'mac.generated': mac});
+		context.log(`MAC ${mac}`);
 	},
 	async verify(context) {
 		const result = await this.check(context);

@@ -19,7 +19,8 @@ import {
 	type SiteProbe,
 } from '../host/nginx-site.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
-import {StageError, type Plan, type Stage, type StageContext} from './types.js';
+import {contentHash, fileEdits} from './checked-edit.js';
+import {StageError, StalePlanError, type Plan, type Stage, type StageContext} from './types.js';
 
 function testArgv(settings: FarmSettings): string[] {
 	return ['nginx', '-t', '-c', settings.nginxConf];
@@ -228,15 +229,27 @@ export const reverseProxyStage: Stage = {
 		const wanted = wantedText(settings);
 		if (found.existing !== wanted) plan.diffs.push({path: file, diff: unifiedDiff(found.existing, wanted, file)});
 		if (found.linkState === 'absent') plan.notes.unshift(`link ${link} -> ${target}`);
+		plan.edits = fileEdits([{path: file, before: found.existing, after: wanted}]);
+		plan.values = {site: wanted, siteHash: contentHash(found.existing), link: String(found.linkState)};
 		return plan;
 	},
-	async apply(context) {
+	async apply(context, approved) {
 		const {settings, host} = context;
 		const found = await survey(context);
 		if (found.conflicts.length > 0) throw new StageError(found.conflicts.join('\n'));
-		for (const note of found.notes) context.log(note);
 		const {file, link, target} = sitePaths(settings);
-		const wanted = wantedText(settings);
+		const planned = approved?.values;
+		if (planned?.['siteHash'] !== undefined && planned['siteHash'] !== contentHash(found.existing)) {
+			throw new StalePlanError(found.existing === undefined ? `${file} is gone` : `${file} changed`);
+		}
+
+		if (planned?.['link'] !== undefined && planned['link'] !== String(found.linkState)) {
+			throw new StalePlanError(`${link} is ${String(found.linkState)} now, not ${planned['link']}`);
+		}
+
+		for (const note of found.notes) context.log(note);
+		// The site as the approved plan showed it.
+		const wanted = planned?.['site'] ?? wantedText(settings);
 		const rewrite = found.existing !== wanted;
 		const backup = rewrite ? (await host.writeFile(file, wanted)).backup : undefined;
 		const makeLink = found.linkState === 'absent';

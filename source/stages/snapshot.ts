@@ -8,8 +8,8 @@ import {
 	snapshotArgv,
 	type LogicalVolume,
 } from '../host/lvm.js';
-import {assertVolumeOwnership} from '../engine/preflight.js';
-import {StageError, type CheckResult, type Stage, type StageContext} from './types.js';
+import {assertVolumeOwnership} from './volume-ownership.js';
+import {StageError, StalePlanError, type CheckResult, type Stage, type StageContext} from './types.js';
 
 function command(context: StageContext): string[] {
 	const {vg, sourceLv, snapshotLv, snapshotSize} = context.settings;
@@ -85,17 +85,24 @@ export const snapshotStage: Stage = {
 	async plan(context) {
 		const {vg, snapshotLv, snapshotSize} = context.settings;
 		const lvs = await listLvs(context.host, vg);
-		const stale = lvs.find((lv) => lv.name === snapshotLv && lv.invalid);
+		const existing = lvs.find((lv) => lv.name === snapshotLv);
 		return {
-			commands: [...(stale ? [removeArgv(vg, snapshotLv)] : []), command(context)],
+			commands: [...(existing?.invalid ? [removeArgv(vg, snapshotLv)] : []), command(context)],
 			diffs: [],
 			notes: [`${snapshotSize} of copy-on-write space: writes of the running VM during the copy must fit in it`],
+			values: {snapshot: existing?.uuid ?? 'absent'},
 		};
 	},
-	async apply(context) {
+	async apply(context, approved) {
 		const {vg, sourceLv, snapshotLv} = context.settings;
 		const lvs = await listLvs(context.host, vg);
 		const existing = lvs.find((lv) => lv.name === snapshotLv);
+		const planned = approved?.values?.['snapshot'];
+		if (planned !== undefined && planned !== (existing?.uuid ?? 'absent')) {
+			throw new StalePlanError(
+				existing ? `${vg}/${snapshotLv} appeared (uuid ${existing.uuid})` : `${vg}/${snapshotLv} is gone`,
+			);
+		}
 		if (existing && !isOurs(context, existing) && leftByInterruptedCreate(context, existing)) {
 			await context.record({'snapshot.created': true, 'snapshot.uuid': existing.uuid, 'snapshot.creating': false});
 		}

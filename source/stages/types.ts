@@ -5,13 +5,34 @@ import type {FarmSettings} from '../settings/schema.js';
 export type CheckResult =
 	{status: 'done'; detail: string} | {status: 'pending'; detail: string} | {status: 'conflict'; detail: string};
 
-export type FileDiff = {path: string; diff: string};
+import type {FileDiff} from '../host/diff.js';
 
-/** Exactly what a stage would do, shown before it runs. */
+export type {FileDiff};
+
+/**
+ * One file a plan writes: its whole new content (undefined: removed), the
+ * content it was computed from, and that content's hash, which apply
+ * compares with the file right before writing.
+ */
+export type FileEdit = {path: string; before: string | undefined; beforeHash: string; after: string | undefined};
+
+/**
+ * Exactly what a stage would do, shown before it runs. It is also what apply
+ * carries out: the commands, the files' new content, and the values it chose
+ * (the SOA serials, the MAC); apply computes nothing the admin did not see.
+ */
 export type Plan = {
 	commands: string[][];
 	diffs: FileDiff[];
 	notes: string[];
+	/** The files written, in order. */
+	edits?: FileEdit[];
+	/** Hashes of the other files the plan was computed from (includes), by path. */
+	basis?: Record<string, string>;
+	/** Values computed once, in the plan, and used as they are by apply. */
+	values?: Record<string, string>;
+	/** Why apply must refuse this plan (a conflict found while planning). */
+	refusal?: string;
 };
 
 export type Danger = 'none' | 'confirm' | 'typed';
@@ -66,9 +87,16 @@ export type Stage = {
 	danger: Danger;
 	/** Whether skipping leaves later stages able to run. */
 	skippable: boolean;
+	/** Looks only: the engine gives it a host whose file writes throw. */
 	check(context: StageContext): Promise<CheckResult>;
+	/** Looks only: the engine gives it a host whose file writes throw. */
 	plan(context: StageContext): Promise<Plan>;
-	apply(context: StageContext): Promise<void>;
+	/**
+	 * Carries out `plan`, the one the admin approved, and nothing else; throws
+	 * StalePlanError, before changing anything, when what the plan was computed
+	 * from has changed. Without a plan (headless callers, tests) it plans first.
+	 */
+	apply(context: StageContext, plan?: Plan): Promise<void>;
 	/** Throws when the stage's effect is not there. */
 	verify(context: StageContext): Promise<void>;
 	/** Removes exactly what this farm's run added. */
@@ -84,6 +112,17 @@ export class StageError extends Error {
 	) {
 		super(message);
 		this.name = 'StageError';
+	}
+}
+
+/**
+ * The host is no longer what the approved plan was computed from: nothing was
+ * changed, and the engine shows the new plan for a fresh approval.
+ */
+export class StalePlanError extends StageError {
+	constructor(readonly what: string) {
+		super(`the host changed since you approved this plan: ${what}`, 'read the new plan and approve it again');
+		this.name = 'StalePlanError';
 	}
 }
 

@@ -1,22 +1,10 @@
 import {stripVTControlCharacters} from 'node:util';
+import {formatBytes as formatSize} from '../host/lvm.js';
 import type {CopyProgress, Plan} from '../stages/types.js';
 
-/** Binary units, as `lvs` and `dd` users read them: `512 MiB`, `1.0 GiB`. */
+/** Sizes in the copy's progress: `512 MiB`, `1.0 GiB`. */
 export function formatBytes(bytes: number): string {
-	const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-	let value = Math.max(0, bytes);
-	let unit = 0;
-	while (value >= 1024 && unit < units.length - 1) {
-		value /= 1024;
-		unit++;
-	}
-
-	if (unit === 0) return `${Math.round(value)} B`;
-	// One decimal below 10 so that small sizes still move visibly; whole numbers above.
-	const shown = value < 10 ? value.toFixed(1) : String(Math.round(value));
-	// Rounding 1023.6 MiB up must not print "1024 MiB".
-	if (shown === '1024' && unit < units.length - 1) return `1.0 ${units[unit + 1]}`;
-	return `${shown} ${units[unit]}`;
+	return formatSize(bytes, 'progress');
 }
 
 export function formatRate(bytesPerSecond: number): string {

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {test} from 'node:test';
+import {runEngine} from '../source/engine/engine.js';
+import type {EngineEvent} from '../source/engine/events.js';
+import {Host, readOnlyHost} from '../source/host/host.js';
+import {defaultSettings} from '../source/settings/schema.js';
+import type {Stage} from '../source/stages/types.js';
+
+test('the read-only host reads like the host and refuses every file write', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-look-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	const file = path.join(dir, 'zone');
+	await fs.writeFile(file, 'before\n');
+	const host = readOnlyHost(new Host({backupDir: path.join(dir, 'backups')}));
+	assert.equal(await host.readFile(file), 'before\n');
+	assert.equal((await host.run(['cat', file])).stdout, 'before\n');
+	await assert.rejects(host.writeFile(file, 'after\n'), {name: 'ReadOnlyHostError'});
+	await assert.rejects(host.remove(file), {name: 'ReadOnlyHostError'});
+	await assert.rejects(host.symlink(file, path.join(dir, 'link')), {name: 'ReadOnlyHostError'});
+	assert.equal(await fs.readFile(file, 'utf8'), 'before\n');
+	assert.deepEqual(await fs.readdir(dir), ['zone']);
+});
+
+test('a stage writing while it looks fails in the engine, and its file is untouched', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-look-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	const file = path.join(dir, 'host-file');
+	await fs.writeFile(file, 'as it was\n');
+	const sloppy: Stage = {
+		id: 'sloppy',
+		title: 'sloppy',
+		summary: 'writes in its check',
+		danger: 'none',
+		skippable: true,
+		async check(context) {
+			await context.host.writeFile(file, 'changed by looking\n');
+			return {status: 'pending', detail: 'wrote while looking'};
+		},
+		plan: async () => ({commands: [], diffs: [], notes: []}),
+		apply: async () => undefined,
+		verify: async () => undefined,
+		undo: async () => undefined,
+	};
+	const events: EngineEvent[] = [];
+	const outcome = await runEngine({
+		settings: defaultSettings('gallifrey-dev'),
+		stages: [sloppy],
+		prompt: {confirm: async () => true, choose: async (_m, c) => c[0]!.value, typed: async () => true},
+		confirmStage: async () => 'run',
+		onEvent: (event) => events.push(event),
+		signal: new AbortController().signal,
+		stateDir: path.join(dir, 'state'),
+	});
+	assert.equal(outcome, 'failed');
+	const failed = events.find((event) => event.type === 'stage-failed');
+	assert.match(failed && 'error' in failed ? failed.error : '', /looking never changes the host/);
+	assert.equal(await fs.readFile(file, 'utf8'), 'as it was\n');
+});
