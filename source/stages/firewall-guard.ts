@@ -160,7 +160,9 @@ export async function startGuardedRestart(
 	const record: RestartRecord = {at: new Date().toISOString(), uptime: await readUptimeSeconds(), deadline};
 	await context.host.writeStateFile(files.restarted, JSON.stringify(record));
 	await context.record({[`${guard.facts}.deadline`]: new Date(deadline).toISOString()});
-	context.log(`shorewall restart returned; the previous firewall comes back at ${localClock(deadline)} unless confirmed`);
+	context.log(
+		`shorewall restart returned; the previous firewall comes back at ${localClock(deadline)} unless confirmed`,
+	);
 	return {pid: watchdog.pid, startTime: watchdog.startTime, deadline};
 }
 
@@ -243,15 +245,18 @@ export async function awaitDecision(context: StageContext, guard: Guard, live: L
 				const confirmation: Confirmation =
 					answer === 'headless'
 						? {proof: 'headless', at: now, detail: 'kept without proof: headless run (the risk is accepted)'}
-						: {proof: 'without-proof', at: now, detail: 'kept WITHOUT proof: typed "keep without proof" in the old session'};
+						: {
+								proof: 'without-proof',
+								at: now,
+								detail: 'kept WITHOUT proof: typed "keep without proof" in the old session',
+							};
 				await context.host.writeStateFile(files.confirm, JSON.stringify(confirmation));
 			}
 		}
 	}
 
 	let result: WatchdogResult | undefined;
-	const giveUp =
-		(live.deadline ?? Date.now() + (context.settings.firewallRestartTimeout + 15) * 1000) + 120_000;
+	const giveUp = (live.deadline ?? Date.now() + (context.settings.firewallRestartTimeout + 15) * 1000) + 120_000;
 	while (!(result = await readResult(context, guard)) && Date.now() < giveUp) {
 		if (!(await isSameProcessAlive(live.pid, live.startTime))) break;
 		await new Promise((resolve) => setTimeout(resolve, 200));
