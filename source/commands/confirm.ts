@@ -1,5 +1,4 @@
 import path from 'node:path';
-import {readJournal} from '../engine/journal.js';
 import {Host} from '../host/host.js';
 import {clockTicksPerSecond, sessionSshd} from '../host/proc.js';
 import type {SettingsStore} from '../settings/store.js';
@@ -31,14 +30,13 @@ export async function confirmFarm(store: SettingsStore, farm: string): Promise<O
 	const stateDir = farmDir(farm);
 	const host = new Host({backupDir: path.join(stateDir, 'backups')});
 	const context = {host, stateDir};
-	const journal = await readJournal(stateDir);
 	let waiting: {name: GuardName; restartedUptime: number; deadline: number} | undefined;
 	let underway = false;
 	for (const name of guardNames) {
-		const pid = journal?.facts[`${factsOf[name]}.watchdogPid`];
-		const start = journal?.facts[`${factsOf[name]}.watchdogStart`];
-		if (typeof pid !== 'number') continue;
-		const live = await watchdogWaiting(context, name, pid, typeof start === 'string' ? start : undefined);
+		const text = await host.readFileIfExists(guardFiles(stateDir, name).watchdog);
+		const watchdog = text === undefined ? undefined : (JSON.parse(text) as {pid?: number; startTime?: string});
+		if (typeof watchdog?.pid !== 'number') continue;
+		const live = await watchdogWaiting(context, name, watchdog.pid, watchdog.startTime);
 		if (!live) continue;
 		const restarted = await readRestarted(context, name);
 		if (!restarted) underway = true;

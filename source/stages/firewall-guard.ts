@@ -35,6 +35,7 @@ export function guardFiles(stateDir: string, name: GuardName) {
 		restarted: file('restarted.json'),
 		result: file('result.json'),
 		job: file('job.json'),
+		watchdog: file('watchdog.json'),
 		log: file('watchdog.log'),
 	};
 }
@@ -132,6 +133,8 @@ export async function startGuardedRestart(
 		[...nodeModuleArgv(new URL('../engine/firewall-watchdog.js', import.meta.url)), files.job],
 		{logFile: files.log, env: context.host.env()},
 	);
+	// For farmclone confirm, which reads no journal: the waiting session may not have written it yet.
+	await context.host.writeStateFile(files.watchdog, JSON.stringify(watchdog));
 	await context.record({
 		[`${guard.facts}.watchdogPid`]: watchdog.pid,
 		[`${guard.facts}.watchdogStart`]: watchdog.startTime,

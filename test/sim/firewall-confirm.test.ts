@@ -232,25 +232,27 @@ test(
 			assert.equal(await ruleset(namespace), before, 'iptables-save before == after');
 			await fs.writeFile(rulesPath, goodRules);
 			assert.equal((await ssh('true')).exitCode, 0, 'new connections get in again');
-		
-	await t.test('(d): the firewall-rule undo restarts with the same watchdog; bad rules are rolled back', async () => {
-		const {context, facts} = contextFor(async () => {
-			const fresh = await ssh(remote);
-			assert.notEqual(fresh.exitCode, 0, 'a new connection got in through rules that drop it');
-			return 'expired';
 		});
-		await firewallRuleStage.apply(context);
-		const restarted = await runInNamespace(namespace, ['shorewall', 'restart', settings.shorewallDir]);
-		assert.equal(restarted.exitCode, 0, restarted.stderr);
-		facts['firewall-restart.watchdogPid'] = 1;
-		const withRule = await ruleset(namespace);
-		assert.match(withRule, /DNAT --to-destination 10\.10\.60\.6:22/);
-		// Bad rules outside farmclone's lines: the undo's restart would lock new connections out.
-		const bad = (await fs.readFile(rulesPath, 'utf8')).replace('SSH(ACCEPT)\tnet\t\t$FW', 'SSH(DROP)\tnet\t\t$FW');
-		await fs.writeFile(rulesPath, bad);
-		await assert.rejects(firewallRuleStage.undo(context), StageError);
-		assert.equal(facts['firewall-rule.undo.outcome'], 'rolled-back');
-		assert.equal(await ruleset(namespace), withRule, 'iptables-save before == after');
-		assert.equal(await fs.readFile(rulesPath, 'utf8'), bad, 'the rules file is back as it was before the undo');
-	});
-});
+
+		await t.test('(d): the firewall-rule undo restarts with the same watchdog; bad rules are rolled back', async () => {
+			const {context, facts} = contextFor(async () => {
+				const fresh = await ssh(remote);
+				assert.notEqual(fresh.exitCode, 0, 'a new connection got in through rules that drop it');
+				return 'expired';
+			});
+			await firewallRuleStage.apply(context);
+			const restarted = await runInNamespace(namespace, ['shorewall', 'restart', settings.shorewallDir]);
+			assert.equal(restarted.exitCode, 0, restarted.stderr);
+			facts['firewall-restart.watchdogPid'] = 1;
+			const withRule = await ruleset(namespace);
+			assert.match(withRule, /DNAT --to-destination 10\.10\.60\.6:22/);
+			// Bad rules outside farmclone's lines: the undo's restart would lock new connections out.
+			const bad = (await fs.readFile(rulesPath, 'utf8')).replace('SSH(ACCEPT)\tnet\t\t$FW', 'SSH(DROP)\tnet\t\t$FW');
+			await fs.writeFile(rulesPath, bad);
+			await assert.rejects(firewallRuleStage.undo(context), StageError);
+			assert.equal(facts['firewall-rule.undo.outcome'], 'rolled-back');
+			assert.equal(await ruleset(namespace), withRule, 'iptables-save before == after');
+			assert.equal(await fs.readFile(rulesPath, 'utf8'), bad, 'the rules file is back as it was before the undo');
+		});
+	},
+);
