@@ -238,7 +238,8 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 			assert.ok(Date.now() < deadline, `no countdown in time; screen:\n${screen}`);
 			const facts = await journalFacts();
 			screen = (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-			if (/\d+ s left · then the previous firewall comes back/.test(screen) && facts['firewall-restart.deadline']) break;
+			if (/\d+ s left · then the previous firewall comes back/.test(screen) && facts['firewall-restart.deadline'])
+				break;
 			if (/Type the farm's name/.test(screen) && !typed) {
 				typed = true;
 				await execa('tmux', ['send-keys', '-t', session, '-l', settings.name]);
