@@ -10,6 +10,7 @@ const cli = meow(
     $ farmclone plan NAME                print every stage's check and plan; changes nothing
     $ farmclone status NAME [--json]     print the journal of the farm's run
     $ farmclone undo NAME                reverse the completed stages, last first
+    $ farmclone confirm NAME             from a NEW ssh connection: keep the restarted firewall
     $ farmclone demo                     build a simulated farm host and run against it
     $ farmclone farm list | show NAME | edit NAME | set NAME key=value...
     $ farmclone farm import FILE [NAME] | export NAME | rm NAME

@@ -32,8 +32,6 @@ export default tseslint.config(
 	},
 	{
 		files: ['source/stages/**/*.{ts,tsx}'],
-		// firewall-restart.ts: its rewrite (issue 12) drops its imports of engine/; remove it from here then.
-		ignores: ['source/stages/firewall-restart.ts'],
 		rules: {'no-restricted-imports': ['error', {patterns: [noSim, noEngine]}]},
 	},
 	{

@@ -170,6 +170,13 @@ export function createHeadlessDrivers(options: HeadlessDriverOptions): {prompt: 
 			printer.note(`stopping at "${message}": rerun with --confirm ${expected}`);
 			return false;
 		},
+		// Reached only with --restart-firewall (or a headless undo): a scripted run accepts the risk.
+		async firewallWait(request) {
+			printer.note(
+				`firewall restarted: kept without proof (headless); to prove new SSH connections get in, run ${request.command} from a new ssh connection`,
+			);
+			return 'headless';
+		},
 	};
 
 	const confirmStage: StageGate = async ({stage}) => {

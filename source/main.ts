@@ -1,4 +1,5 @@
 import {UsageError} from './commands/context.js';
+import {confirmCommand} from './commands/confirm.js';
 import {farmCommand} from './commands/farm.js';
 import {formatPlan, planFarm} from './commands/plan.js';
 import {runCommand} from './commands/run.js';
@@ -79,6 +80,10 @@ async function dispatch(input: string[], flags: Flags, showHelp: () => void): Pr
 
 		case 'status': {
 			return statusCommand(store, farmArgument(), flags.json);
+		}
+
+		case 'confirm': {
+			return confirmCommand(store, farmArgument());
 		}
 
 		case 'undo': {

@@ -2,6 +2,7 @@ import {useApp} from 'ink';
 import React, {useCallback, useEffect, useReducer, useRef} from 'react';
 import type {StageInfo, StartRun} from '../engine/api.js';
 import type {StageState} from '../engine/events.js';
+import type {FirewallWaitAnswer} from '../stages/types.js';
 import {useCoalescedEvents} from '../hooks/use-coalesced-events.js';
 import {useRunKeys, type RunKeyIntent} from '../hooks/use-run-keys.js';
 import {useTerminalSize} from '../hooks/use-terminal-size.js';
@@ -158,6 +159,11 @@ function RunController(props: RunAppProps) {
 		if (request?.kind === 'choose') tui.current?.answer(request.id, 'choose', value);
 	};
 
+	const onFirewall = (answer: FirewallWaitAnswer) => {
+		const {request} = state;
+		if (request?.kind === 'firewall') tui.current?.answer(request.id, 'firewall', answer);
+	};
+
 	return (
 		<RunScreen
 			state={state}
@@ -167,6 +173,7 @@ function RunController(props: RunAppProps) {
 			onTypedSubmit={onTypedSubmit}
 			onTypedCancel={onTypedCancel}
 			onChoose={onChoose}
+			onFirewall={onFirewall}
 		/>
 	);
 }

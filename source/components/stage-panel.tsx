@@ -4,7 +4,9 @@ import React, {type ReactNode} from 'react';
 import {wrapText} from '../ui/format.js';
 import {summaryLine, type RunState, type StageRow} from '../ui/run-state.js';
 import type {PromptRequest} from '../ui/tui-prompt.js';
+import type {FirewallWaitAnswer} from '../stages/types.js';
 import {CopyProgressView, copyProgressHeight} from './copy-progress.js';
+import {FirewallWait} from './FirewallWait.js';
 import {PlanView} from './plan-view.js';
 import {stageMark} from './stage-list.js';
 import {useTone} from './theme.js';
@@ -14,6 +16,7 @@ export type PanelHandlers = {
 	onTypedSubmit: (value: string) => void;
 	onTypedCancel: () => void;
 	onChoose: (value: string) => void;
+	onFirewall?: (answer: FirewallWaitAnswer) => void;
 };
 
 type PanelProps = PanelHandlers & {state: RunState; width: number; height: number; tick: number};
@@ -122,6 +125,21 @@ function PromptPanel(props: PanelProps & {request: Exclude<PromptRequest, {kind:
 				{context}
 				<Wrapped text={`${request.message} (y/n)`} width={width} maxLines={room - (left === undefined ? 0 : 1)} bold />
 				{left === undefined ? '' : <Line color={tone('warning')}>{`${left} s left · no answer by then is a no`}</Line>}
+				{footer}
+			</Box>
+		);
+	}
+
+	if (request.kind === 'firewall') {
+		return (
+			<Box flexDirection="column">
+				{context}
+				<FirewallWait
+					request={request}
+					isActive={!asking}
+					tick={props.tick}
+					onAnswer={(answer) => props.onFirewall?.(answer)}
+				/>
 				{footer}
 			</Box>
 		);

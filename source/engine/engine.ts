@@ -99,6 +99,9 @@ function abortablePrompt(prompt: Prompt, signal: AbortSignal): Prompt {
 		confirm: async (message, options) => unlessAborted(prompt.confirm(message, options), signal),
 		choose: async (message, choices) => unlessAborted(prompt.choose(message, choices), signal),
 		typed: async (message, expected) => unlessAborted(prompt.typed(message, expected), signal),
+		...(prompt.firewallWait
+			? {firewallWait: async (request) => unlessAborted(prompt.firewallWait!(request), signal)}
+			: {}),
 	};
 }
 

@@ -135,6 +135,17 @@ export class Host {
 		return writeFileAtomic(file, content, {backupDir: this.options.backupDir});
 	}
 
+	/** Run state of farmclone's own (journal-side files, not the host's): atomic, no backup. */
+	async writeStateFile(file: string, content: string): Promise<void> {
+		await writeFileAtomic(file, content);
+	}
+
+	/** Last modification, in ms since the epoch; undefined when there is no such file. */
+	async modifiedAt(file: string): Promise<number | undefined> {
+		const stat = await fs.stat(file).catch(() => undefined);
+		return stat?.mtimeMs;
+	}
+
 	async symlink(target: string, link: string): Promise<void> {
 		await fs.symlink(target, link);
 	}

@@ -5,6 +5,10 @@ export type ProcStat = {
 	state: string;
 	/** Field 22, clock ticks since boot: with the pid it names one process for good. */
 	startTime: string;
+	/** Field 4. */
+	ppid: number;
+	/** Field 2, the command name (at most 15 bytes). */
+	comm: string;
 };
 
 /** The fields of /proc/PID/stat farmclone needs, or undefined when there is no such process. */
@@ -17,9 +21,11 @@ export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
 	}
 
 	// Field 2 is the command name in parentheses and may itself hold spaces or parentheses.
-	const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-	const [state, startTime] = [fields[0], fields[22 - 3]];
-	return state === undefined || startTime === undefined ? undefined : {state, startTime};
+	const close = stat.lastIndexOf(')');
+	const comm = stat.slice(stat.indexOf('(') + 1, close);
+	const fields = stat.slice(close + 2).split(' ');
+	const [state, ppid, startTime] = [fields[0], Number(fields[1]), fields[22 - 3]];
+	return state === undefined || startTime === undefined ? undefined : {state, startTime, ppid, comm};
 }
 
 /**
@@ -72,4 +78,28 @@ export async function isSameProcessAlive(pid: number, startTime: string | undefi
 	const stat = await readProcStat(pid);
 	if (stat === undefined || stat.state === 'Z' || stat.state === 'X') return false;
 	return startTime === undefined || stat.startTime === startTime;
+}
+
+/** A process of the session's sshd: the one forked for this connection, or its privilege-separated child. */
+export type SessionSshd = {pid: number; comm: string; startTime: string};
+
+/**
+ * The sshd nearest above `pid` in its ancestry: the process sshd forked for
+ * this SSH connection (named sshd, or sshd-session since OpenSSH 9.8), so it
+ * started when the connection did. A multiplexed session reuses its
+ * connection's sshd, and so its age too.
+ */
+export async function sessionSshd(pid: number = process.pid): Promise<SessionSshd | undefined> {
+	let current = pid;
+	for (let depth = 0; depth < 64 && current > 1; depth++) {
+		const stat = await readProcStat(current);
+		if (!stat) return undefined;
+		if (current !== pid && /^sshd(-session)?$/.test(stat.comm)) {
+			return {pid: current, comm: stat.comm, startTime: stat.startTime};
+		}
+
+		current = stat.ppid;
+	}
+
+	return undefined;
 }

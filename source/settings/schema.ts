@@ -85,6 +85,8 @@ export type FarmSettings = {
 	originalDest: string;
 	/** Seconds the admin has to confirm the new firewall before it is rolled back. */
 	firewallTimeout: number;
+	/** Seconds `shorewall restart` may take; past them the watchdog rolls back (the confirmation time starts after it). */
+	firewallRestartTimeout: number;
 
 	// nginx
 	nginxConf: string;
@@ -179,6 +181,7 @@ export function defaultSettings(name: string, overrides: Partial<FarmSettings> =
 		destZone: 'loc',
 		originalDest: '$IP_FAILOVER',
 		firewallTimeout: 60,
+		firewallRestartTimeout: 120,
 		nginxConf: '/etc/nginx/nginx.conf',
 		sitesAvailable: '/etc/nginx/sites-available',
 		sitesEnabled: '/etc/nginx/sites-enabled',

@@ -133,6 +133,7 @@ const rules: Record<keyof FarmSettings, Rule> = {
 		'must be -, an IPv4 address or a $PARAM',
 	),
 	firewallTimeout: integer(10, 3600),
+	firewallRestartTimeout: integer(5, 3600),
 	nginxConf: absolutePath,
 	sitesAvailable: absolutePath,
 	sitesEnabled: absolutePath,

@@ -1,46 +1,23 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
-import {nodeModuleArgv, spawnDetached} from '../host/detached.js';
-import {isSameProcessAlive} from '../engine/lock.js';
-import type {WatchdogJob, WatchdogResult} from '../engine/firewall-watchdog.js';
 import {StageError, type Stage, type StageContext} from './types.js';
 import {previousFirewallFiles} from './firewall-rule.js';
+import {
+	awaitDecision,
+	guardFiles,
+	liveWatchdog as guardWatchdog,
+	localClock,
+	readResult as readGuardResult,
+	recordGuardOutcome,
+	startGuardedRestart,
+	type Guard,
+} from './firewall-guard.js';
 
 const savedName = (context: StageContext) => `farmclone-${context.settings.name}`;
-
-function files(context: StageContext) {
-	return {
-		confirm: path.join(context.stateDir, 'firewall.confirmed'),
-		rollback: path.join(context.stateDir, 'firewall.rollback'),
-		result: path.join(context.stateDir, 'firewall.result.json'),
-		job: path.join(context.stateDir, 'firewall.job.json'),
-		log: path.join(context.stateDir, 'firewall.watchdog.log'),
-	};
-}
-
-async function readJson<T>(file: string): Promise<T | undefined> {
-	try {
-		return JSON.parse(await fs.readFile(file, 'utf8')) as T;
-	} catch {
-		return undefined;
-	}
-}
-
-const readResult = async (context: StageContext) => readJson<WatchdogResult>(files(context).result);
-
-type LiveWatchdog = {pid: number; startTime: string | undefined; deadline: number};
-
-/** The watchdog of an earlier session that still waits for a confirmation (farmclone or SSH died meanwhile). */
-async function liveWatchdog(context: StageContext): Promise<LiveWatchdog | undefined> {
-	const pid = context.facts['firewall-restart.watchdogPid'];
-	const startTime = context.facts['firewall-restart.watchdogStart'];
-	if (typeof pid !== 'number') return undefined;
-	const start = typeof startTime === 'string' ? startTime : undefined;
-	if (!(await isSameProcessAlive(pid, start))) return undefined;
-	const job = await readJson<WatchdogJob>(files(context).job);
-	if (!job || (await readResult(context))) return undefined;
-	return {pid, startTime: start, deadline: job.deadline};
-}
+const guard: Guard = {name: 'firewall', facts: 'firewall-restart'};
+const liveWatchdog = async (context: StageContext) => guardWatchdog(context, guard);
+const readResult = async (context: StageContext) => readGuardResult(context, guard);
+const recordOutcome = async (context: StageContext, result: Parameters<typeof recordGuardOutcome>[2]) =>
+	recordGuardOutcome(context, guard, result);
 
 async function firewallRunning(context: StageContext): Promise<boolean> {
 	const status = await context.host.run(['shorewall', 'status'], {reject: false});
@@ -69,73 +46,23 @@ async function checkConfiguration(context: StageContext): Promise<void> {
 async function changedSince(context: StageContext, since: number): Promise<string | undefined> {
 	for (const name of ['rules', 'params']) {
 		const file = path.join(context.settings.shorewallDir, name);
-		const stat = await fs.stat(file).catch(() => undefined);
-		if (stat && stat.mtimeMs > since) return file;
+		const modified = await context.host.modifiedAt(file);
+		if (modified !== undefined && modified > since) return file;
 	}
 
 	return undefined;
 }
 
-const clock = (epoch: number) => new Date(epoch).toLocaleTimeString();
+const clock = (epoch: number | undefined) => (epoch === undefined ? 'once the restart returned' : localClock(epoch));
 
-/** What happened to the last restart, for the journal; a rollback means the stage is to be run again. */
-async function recordOutcome(context: StageContext, result: WatchdogResult): Promise<void> {
-	if (context.facts['firewall-restart.outcomeAt'] === result.at) return;
-	await context.record({
-		'firewall-restart.outcome': result.outcome,
-		'firewall-restart.outcomeAt': result.at,
-		'firewall-restart.outcomeDetail': result.detail,
-		'firewall-restart.confirmed': result.outcome === 'confirmed',
-	});
-}
-
-async function startRestart(context: StageContext): Promise<LiveWatchdog> {
-	const dir = context.settings.shorewallDir;
-	const paths = files(context);
+async function startRestart(context: StageContext) {
 	await checkConfiguration(context);
 	// Not running: the previous state had no Shorewall ruleset, so `clear` is what restores it.
 	const running = await firewallRunning(context);
 	const restore = running ? [['shorewall', 'restore', savedName(context)]] : [['shorewall', 'clear']];
 	if (running) await context.host.run(['shorewall', 'save', savedName(context)]);
-
-	const saved: WatchdogJob['files'] = [];
-	for (const [name, text] of Object.entries(await previousFirewallFiles(context))) {
-		const copy = path.join(context.stateDir, `firewall.previous.${path.basename(name)}`);
-		await fs.writeFile(copy, text);
-		saved.push({path: name, previous: copy});
-	}
-
-	for (const file of [paths.confirm, paths.rollback, paths.result]) await fs.rm(file, {force: true});
-	const deadline = Date.now() + context.settings.firewallTimeout * 1000;
-	const job: WatchdogJob = {
-		deadline,
-		confirmFile: paths.confirm,
-		rollbackFile: paths.rollback,
-		resultFile: paths.result,
-		files: saved,
-		restore,
-		env: context.host.env(),
-	};
-	await fs.writeFile(paths.job, JSON.stringify(job));
-	const watchdog = await spawnDetached(
-		[...nodeModuleArgv(new URL('../engine/firewall-watchdog.js', import.meta.url)), paths.job],
-		{logFile: paths.log, env: context.host.env()},
-	);
-	await context.record({
-		'firewall-restart.watchdogPid': watchdog.pid,
-		'firewall-restart.watchdogStart': watchdog.startTime,
-		'firewall-restart.deadline': new Date(deadline).toISOString(),
-		'firewall-restart.saved': running ? savedName(context) : undefined,
-		'firewall-restart.confirmed': false,
-	});
-	context.log(`watchdog ${watchdog.pid} restores the previous firewall at ${clock(deadline)} unless confirmed`);
-	const restart = await context.host.run(['shorewall', 'restart', dir], {reject: false});
-	if (restart.exitCode !== 0) {
-		await fs.writeFile(paths.rollback, 'restart failed');
-		context.log(`shorewall restart exited ${restart.exitCode}: the watchdog rolls back now`);
-	}
-
-	return {pid: watchdog.pid, startTime: watchdog.startTime, deadline};
+	await context.record({'firewall-restart.saved': running ? savedName(context) : undefined});
+	return startGuardedRestart(context, guard, {restore, previous: await previousFirewallFiles(context)});
 }
 
 /**
@@ -165,7 +92,7 @@ export const firewallRestartStage: Stage = {
 		if (result?.outcome === 'rollback-failed') {
 			return {
 				status: 'conflict',
-				detail: `the watchdog could not restore the previous firewall at ${result.at}: ${result.detail}\nlook at shorewall status before anything else; once the firewall is right, remove ${files(context).result} to try again`,
+				detail: `the watchdog could not restore the previous firewall at ${result.at}: ${result.detail}\nlook at shorewall status before anything else; once the firewall is right, remove ${guardFiles(context.stateDir, guard.name).result} to try again`,
 			};
 		}
 
@@ -193,7 +120,7 @@ export const firewallRestartStage: Stage = {
 				diffs: [],
 				notes: [
 					`the firewall was restarted by an earlier session; its watchdog (pid ${live.pid}) restores the previous firewall at ${clock(live.deadline)}`,
-					'running this stage only asks you to keep the new firewall: open a NEW ssh connection to this host first',
+					`running this stage waits for the proof again: from a NEW ssh connection to this host, run farmclone confirm ${context.settings.name}`,
 				],
 			};
 		}
@@ -211,40 +138,15 @@ export const firewallRestartStage: Stage = {
 				running
 					? `safety net: the running firewall is saved as ${savedName(context)}; a watchdog in its own session (it outlives farmclone and this SSH connection) puts the previous rules and params back and runs "shorewall restore ${savedName(context)}" unless you confirm within ${firewallTimeout} s; it never runs shorewall clear`
 					: `Shorewall is not running now: unless you confirm within ${firewallTimeout} s, a watchdog in its own session puts the previous rules and params back and runs "shorewall clear" (no Shorewall ruleset, as now)`,
-				`after the restart: open a NEW ssh connection to this host, then confirm; no answer, or farmclone or SSH dying, rolls back`,
+				`the ${firewallTimeout} s start once shorewall restart returned; a restart that takes over ${context.settings.firewallRestartTimeout} s is rolled back`,
+				`proof: from a NEW ssh connection to this host, run farmclone confirm ${context.settings.name}; it is accepted only when that connection started after the restart (Shorewall keeps established connections, so this session proves nothing); no proof, or farmclone or SSH dying, rolls back`,
+				`without a second connection (console access), type "keep without proof" on the waiting screen: the journal records it as such; a headless run (--restart-firewall) keeps the new firewall without proof and so accepts that risk`,
 			],
 		};
 	},
 	async apply(context) {
-		const paths = files(context);
 		const live = (await liveWatchdog(context)) ?? (await startRestart(context));
-		const seconds = () => Math.max(0, Math.floor((live.deadline - Date.now()) / 1000));
-		const keep =
-			seconds() > 0 &&
-			(await context.prompt.confirm(
-				`Firewall restarted. Open a NEW ssh connection to this host now. Keep the new firewall? (rolled back at ${clock(live.deadline)})`,
-				{timeoutSeconds: seconds()},
-			));
-		await fs.writeFile(keep && Date.now() < live.deadline ? paths.confirm : paths.rollback, new Date().toISOString());
-
-		// The watchdog decides, so that a late answer cannot race it.
-		let result: WatchdogResult | undefined;
-		const giveUp = live.deadline + 120_000;
-		while (!(result = await readResult(context)) && Date.now() < giveUp) {
-			if (!(await isSameProcessAlive(live.pid, live.startTime))) break;
-			await new Promise((resolve) => setTimeout(resolve, 200));
-		}
-
-		result ??= await readResult(context);
-		if (result) await recordOutcome(context, result);
-		if (result?.outcome !== 'confirmed') {
-			throw new StageError(
-				result?.outcome === 'rolled-back'
-					? `the new firewall was not kept: the previous rules, params and firewall are back (${result.detail})`
-					: `the watchdog did not confirm: ${result?.detail ?? `it died; see ${paths.log}`}`,
-				'run again to retry the restart (the firewall-rule stage adds the rule again)',
-			);
-		}
+		await awaitDecision(context, guard, live);
 	},
 	async verify(context) {
 		if (!(await firewallRunning(context))) throw new StageError('Shorewall is not running after the restart');

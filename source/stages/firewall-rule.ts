@@ -20,6 +20,10 @@ import {
 	type FileChange,
 } from './checked-edit.js';
 import {StageError, type Plan, type Stage, type StageContext} from './types.js';
+import {awaitDecision, startGuardedRestart, type Guard} from './firewall-guard.js';
+
+const undoGuard: Guard = {name: 'firewall-undo', facts: 'firewall-rule.undo'};
+const undoSaved = (context: StageContext) => `farmclone-${context.settings.name}-undo`;
 
 function checker(settings: FarmSettings): Checker {
 	return {argv: ['shorewall', 'check', settings.shorewallDir], explain: shorewallErrors};
@@ -175,7 +179,13 @@ export const firewallRuleStage: Stage = {
 		}
 
 		// Checked by writeChecked just above: shorewall compiled the files without the rule.
-		await context.host.run(['shorewall', 'restart', settings.shorewallDir]);
+		// The same dead-man as the firewall restart: unless proven, the rule and the firewall with it come back.
+		await context.host.run(['shorewall', 'save', undoSaved(context)]);
+		const live = await startGuardedRestart(context, undoGuard, {
+			restore: [['shorewall', 'restore', undoSaved(context)]],
+			previous: {[files.paramsPath]: files.params, [files.rulesPath]: files.rules},
+		});
+		await awaitDecision(context, undoGuard, live);
 		const status = await context.host.run(['shorewall', 'status'], {reject: false});
 		if (status.exitCode !== 0 || !/Shorewall is running/i.test(status.stdout)) {
 			throw new StageError(
@@ -194,10 +204,22 @@ export const firewallRuleStage: Stage = {
 		return {
 			commands:
 				edit.removed.length > 0
-					? [checker(settings).argv, ...(restart ? [['shorewall', 'restart', settings.shorewallDir]] : [])]
+					? [
+							checker(settings).argv,
+							...(restart
+								? [
+										['shorewall', 'save', undoSaved(context)],
+										['shorewall', 'restart', settings.shorewallDir],
+									]
+								: []),
+						]
 					: [],
 			diffs: changeDiffs(changes(files, edit.params, edit.rules, true)),
-			notes: [restart ? 'the firewall is restarted without the rule' : 'the running firewall never had the rule'],
+			notes: [
+				restart
+					? `the firewall is restarted without the rule, with the same watchdog as the firewall restart: unless a NEW ssh connection runs farmclone confirm ${settings.name} within ${settings.firewallTimeout} s (or you type "keep without proof"; a headless undo keeps it without proof), the rule and the previous firewall come back`
+					: 'the running firewall never had the rule',
+			],
 		};
 	},
 };

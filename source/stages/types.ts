@@ -54,6 +54,18 @@ export type CopyProgress = {
  */
 export type Facts = Record<string, string | number | boolean | string[] | undefined>;
 
+export type FirewallWaitAnswer = 'confirmed' | 'keep-without-proof' | 'roll-back' | 'expired' | 'headless';
+
+/** After a Shorewall restart: wait for `command` from a new SSH connection, or for the admin's choice. */
+export type FirewallWaitRequest = {
+	farm: string;
+	command: string;
+	/** Epoch ms: the previous firewall comes back then. */
+	deadline: number;
+	/** Resolves when a new connection confirmed: who, from where, when. */
+	confirmed: Promise<{proof: string; at: string; detail: string; client?: string}>;
+};
+
 export type Prompt = {
 	/** Yes or no; with a timeout, no answer in time is a no (the TUI shows the countdown). */
 	confirm(message: string, options?: {timeoutSeconds?: number}): Promise<boolean>;
@@ -61,6 +73,8 @@ export type Prompt = {
 	choose<T extends string>(message: string, choices: ReadonlyArray<{label: string; value: T}>): Promise<T>;
 	/** The admin types `expected` to go on (dangerous stages). */
 	typed(message: string, expected: string): Promise<boolean>;
+	/** The firewall's waiting screen; without it, a timed confirm stands in (yes waits for the proof, no rolls back). */
+	firewallWait?(request: FirewallWaitRequest): Promise<FirewallWaitAnswer>;
 };
 
 export type StageContext = {

@@ -1,6 +1,6 @@
 import type {StageGate} from '../engine/api.js';
 import {AbortedError} from '../engine/engine.js';
-import type {CheckResult, Plan, Prompt} from '../stages/types.js';
+import type {CheckResult, FirewallWaitAnswer, Plan, Prompt} from '../stages/types.js';
 
 export type GateAnswer = 'run' | 'skip' | 'quit';
 
@@ -10,9 +10,23 @@ export type PromptRequest =
 	/** With a deadline (epoch ms) the screen counts down, and no answer by then is a no. */
 	| {kind: 'confirm'; id: number; message: string; deadline?: number}
 	| {kind: 'choose'; id: number; message: string; choices: Array<{label: string; value: string}>}
-	| {kind: 'typed'; id: number; message: string; expected: string};
+	| {kind: 'typed'; id: number; message: string; expected: string}
+	/** After a Shorewall restart: the command that proves it, the countdown, then who confirmed. */
+	| {
+			kind: 'firewall';
+			id: number;
+			command: string;
+			deadline: number;
+			confirmed?: {client?: string; at: string; detail: string};
+	  };
 
-export type PromptAnswers = {gate: GateAnswer; confirm: boolean; choose: string; typed: boolean};
+export type PromptAnswers = {
+	gate: GateAnswer;
+	confirm: boolean;
+	choose: string;
+	typed: boolean;
+	firewall: FirewallWaitAnswer;
+};
 
 type Waiting = {
 	request: PromptRequest;
@@ -60,10 +74,10 @@ export function createTuiPrompt(show: (request: PromptRequest | undefined) => vo
 	};
 
 	/** A question whose time ran out: answered no, wherever it is in the queue. */
-	const expire = (id: number) => {
+	const expire = (id: number, value: PromptAnswers[PromptRequest['kind']] = false) => {
 		const index = queue.findIndex((waiting) => waiting.request.id === id);
-		if (index === 0) finishFirst((waiting) => waiting.settle(false));
-		else if (index > 0) queue.splice(index, 1)[0]?.settle(false);
+		if (index === 0) finishFirst((waiting) => waiting.settle(value));
+		else if (index > 0) queue.splice(index, 1)[0]?.settle(value);
 	};
 
 	const prompt: Prompt = {
@@ -95,6 +109,32 @@ export function createTuiPrompt(show: (request: PromptRequest | undefined) => vo
 			return chosen.value;
 		},
 		typed: (message, expected) => ask<'typed'>({kind: 'typed', id: nextId++, message, expected}),
+		firewallWait(request) {
+			const id = nextId++;
+			const answer = ask<'firewall'>({kind: 'firewall', id, command: request.command, deadline: request.deadline});
+			let settled = false;
+			// Once confirmed, the screen says who from where and waits for a key; the watchdog has kept it already.
+			void request.confirmed.then((confirmed) => {
+				const waiting = queue.find((entry) => entry.request.id === id);
+				if (settled || !waiting || waiting.request.kind !== 'firewall') return;
+				waiting.request = {...waiting.request, confirmed};
+				if (queue[0] === waiting) show(waiting.request);
+			});
+			const timer = setTimeout(
+				() => {
+					const waiting = queue.find((entry) => entry.request.id === id);
+					if (waiting?.request.kind === 'firewall' && !waiting.request.confirmed) expire(id, 'expired');
+				},
+				Math.max(0, request.deadline - Date.now()),
+			);
+			const clear = () => {
+				settled = true;
+				clearTimeout(timer);
+			};
+
+			answer.then(clear, clear);
+			return answer;
+		},
 	};
 
 	const confirmStage: StageGate = (request) =>

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
-import type {WatchdogResult} from '../../source/engine/firewall-watchdog.js';
+import type {WatchdogResult} from '../../source/host/firewall-watchdog.js';
 import {isSameProcessAlive} from '../../source/engine/lock.js';
 import {Host} from '../../source/host/host.js';
 import {SettingsStore} from '../../source/settings/store.js';
@@ -238,7 +238,8 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 			assert.ok(Date.now() < deadline, `no countdown in time; screen:\n${screen}`);
 			const facts = await journalFacts();
 			screen = (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-			if (/\d+ s left · no answer by then is a no/.test(screen) && facts['firewall-restart.watchdogPid']) break;
+			if (/\d+ s left · then the previous firewall comes back/.test(screen) && facts['firewall-restart.deadline'])
+				break;
 			if (/Type the farm's name/.test(screen) && !typed) {
 				typed = true;
 				await execa('tmux', ['send-keys', '-t', session, '-l', settings.name]);
@@ -250,7 +251,8 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 			await new Promise((resolve) => setTimeout(resolve, 300));
 		}
 
-		assert.match(screen, /Open a NEW ssh connection/);
+		assert.match(screen, /From a NEW ssh session to this host, run:/);
+		assert.match(screen, /farmclone confirm gallifrey-dev/);
 		assert.notEqual(await ruleset(namespace), original, 'the new firewall runs during the countdown');
 		const facts = await journalFacts();
 		const watchdog = {

@@ -6,10 +6,17 @@
  */
 import fs from 'node:fs';
 import {execa} from 'execa';
-import {writeFileAtomic} from '../host/atomic.js';
+import {writeFileAtomic} from './atomic.js';
 
 export type WatchdogJob = {
-	deadline: number;
+	/**
+	 * Written by farmclone once `shorewall restart` returned: the confirmation
+	 * time starts there, so that a slow restart does not eat it.
+	 */
+	restartedFile: string;
+	/** Epoch ms: no restartedFile by then means the restart hung, and it is rolled back. */
+	restartBound: number;
+	restartTimeoutSeconds: number;
 	confirmFile: string;
 	/** Appears when the admin answered no: roll back now instead of at the deadline. */
 	rollbackFile?: string;
@@ -20,6 +27,9 @@ export type WatchdogJob = {
 	restore: string[][];
 	env: Record<string, string>;
 };
+
+/** The restartedFile: when the restart returned, on the wall clock and on /proc's clock since boot. */
+export type RestartRecord = {at: string; uptime: number; deadline: number};
 
 export type WatchdogResult = {outcome: 'confirmed' | 'rolled-back' | 'rollback-failed'; at: string; detail: string};
 
@@ -59,8 +69,36 @@ async function main(jobFile: string): Promise<void> {
 	};
 
 	const confirmed = () => fs.existsSync(job.confirmFile);
+	const restarted = (): RestartRecord | undefined => {
+		try {
+			return JSON.parse(fs.readFileSync(job.restartedFile, 'utf8')) as RestartRecord;
+		} catch {
+			return undefined;
+		}
+	};
+
 	let reason = 'not confirmed before the deadline';
-	while (Date.now() < job.deadline && !confirmed()) {
+	let record: RestartRecord | undefined;
+	while (!(record = restarted())) {
+		if (job.rollbackFile && fs.existsSync(job.rollbackFile)) {
+			reason = 'the restart failed';
+			break;
+		}
+
+		if (stopRequested) {
+			reason = stopRequested;
+			break;
+		}
+
+		if (Date.now() > job.restartBound) {
+			reason = `shorewall restart did not return within ${job.restartTimeoutSeconds} s`;
+			break;
+		}
+
+		await new Promise((resolve) => setTimeout(resolve, 200));
+	}
+
+	while (record && Date.now() < record.deadline && !confirmed()) {
 		if (job.rollbackFile && fs.existsSync(job.rollbackFile)) {
 			reason = 'the admin did not keep the new firewall';
 			break;
@@ -74,8 +112,13 @@ async function main(jobFile: string): Promise<void> {
 		await new Promise((resolve) => setTimeout(resolve, 200));
 	}
 
-	if (confirmed()) {
-		await finish({outcome: 'confirmed', detail: 'confirmed in time'});
+	if (record && confirmed()) {
+		let detail = 'confirmed in time';
+		try {
+			detail = (JSON.parse(fs.readFileSync(job.confirmFile, 'utf8')) as {detail?: string}).detail ?? detail;
+		} catch {}
+
+		await finish({outcome: 'confirmed', detail});
 		return;
 	}
 
