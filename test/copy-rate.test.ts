@@ -25,7 +25,8 @@ test('copyRate: auto, max and fixed rates parse; bad values get an error naming 
 });
 
 test('max copies in larger blocks, capped at 64 MiB', () => {
-	assert.equal(blockSizeFor({mode: 'max'}, 1024 * 1024), 4 * 1024 * 1024);
+	assert.equal(blockSizeFor({mode: 'max'}, 1024 * 1024), 64 * 1024 * 1024);
+	assert.equal(blockSizeFor({mode: 'max'}, 4096), 256 * 1024);
 	assert.equal(blockSizeFor({mode: 'auto'}, 1024 * 1024), 1024 * 1024);
 	assert.equal(blockSizeFor({mode: 'max'}, 32 * 1024 * 1024), 64 * 1024 * 1024);
 });

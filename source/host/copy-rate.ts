@@ -42,7 +42,7 @@ export function copyRateProblem(value: unknown): string | undefined {
 
 /** dd's block size in each mode: `max` takes larger blocks (fewer round trips: dd waits on each). */
 export function blockSizeFor(rate: CopyRate, copyBlockSize: number): number {
-	return rate.mode === 'max' ? Math.min(64 * 1024 * 1024, copyBlockSize * 4) : copyBlockSize;
+	return rate.mode === 'max' ? Math.min(64 * 1024 * 1024, copyBlockSize * 64) : copyBlockSize;
 }
 
 // ---------------------------------------------------------------- devices
