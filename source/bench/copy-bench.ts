@@ -1,7 +1,10 @@
 /**
- * Copy benchmark: farmclone's copy (the copy stage's own runCopy: detached
- * `ionice -c3 dd` with direct I/O, progress polling, snapshot watching)
- * against a bare `dd if=SRC of=DST bs=1M conv=fsync`, on a simulated farm.
+ * Copy benchmark: farmclone's copy (the copy stage's own runCopy) in `max`
+ * and `auto`, against today's `ionice -c3 dd bs=1M` direct, dd bs=1M and
+ * bs=64M direct, `qemu-img convert -n -t none -T none -m 8|16 -W` and fio's
+ * sequential read+write limit; then the neighbour bench (fio 4k randread
+ * qd1 alone and beside each copy: p99 and IOPS) and auto's recovery once the
+ * neighbour stops. Needs fio and qemu-utils.
  *
  *   npm run bench -- [size] [rounds]     (or FARMCLONE_BENCH_SIZE, FARMCLONE_BENCH_ROUNDS; default 1G, 5)
  *
