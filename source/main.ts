@@ -31,8 +31,11 @@ async function dispatch(input: string[], flags: Flags): Promise<number> {
 	if (command === 'demo') {
 		if (flags.stop) {
 			if (!flags.dir) throw new UsageError('farmclone demo --stop needs --dir DIR');
-			const {stopSimServices} = await import('./sim/services.js');
+			const {readServicesState, stopSimServices} = await import('./sim/services.js');
+			if (!(await readServicesState(flags.dir).catch(() => undefined)))
+				throw new UsageError(`${flags.dir} holds no demo: nothing to stop (farmclone demo --dir DIR builds one there)`);
 			await stopSimServices(flags.dir);
+			process.stdout.write(`stopped the simulated host's services in ${flags.dir}\n`);
 			return 0;
 		}
 

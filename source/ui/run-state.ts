@@ -1,3 +1,4 @@
+import {farmcloneCommand} from '../commands/context.js';
 import type {StageInfo} from '../engine/api.js';
 import type {EngineEvent, StageState} from '../engine/events.js';
 import type {CommandRecord} from '../host/host.js';
@@ -244,6 +245,6 @@ export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'er
 
 	return {
 		tone: 'warning',
-		text: `stopped${message} (${tally}); run farmclone ${state.farm} again to resume`,
+		text: `stopped${message} (${tally}); resume with: ${farmcloneCommand(['run', state.farm])}`,
 	};
 }
