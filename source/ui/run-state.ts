@@ -1,3 +1,4 @@
+import {madeLines} from '../engine/made.js';
 import {farmcloneCommand} from '../commands/context.js';
 import type {StageInfo} from '../engine/api.js';
 import type {EngineEvent, StageState} from '../engine/events.js';
@@ -165,8 +166,11 @@ function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
 			return appendLog(state, {kind: 'log', text: event.text});
 		case 'progress':
 			return {...state, progress: {stage: event.stage, progress: event.progress}};
-		case 'run-end':
-			return {...state, end: {outcome: event.outcome, message: event.message}};
+		case 'run-end': {
+			const ended = {...state, end: {outcome: event.outcome, message: event.message}};
+			// What was made stays in the scrollback after the screen is gone.
+			return event.made ? appendLog(ended, {kind: 'note', text: madeLines(event.made).join('\n')}) : ended;
+		}
 	}
 }
 
