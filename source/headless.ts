@@ -1,3 +1,4 @@
+import {madeLines} from './engine/made.js';
 import type {StageGate} from './engine/api.js';
 import type {EngineEvent} from './engine/events.js';
 import {StageError, type CheckResult, type Plan, type Prompt} from './stages/types.js';
@@ -109,7 +110,10 @@ export function createHeadlessPrinter(options: HeadlessPrinterOptions): Headless
 			case 'log':
 				return event.text.split('\n').map((line) => `${prefix(event.stage)}: ${line}`);
 			case 'run-end':
-				return [`farmclone ${event.farm}: ${event.outcome}${event.message ? `: ${event.message}` : ''}`];
+				return [
+					`farmclone ${event.farm}: ${event.outcome}${event.message ? `: ${event.message}` : ''}`,
+					...(event.made ? madeLines(event.made) : []),
+				];
 		}
 	};
 

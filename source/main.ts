@@ -1,16 +1,9 @@
-import {UsageError} from './commands/context.js';
-import {confirmCommand} from './commands/confirm.js';
-import {farmCommand} from './commands/farm.js';
-import {formatPlan, planFarm} from './commands/plan.js';
-import {runCommand} from './commands/run.js';
-import {farmSummary, statusCommand} from './commands/status.js';
-import {undoCommand} from './commands/undo.js';
+import {isInteractive, UsageError} from './commands/context.js';
 import {LockedError} from './engine/lock.js';
 import {SettingsStore} from './settings/store.js';
 import {SettingsError} from './settings/validate.js';
-import {renderFarmPicker} from './ui/render-run.js';
-import {isInteractive} from './commands/context.js';
 
+// Each command is imported when it runs: the TUI's modules (Ink, React) cost most of the start-up.
 export type Flags = {
 	yes: boolean;
 	json: boolean;
@@ -21,22 +14,29 @@ export type Flags = {
 	run: boolean;
 	keep: boolean;
 	stop: boolean;
+	help?: boolean;
 };
 
-async function dispatch(input: string[], flags: Flags, showHelp: () => void): Promise<number> {
+async function dispatch(input: string[], flags: Flags): Promise<number> {
 	const [command, ...args] = input;
 	const farmArgument = () => {
-		if (!args[0]) throw new UsageError(`farmclone ${command} needs a farm name`);
+		if (!args[0])
+			throw new UsageError(
+				`farmclone ${command} needs a farm name: farmclone ${command} NAME (farmclone farm list shows them; farmclone help ${command})`,
+			);
 		if (args.length > 1) throw new UsageError(`farmclone ${command} takes one farm name, got: ${args.join(' ')}`);
 		return args[0];
 	};
 
 	if (command === 'demo') {
 		// Loaded only for the demo: a farm host's commands never load the simulated farm.
-		const {demoCommand, stopSimServices} = await import('./commands/demo.js');
+		const {demoCommand, readServicesState, stopSimServices} = await import('./commands/demo.js');
 		if (flags.stop) {
 			if (!flags.dir) throw new UsageError('farmclone demo --stop needs --dir DIR');
+			if (!(await readServicesState(flags.dir).catch(() => undefined)))
+				throw new UsageError(`${flags.dir} holds no demo: nothing to stop (farmclone demo --dir DIR builds one there)`);
 			await stopSimServices(flags.dir);
+			process.stdout.write(`stopped the simulated host's services in ${flags.dir}\n`);
 			return 0;
 		}
 
@@ -55,6 +55,9 @@ async function dispatch(input: string[], flags: Flags, showHelp: () => void): Pr
 		case undefined: {
 			if (!isInteractive())
 				throw new UsageError('farmclone alone shows a farm picker and needs a terminal; try farmclone --help');
+			const {farmSummary} = await import('./commands/status.js');
+			const {renderFarmPicker} = await import('./ui/render-run.js');
+			const {runCommand} = await import('./commands/run.js');
 			const farms = await Promise.all(
 				store.list().map(async (farm) => ({name: farm.name, summary: await farmSummary(farm.name)})),
 			);
@@ -65,6 +68,7 @@ async function dispatch(input: string[], flags: Flags, showHelp: () => void): Pr
 		}
 
 		case 'run': {
+			const {runCommand} = await import('./commands/run.js');
 			return runCommand(store, farmArgument(), {
 				yes: flags.yes,
 				json: flags.json,
@@ -74,29 +78,29 @@ async function dispatch(input: string[], flags: Flags, showHelp: () => void): Pr
 		}
 
 		case 'plan': {
+			const {formatPlan, planFarm} = await import('./commands/plan.js');
 			process.stdout.write(formatPlan(await planFarm(store, farmArgument())));
 			return 0;
 		}
 
 		case 'status': {
+			const {statusCommand} = await import('./commands/status.js');
 			return statusCommand(store, farmArgument(), flags.json);
 		}
 
 		case 'confirm': {
+			const {confirmCommand} = await import('./commands/confirm.js');
 			return confirmCommand(store, farmArgument());
 		}
 
 		case 'undo': {
+			const {undoCommand} = await import('./commands/undo.js');
 			return undoCommand(store, farmArgument(), {yes: flags.yes, json: flags.json, confirm: flags.confirm});
 		}
 
 		case 'farm': {
+			const {farmCommand} = await import('./commands/farm.js');
 			return farmCommand(store, args);
-		}
-
-		case 'help': {
-			showHelp();
-			return 0;
 		}
 
 		default: {
@@ -105,9 +109,9 @@ async function dispatch(input: string[], flags: Flags, showHelp: () => void): Pr
 	}
 }
 
-export async function main(input: string[], flags: Flags, showHelp: () => void): Promise<number> {
+export async function main(input: string[], flags: Flags): Promise<number> {
 	try {
-		return await dispatch(input, flags, showHelp);
+		return await dispatch(input, flags);
 	} catch (error) {
 		const message = error instanceof Error ? error.message : String(error);
 		process.stderr.write(`farmclone: ${message}\n`);

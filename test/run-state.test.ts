@@ -164,7 +164,7 @@ test('summary line and focus', () => {
 		text: 'failed at copy the disk: dd: error (1/3 done, 1 skipped)',
 	});
 	const stopped = runReducer(fresh(), {type: 'ui:finished', outcome: 'stopped'});
-	assert.match(summaryLine(stopped).text, /^stopped \(1\/3 done\); run farmclone gallifrey-dev again to resume$/);
+	assert.match(summaryLine(stopped).text, /^stopped \(1\/3 done\); resume with: farmclone run gallifrey-dev$/);
 });
 
 test('keys: Enter runs or asks for the name, s only where skippable, Ctrl+C always asks first', () => {

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import {createSimFarm} from '../sim/farm.js';
 
-export {stopSimServices} from '../sim/services.js';
+export {readServicesState, stopSimServices} from '../sim/services.js';
 import {SettingsStore} from '../settings/store.js';
-import {UsageError} from './context.js';
+import {farmcloneCommand, UsageError} from './context.js';
 import {runCommand} from './run.js';
 
 export type DemoFlags = {dir?: string; size: string; yes: boolean; json: boolean; run: boolean; keep: boolean};
@@ -47,9 +47,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
 		store.save(farm.settings);
 		write(`saved farm ${farm.settings.name} (settings: ${store.path})`);
 		if (!flags.run) {
-			write(
-				`run it with: FARMCLONE_CONFIG_DIR=${process.env['FARMCLONE_CONFIG_DIR']} FARMCLONE_STATE_DIR=${process.env['FARMCLONE_STATE_DIR']} farmclone run ${farm.settings.name}`,
-			);
+			write(`run it with: ${farmcloneCommand(['run', farm.settings.name])}`);
 			return 0;
 		}
 
@@ -62,7 +60,9 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
 		});
 	} finally {
 		if (flags.keep || !flags.run) {
-			write(`the simulated host's services keep running; stop them with: farmclone demo --stop --dir ${root}`);
+			write(
+				`the simulated host's services keep running; stop them with: ${farmcloneCommand(['demo', '--stop', '--dir', root])}`,
+			);
 		} else {
 			await farm.stop();
 			write(`stopped the simulated host's services; the tree stays in ${root}`);

@@ -1,3 +1,4 @@
+import {madeLines, whatWasMade} from '../engine/made.js';
 import {readJournal} from '../engine/journal.js';
 import {isLockHeld, readLock} from '../engine/lock.js';
 import type {SettingsStore} from '../settings/store.js';
@@ -21,7 +22,7 @@ export async function farmSummary(farm: string): Promise<string> {
 }
 
 export async function statusCommand(store: SettingsStore, farm: string, json: boolean): Promise<number> {
-	store.require(farm);
+	const settings = store.require(farm);
 	const dir = farmDir(farm);
 	const journal = await readJournal(dir);
 	const lock = await readLock(dir);
@@ -52,11 +53,9 @@ export async function statusCommand(store: SettingsStore, farm: string, json: bo
 		);
 	}
 
-	const facts = Object.entries(journal.facts);
-	if (facts.length > 0) {
-		lines.push('facts:');
-		for (const [key, value] of facts) lines.push(`  ${key} = ${JSON.stringify(value)}`);
-	}
+	// The journal's facts are for --json; a person reads what the run made.
+	if (journal.mode === 'run' && journal.outcome === 'done')
+		lines.push('', ...madeLines(whatWasMade(settings, journal.facts)));
 
 	process.stdout.write(`${lines.join('\n')}\n`);
 	return 0;

@@ -14,6 +14,7 @@ import type {RunRequest} from './api.js';
 import type {EngineEvent, StageState} from './events.js';
 import {isUnfinished, JournalWriter, newJournal, readJournal, type Journal} from './journal.js';
 import {assertPreflight} from './preflight.js';
+import {whatWasMade} from './made.js';
 
 export type Outcome = 'done' | 'failed' | 'stopped';
 
@@ -191,7 +192,8 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		await journal.update((state) => {
 			state.outcome = outcome;
 		});
-		emit({type: 'run-end', farm: settings.name, outcome, message});
+		const made = outcome === 'done' ? whatWasMade(settings, (await readJournal(stateDir))?.facts ?? {}) : undefined;
+		emit({type: 'run-end', farm: settings.name, outcome, message, ...(made ? {made} : {})});
 		return outcome;
 	};
 

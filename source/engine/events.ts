@@ -1,3 +1,4 @@
+import type {Made} from './made.js';
 import type {CommandRecord} from '../host/host.js';
 import type {CheckResult, CopyProgress, Plan} from '../stages/types.js';
 
@@ -15,6 +16,13 @@ export type EngineEvent =
 	| {type: 'command'; stage: string; command: CommandRecord}
 	| {type: 'log'; stage: string; text: string}
 	| {type: 'progress'; stage: string; progress: CopyProgress}
-	| {type: 'run-end'; farm: string; outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string};
+	| {
+			type: 'run-end';
+			farm: string;
+			outcome: 'done' | 'failed' | 'stopped' | 'undone';
+			message?: string;
+			/** On a done run: what it made. */
+			made?: Made;
+	  };
 
 export type EventListener = (event: EngineEvent) => void;

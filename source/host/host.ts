@@ -49,6 +49,40 @@ export type HostOptions = {
  * replaced atomically with a backup. Swapping PATH and the settings' file
  * paths is the whole difference between a real host and the simulated farm.
  */
+/** Debian packages of the programs farmclone runs. */
+const debianPackages: Record<string, string> = {
+	'named-checkzone': 'bind9-utils',
+	'named-checkconf': 'bind9-utils',
+	named: 'bind9',
+	rndc: 'bind9-utils',
+	dig: 'bind9-dnsutils',
+	dhcpd: 'isc-dhcp-server',
+	nginx: 'nginx',
+	shorewall: 'shorewall',
+	socat: 'socat',
+	curl: 'curl',
+	'ssh-keygen': 'openssh-client',
+	e2fsck: 'e2fsprogs',
+	debugfs: 'e2fsprogs',
+	sfdisk: 'fdisk',
+	losetup: 'mount',
+	mount: 'mount',
+	lvs: 'lvm2',
+	lvcreate: 'lvm2',
+	lvremove: 'lvm2',
+	lvextend: 'lvm2',
+	dd: 'coreutils',
+	'gnt-instance': 'ganeti',
+	'gnt-cluster': 'ganeti',
+	'qemu-system-x86_64': 'qemu-system-x86',
+};
+
+export function missingProgram(command: string): string {
+	const name = path.basename(command);
+	const debian = debianPackages[name];
+	return `${name} is not installed (not found on PATH)${debian ? `: apt-get install ${debian}` : ''}`;
+}
+
 export class Host {
 	readonly searchPath: string;
 
@@ -95,7 +129,9 @@ export class Host {
 			exitCode: result.exitCode ?? (result.failed ? 127 : 0),
 		};
 		if (result.failed && result.exitCode === undefined) {
-			record.stderr ||= result.shortMessage ?? '';
+			const missing = (result as {code?: string}).code === 'ENOENT';
+			// A missing program is named with the package that brings it, not blamed on the file it was to check.
+			record.stderr = missing ? missingProgram(command) : record.stderr || (result.shortMessage ?? '');
 		}
 
 		if (!options.quiet) {

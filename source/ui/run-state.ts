@@ -1,3 +1,5 @@
+import {madeLines} from '../engine/made.js';
+import {farmcloneCommand} from '../commands/context.js';
 import type {StageInfo} from '../engine/api.js';
 import type {EngineEvent, StageState} from '../engine/events.js';
 import type {CommandRecord} from '../host/host.js';
@@ -164,8 +166,11 @@ function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
 			return appendLog(state, {kind: 'log', text: event.text});
 		case 'progress':
 			return {...state, progress: {stage: event.stage, progress: event.progress}};
-		case 'run-end':
-			return {...state, end: {outcome: event.outcome, message: event.message}};
+		case 'run-end': {
+			const ended = {...state, end: {outcome: event.outcome, message: event.message}};
+			// What was made stays in the scrollback after the screen is gone.
+			return event.made ? appendLog(ended, {kind: 'note', text: madeLines(event.made).join('\n')}) : ended;
+		}
 	}
 }
 
@@ -244,6 +249,6 @@ export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'er
 
 	return {
 		tone: 'warning',
-		text: `stopped${message} (${tally}); run farmclone ${state.farm} again to resume`,
+		text: `stopped${message} (${tally}); resume with: ${farmcloneCommand(['run', state.farm])}`,
 	};
 }

@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict';
 import {describe, test} from 'node:test';
 import {allStages} from '../../source/stages/index.js';
-import {
-	completeRun,
-	farmTree,
-	makeFarm,
-	MiB,
-	runArgs,
-	startCli,
-	treeDifferences,
-	type FarmTree,
-} from '../kit/farm.js';
+import {completeRun, farmTree, makeFarm, MiB, runArgs, startCli, treeDifferences, type FarmTree} from '../kit/farm.js';
 
 /**
  * Every stage boundary, and the inside of every stage: the real CLI is

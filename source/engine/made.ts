@@ -1,0 +1,45 @@
+import {fqdn, type FarmSettings} from '../settings/schema.js';
+import type {Journal} from './journal.js';
+
+/** What a finished run made, as the admin needs it next: where it is and how to reach it. */
+export type Made = {
+	name: string;
+	fqdn: string;
+	ip: string;
+	mac: string;
+	ssh: string;
+	url: string;
+	memory: string;
+	sshHostKeys: string[];
+	backups: string[];
+};
+
+export function whatWasMade(settings: FarmSettings, facts: Journal['facts']): Made {
+	const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+	const keys = facts['identity.sshHostKeys'];
+	const backups = Object.entries(facts)
+		.filter(([key, value]) => key.endsWith('.backup') && typeof value === 'string')
+		.map(([, value]) => value as string);
+	return {
+		name: settings.name,
+		fqdn: fqdn(settings),
+		ip: settings.ip,
+		mac: text(facts['dhcp-host.mac']) ?? settings.mac,
+		ssh: `ssh -p ${settings.sshPort} root@${settings.serverName}`,
+		url: `${/443|ssl/.test(settings.listen) ? 'https' : 'http'}://${settings.serverName}/`,
+		memory: settings.balloonMemory ? `${settings.memory} (balloon ${settings.balloonMemory})` : settings.memory,
+		sshHostKeys: Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [],
+		backups,
+	};
+}
+
+/** The same, as lines for a person. */
+export function madeLines(made: Made): string[] {
+	return [
+		`${made.name} (${made.fqdn}): ${made.ip}, MAC ${made.mac}, memory ${made.memory}`,
+		`  ssh: ${made.ssh}`,
+		`  url: ${made.url}`,
+		...(made.sshHostKeys.length > 0 ? ['  new SSH host keys:', ...made.sshHostKeys.map((key) => `    ${key}`)] : []),
+		...(made.backups.length > 0 ? ['  backups:', ...made.backups.map((file) => `    ${file}`)] : []),
+	];
+}

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import {test} from 'node:test';
+import {madeLines, whatWasMade} from '../source/engine/made.js';
+import {createHeadlessPrinter} from '../source/headless.js';
+import type {FarmSettings} from '../source/settings/schema.js';
+
+const settings = {
+	name: 'gallifrey-dev',
+	record: 'gallifrey-dev.xivo.vm',
+	zone: 'farm',
+	ip: '10.0.0.6',
+	mac: 'aa:00:00:00:00:01',
+	sshPort: 22006,
+	serverName: 'gallifrey-dev.example.org',
+	listen: '80',
+	memory: '4G',
+	balloonMemory: '2G',
+} as FarmSettings;
+
+const facts = {
+	'dhcp-host.mac': 'aa:00:00:00:00:06',
+	'identity.sshHostKeys': ['256 SHA256:abc root@gallifrey-dev (ED25519)'],
+	'dns-record.backup': '/var/lib/farmclone/gallifrey-dev/backups/db.farm',
+	'copy.bootId': 'not for people',
+};
+
+test('what a run made names the address, ssh command, url, keys and backups', () => {
+	const lines = madeLines(whatWasMade(settings, facts)).join('\n');
+	assert.match(lines, /10\.0\.0\.6/);
+	assert.match(lines, /MAC aa:00:00:00:00:06/);
+	assert.match(lines, /ssh -p 22006 root@gallifrey-dev\.example\.org/);
+	assert.match(lines, /url: http:\/\/gallifrey-dev\.example\.org\//);
+	assert.match(lines, /SHA256:abc/);
+	assert.match(lines, /backups\/db\.farm/);
+	assert.doesNotMatch(lines, /bootId/);
+});
+
+test('a headless run-end of a done run prints what was made; --json carries it', () => {
+	const made = whatWasMade(settings, facts);
+	const event = {type: 'run-end', farm: 'gallifrey-dev', outcome: 'done', made} as const;
+	const text: string[] = [];
+	createHeadlessPrinter({json: false, write: (line) => text.push(line), stages: []})(event);
+	assert.match(text.join('\n'), /ssh -p 22006 root@gallifrey-dev\.example\.org/);
+	const json: string[] = [];
+	createHeadlessPrinter({json: true, write: (line) => json.push(line), stages: []})(event);
+	assert.equal(JSON.parse(json[0]!).made.ssh, 'ssh -p 22006 root@gallifrey-dev.example.org');
+});
