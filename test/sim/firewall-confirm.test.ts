@@ -59,10 +59,16 @@ test(
 		t.after(async () => {
 			for (const child of children) child.kill('SIGKILL');
 			const pidFile = await fs.readFile(path.join(work, 'sshd.pid'), 'utf8').catch(() => '');
-			if (Number(pidFile) > 0) process.kill(Number(pidFile), 'SIGKILL');
-			await execa(ip, ['netns', 'pids', outside], {reject: false}).then(({stdout}) => {
-				for (const pid of String(stdout).split('\n').filter(Boolean)) process.kill(Number(pid), 'SIGKILL');
-			});
+			// The sshd and the namespace's processes may be gone already.
+			const kill = (pid: number) => {
+				try {
+					process.kill(pid, 'SIGKILL');
+				} catch {}
+			};
+
+			if (Number(pidFile) > 0) kill(Number(pidFile));
+			const {stdout} = await execa(ip, ['netns', 'pids', outside], {reject: false});
+			for (const pid of String(stdout).split('\n').filter(Boolean)) kill(Number(pid));
 			await execa(ip, ['netns', 'delete', outside], {reject: false});
 			await farm.stop();
 			await fs.rm(work, {recursive: true, force: true});

@@ -5,10 +5,7 @@ import {test} from 'node:test';
 import {execa} from 'execa';
 import {isAlive, parseDdOutput} from '../../source/host/copy.js';
 import {cli, farmName, makeFarm, MiB, waitFor, type TestFarm} from '../kit/farm.js';
-
-async function tmux(...args: string[]): Promise<string> {
-	return (await execa('tmux', args)).stdout;
-}
+import {answerScreen, capture, tmux} from '../kit/tmux.js';
 
 /** The TUI of `farmclone run` in a new tmux session (80x24), its exit code written to `exitFile` when it ends. */
 async function startSession(farm: TestFarm, session: string, exitFile: string): Promise<void> {
@@ -25,23 +22,6 @@ async function startSession(farm: TestFarm, session: string, exitFile: string): 
 		{mode: 0o755},
 	);
 	await tmux('new-session', '-d', '-s', session, '-x', '80', '-y', '24', script);
-}
-
-/** Answers what the screen asks, as a person would: Enter to run, the farm's name where typed, y to questions. */
-async function answer(session: string, screen: string, typedFor: Set<string>): Promise<void> {
-	if (/press any key to exit/.test(screen)) {
-		await tmux('send-keys', '-t', session, 'x');
-	} else if (/Type the farm's name/.test(screen)) {
-		const key = screen.split('\n').find((line) => /Type the farm's name/.test(line)) ?? '';
-		if (typedFor.has(key)) return;
-		typedFor.add(key);
-		await tmux('send-keys', '-t', session, '-l', farmName);
-		await tmux('send-keys', '-t', session, 'Enter');
-	} else if (/\(y\/n\)/.test(screen)) {
-		await tmux('send-keys', '-t', session, 'y');
-	} else if (/Enter run/.test(screen)) {
-		await tmux('send-keys', '-t', session, 'Enter');
-	}
 }
 
 /**
@@ -66,7 +46,7 @@ test(
 		let dd: {pid: number; startTime: number} | undefined;
 		await waitFor(
 			async () => {
-				await answer(sessions[0]!, await tmux('capture-pane', '-p', '-t', sessions[0]!), typedFor);
+				await answerScreen(sessions[0]!, await capture(sessions[0]!), farmName, typedFor);
 				const facts = (await farm.journal().catch(() => undefined))?.facts;
 				if (typeof facts?.['copy.pid'] !== 'number') return false;
 				const copied = parseDdOutput(await fs.readFile(String(facts['copy.progressFile']), 'utf8').catch(() => ''));
@@ -103,7 +83,7 @@ test(
 				if (/resume: Copy the disk/.test(screen)) sawResume = true;
 				if (screen !== last) {
 					last = screen;
-					await answer(sessions[1]!, await tmux('capture-pane', '-p', '-t', sessions[1]!), typedAgain);
+					await answerScreen(sessions[1]!, await capture(sessions[1]!), farmName, typedAgain);
 				}
 
 				return (await fs.readFile(exitFiles[1]!, 'utf8').catch(() => undefined)) !== undefined;
