@@ -8,6 +8,7 @@ import {
 	fitLines,
 	formatArgv,
 	formatBytes,
+	formatClock,
 	formatDuration,
 	formatEta,
 	outputTail,
@@ -201,6 +202,9 @@ test('format: sizes, rates, times, argv quoting, control characters', () => {
 	assert.equal(formatEta(undefined), '–');
 	assert.equal(formatDuration(5.24), '5.2 s');
 	assert.equal(formatDuration(192), '3 min 12 s');
+	const earlyMorning = new Date(2026, 11, 3, 9, 5, 3).getTime();
+	assert.match(formatClock(earlyMorning), /^09:05:03( \S+)?$/, 'a clock is zero padded and 24-hour');
+	assert.match(formatClock(new Date(2026, 11, 3, 21, 0, 0).toISOString()), /^21:00:00( \S+)?$/);
 	assert.equal(
 		progressSummary({bytes: 512 * 1024 ** 2, total: 1024 ** 3, rate: 180 * 1024 ** 2, etaSeconds: 3}),
 		'512 MiB / 1.0 GiB 50% 180 MiB/s ETA 3s',

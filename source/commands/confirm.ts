@@ -1,11 +1,11 @@
 import path from 'node:path';
+import {formatClock} from '../ui/format.js';
 import {Host} from '../host/host.js';
 import {clockTicksPerSecond, sessionSshd} from '../host/proc.js';
 import type {SettingsStore} from '../settings/store.js';
 import {
 	guardFiles,
 	guardNames,
-	localClock,
 	readRestarted,
 	readResult,
 	watchdogWaiting,
@@ -74,7 +74,7 @@ export async function confirmFarm(store: SettingsStore, farm: string): Promise<O
 		const before = (waiting.restartedUptime - startedUptime).toFixed(1);
 		return {
 			exitCode: 1,
-			text: `refused: this SSH connection (from ${client}, sshd pid ${sshd.pid}) started ${before} s before the firewall restart returned, so it proves nothing: Shorewall keeps established connections. Open a NEW ssh connection and run farmclone confirm ${farm} there (before ${localClock(waiting.deadline)}).`,
+			text: `refused: this SSH connection (from ${client}, sshd pid ${sshd.pid}) started ${before} s before the firewall restart returned, so it proves nothing: Shorewall keeps established connections. Open a NEW ssh connection and run farmclone confirm ${farm} there (before ${formatClock(waiting.deadline)}).`,
 		};
 	}
 
@@ -85,7 +85,7 @@ export async function confirmFarm(store: SettingsStore, farm: string): Promise<O
 		at,
 		client,
 		sshdPid: sshd.pid,
-		detail: `confirmed from ${client} at ${localClock(Date.parse(at))}: a new ssh connection (sshd pid ${sshd.pid}) opened after the restart`,
+		detail: `confirmed from ${client} at ${formatClock(Date.parse(at))}: a new ssh connection (sshd pid ${sshd.pid}) opened after the restart`,
 	};
 	if (await host.exists(files.confirm)) {
 		return {exitCode: 0, text: `already confirmed; the new firewall is kept`};

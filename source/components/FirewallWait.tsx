@@ -1,13 +1,12 @@
 import {Box, Text, useInput} from 'ink';
 import React, {useState} from 'react';
 import type {FirewallWaitAnswer} from '../stages/types.js';
+import {formatClock} from '../ui/format.js';
 import type {PromptRequest} from '../ui/tui-prompt.js';
 import {useTone} from './theme.js';
 import {TypedField} from './typed-field.js';
 
 export const keepWithoutProof = 'keep without proof';
-
-const localTime = (at: string | number) => new Date(at).toLocaleTimeString('en-GB', {timeZoneName: 'short'});
 
 function Line({children, dim, bold, color}: {children: string; dim?: boolean; bold?: boolean; color?: string}) {
 	return (
@@ -54,7 +53,7 @@ export function FirewallWait({request, isActive, onAnswer}: Props) {
 		return (
 			<Box flexDirection="column">
 				<Line bold color={tone('success')}>
-					{`✔ confirmed from ${confirmed.client ?? 'a new connection'} at ${localTime(confirmed.at)}`}
+					{`✔ confirmed from ${confirmed.client ?? 'a new connection'} at ${formatClock(confirmed.at)}`}
 				</Line>
 				<Line>the new firewall is kept: a connection opened after the restart got in</Line>
 				<Line dim>Enter go on</Line>
@@ -69,7 +68,7 @@ export function FirewallWait({request, isActive, onAnswer}: Props) {
 			<Line>From a NEW ssh session to this host, run:</Line>
 			<Line bold color={tone('accent')}>{`  ${request.command}`}</Line>
 			<Line color={tone('warning')}>
-				{`${left} s left · then the previous firewall comes back (${localTime(request.deadline)})`}
+				{`${left} s left · then the previous firewall comes back (${formatClock(request.deadline)})`}
 			</Line>
 			<Line dim>this session proves nothing: Shorewall keeps established connections</Line>
 			{typing ? (

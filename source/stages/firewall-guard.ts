@@ -3,6 +3,7 @@ import {isSameProcessAlive} from '../host/proc.js';
 import type {RestartRecord, WatchdogJob, WatchdogResult} from '../host/firewall-watchdog.js';
 import {nodeModuleArgv, spawnDetached} from '../host/detached.js';
 import {readUptimeSeconds} from '../host/proc.js';
+import {formatClock} from '../ui/format.js';
 import {StageError, type FirewallWaitAnswer, type StageContext} from './types.js';
 
 /**
@@ -86,8 +87,6 @@ export async function watchdogWaiting(
 	return {pid, startTime, deadline: restarted?.deadline};
 }
 
-export const localClock = (epoch: number) => new Date(epoch).toLocaleTimeString('en-GB', {timeZoneName: 'short'});
-
 export type RestartOptions = {
 	/** What the watchdog runs to bring the previous firewall back, in order. */
 	restore: string[][];
@@ -164,7 +163,7 @@ export async function startGuardedRestart(
 	await context.host.writeStateFile(files.restarted, JSON.stringify(record));
 	await context.record({[`${guard.facts}.deadline`]: new Date(deadline).toISOString()});
 	context.log(
-		`shorewall restart returned; the previous firewall comes back at ${localClock(deadline)} unless confirmed`,
+		`shorewall restart returned; the previous firewall comes back at ${formatClock(deadline)} unless confirmed`,
 	);
 	return {pid: watchdog.pid, startTime: watchdog.startTime, deadline};
 }
@@ -230,7 +229,7 @@ export async function awaitDecision(context: StageContext, guard: Guard, live: L
 				// A prompt without the waiting screen: a yes only waits for the proof, a no rolls back now.
 				const seconds = Math.max(0, Math.floor((live.deadline - Date.now()) / 1000));
 				const wait = await context.prompt.confirm(
-					`Firewall restarted. From a NEW ssh session, run: ${command} (rolled back at ${localClock(live.deadline)}). Wait for it?`,
+					`Firewall restarted. From a NEW ssh session, run: ${command} (rolled back at ${formatClock(live.deadline)}). Wait for it?`,
 					{timeoutSeconds: seconds},
 				);
 				answer = wait ? 'expired' : 'roll-back';

@@ -1,11 +1,11 @@
 import path from 'node:path';
+import {formatClock} from '../ui/format.js';
 import {StageError, type Stage, type StageContext} from './types.js';
 import {previousFirewallFiles} from './firewall-rule.js';
 import {
 	awaitDecision,
 	guardFiles,
 	liveWatchdog as guardWatchdog,
-	localClock,
 	readResult as readGuardResult,
 	recordGuardOutcome,
 	startGuardedRestart,
@@ -53,7 +53,7 @@ async function changedSince(context: StageContext, since: number): Promise<strin
 	return undefined;
 }
 
-const clock = (epoch: number | undefined) => (epoch === undefined ? 'once the restart returned' : localClock(epoch));
+const clock = (epoch: number | undefined) => (epoch === undefined ? 'once the restart returned' : formatClock(epoch));
 
 async function startRestart(context: StageContext) {
 	await checkConfiguration(context);

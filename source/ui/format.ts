@@ -21,6 +21,22 @@ export function formatEta(seconds: number | undefined): string {
 	return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
 }
 
+const twoDigits = (value: number) => String(value).padStart(2, '0');
+
+/**
+ * A wall-clock time on this host, `09:50:25 UTC`: always 24-hour and zero
+ * padded, whatever locale data this Node was built with (`toLocaleTimeString`
+ * falls back to `9:50:25` where en-GB is missing).
+ */
+export function formatClock(at: string | number): string {
+	const date = new Date(at);
+	const zone = new Intl.DateTimeFormat('en-US', {timeZoneName: 'short'})
+		.formatToParts(date)
+		.find((part) => part.type === 'timeZoneName')?.value;
+	const clock = `${twoDigits(date.getHours())}:${twoDigits(date.getMinutes())}:${twoDigits(date.getSeconds())}`;
+	return zone ? `${clock} ${zone}` : clock;
+}
+
 /** How long a stage took: `2.1 s`, `3 min 12 s`, `1 h 02 min`. */
 export function formatDuration(seconds: number): string {
 	if (seconds < 60) return `${seconds.toFixed(1)} s`;
