@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import {readFileSync} from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
 import {isAlive} from '../../source/host/copy.js';
 import {execa} from 'execa';
-import {cli, makeFarm, MiB, runArgs, startCli, waitFor} from '../kit/farm.js';
+import {cli, makeFarm, MiB, runArgs, startCli, waitFor, type Journal} from '../kit/farm.js';
 
 /**
  * One session per farm, through the real CLI: a second `farmclone run` on a
@@ -19,23 +20,24 @@ test(
 	async (t) => {
 		const farm = await makeFarm(t, {size: 64 * MiB, settings: {copyBlockSize: 4096}});
 		const lockFile = path.join(farm.stateDir, 'lock');
-		let frozen = false;
+		let caught: {pid: number; startTime: number} | undefined;
 		const owner = startCli(farm, await runArgs(), (event) => {
 			const progress = event['progress'] as {bytes: number} | undefined;
-			if (frozen || event.type !== 'progress' || !progress?.bytes) return;
-			frozen = true;
-			// Held still in the middle of the copy: alive, holding the lock, as a session waiting at a prompt would.
+			if (caught || event.type !== 'progress' || !progress?.bytes) return;
+			// Both held still at once, in the callback itself: dd must not finish while the test looks for it, and the
+			// owner stays alive holding the lock, as a session waiting at a prompt would.
+			const {facts} = JSON.parse(readFileSync(path.join(farm.stateDir, 'journal.json'), 'utf8')) as Journal;
+			caught = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+			process.kill(caught.pid, 'SIGSTOP');
 			owner.child.kill('SIGSTOP');
 		});
 		t.after(() => {
 			owner.child.kill('SIGKILL');
 		});
-		await waitFor(() => frozen, 120_000, 'the first run to reach the copy');
+		await waitFor(() => caught !== undefined, 120_000, 'the first run to reach the copy');
 		const pid = owner.child.pid!;
-		const {facts} = await farm.journal();
-		const dd = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
-		// dd too, or it would finish before the end of the test.
-		process.kill(dd.pid, 'SIGSTOP');
+		const dd = caught!;
+		assert.ok(await isAlive(dd), 'dd was caught in the middle of the copy');
 
 		for (const command of ['run', 'undo'] as const) {
 			const second = await startCli(farm, await runArgs(command)).done;
