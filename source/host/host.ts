@@ -129,7 +129,11 @@ export class Host {
 			exitCode: result.exitCode ?? (result.failed ? 127 : 0),
 		};
 		if (result.failed && result.exitCode === undefined) {
-			const missing = (result as {code?: string}).code === 'ENOENT';
+			const code = (result as {code?: string}).code;
+			// EACCES too: spawn reports it when PATH holds a directory this user may not search (root's
+			// ~/.cargo/bin under su) and the program is nowhere else.
+			const missing =
+				code === 'ENOENT' || (code === 'EACCES' && !command.includes('/') && !(await this.which(command)));
 			// A missing program is named with the package that brings it, not blamed on the file it was to check.
 			record.stderr = missing ? missingProgram(command) : record.stderr || (result.shortMessage ?? '');
 		}
