@@ -13,6 +13,8 @@ import assert from 'node:assert/strict';
 import type {TestContext} from 'node:test';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa, type ResultPromise} from 'execa';
+import {Host} from '../../source/host/host.js';
+import {readProcStat} from '../../source/host/proc.js';
 import {defaultSettings, type FarmSettings} from '../../source/settings/schema.js';
 import {SettingsStore} from '../../source/settings/store.js';
 import {createSimFarm} from '../../source/sim/farm.js';
@@ -72,10 +74,39 @@ async function processesUnder(dir: string): Promise<number[]> {
 	return pids;
 }
 
+/**
+ * A directory whose `dd` stops itself when it is the copy (the one with
+ * progress; farmclone's other dd calls go straight through), then becomes the real dd (exec keeps
+ * the pid and the start time farmclone recorded): a copy that cannot end
+ * before the test lets it, however fast this machine's disk is.
+ */
+async function heldDdDir(dir: string): Promise<string> {
+	const real = await new Host({backupDir: dir}).which('dd');
+	assert.ok(real, 'dd is on PATH');
+	const bin = path.join(dir, 'held-bin');
+	await fs.mkdir(bin);
+	await fs.writeFile(
+		path.join(bin, 'dd'),
+		`#!/bin/sh\ncase " $* " in *" status=progress "*) kill -STOP $$ ;; esac\nexec ${real} "$@"\n`,
+		{mode: 0o755},
+	);
+	return bin;
+}
+
+/** Whether a process is stopped by a signal (state T), as a held dd is until it gets SIGCONT. */
+export async function isStopped(pid: number): Promise<boolean> {
+	return (await readProcStat(pid))?.state === 'T';
+}
+
 /** A simulated farm in a temp dir of its own, with settings and run state inside it; removed after the test. */
 export async function makeFarm(
 	t: TestContext,
-	options: {size?: number; settings?: Partial<FarmSettings>} = {},
+	options: {
+		size?: number;
+		settings?: Partial<FarmSettings>;
+		/** Every dd the run starts stops itself before it copies a byte, until the test sends it SIGCONT. */
+		holdCopy?: boolean;
+	} = {},
 ): Promise<TestFarm> {
 	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-fault-'));
 	const root = path.join(dir, 'farm');
@@ -98,8 +129,10 @@ export async function makeFarm(
 		FARMCLONE_CONFIG_DIR: path.join(dir, 'config'),
 		FARMCLONE_STATE_DIR: path.join(dir, 'state'),
 	} as Record<string, string>;
+	const held = options.holdCopy ? await heldDdDir(dir) : undefined;
 	const settings = defaultSettings(farmName, {
 		...sim.settings,
+		...(held ? {commandPath: [held, ...(sim.settings.commandPath ?? [])]} : {}),
 		mac: fixedMac,
 		firewallTimeout: 15,
 		...identityOff,
