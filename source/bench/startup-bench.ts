@@ -1,0 +1,212 @@
+/**
+ * Start-up benchmark: the TUI as an admin meets it, in a pseudo-terminal of
+ * 80x24 (a private tmux server), against the demo's simulated farm.
+ *
+ *   npm run bench:startup -- [rounds]     (as root: the demo farm needs namespaces; default 5)
+ *
+ * Figures, each a median of the rounds, against the targets of issue 13:
+ * - first frame: from starting `farmclone run NAME` to the first screen
+ *   naming the farm;
+ * - first gate: to the first stage's gate (preflight done);
+ * - resume: a run stopped after its first stage (the session killed, as a
+ *   dropped SSH connection does) started again, to its first frame;
+ * - during the copy: farmclone's own CPU (utime+stime from /proc, of the
+ *   process in the pane; dd runs detached and is not counted) and the bytes
+ *   it writes to the terminal per second.
+ * The clock is read by polling the pane every few milliseconds: a figure is
+ * late by at most one poll, which the polls themselves slow a little. Only
+ * the figures against their targets count, not their last digit.
+ */
+import {existsSync} from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {setTimeout as sleep} from 'node:timers/promises';
+import {execa} from 'execa';
+import {readProcStat} from '../host/proc.js';
+
+const rounds = Number(process.argv[2] ?? process.env['FARMCLONE_BENCH_ROUNDS'] ?? 5);
+const cli = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../cli.js');
+const farm = 'gallifrey-dev';
+const socket = `farmclone-bench-${process.pid}`;
+const pollMs = 5;
+
+const targets = {firstFrameMs: 300, firstGateMs: 1000, resumeMs: 500, copyCpuPercent: 2, copyBytesPerSecond: 1024};
+
+async function tmux(...args: string[]): Promise<string> {
+	return (await execa('tmux', ['-L', socket, ...args])).stdout;
+}
+
+const screen = async (session: string) => tmux('capture-pane', '-p', '-t', session).catch(() => '');
+
+function median(values: number[]): number {
+	const sorted = [...values].sort((a, b) => a - b);
+	const middle = Math.floor(sorted.length / 2);
+	return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+type Demo = {dir: string; env: Record<string, string>; stateDir: string};
+
+async function buildDemo(): Promise<Demo> {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-startup-bench-'));
+	const env = {
+		FARMCLONE_CONFIG_DIR: path.join(dir, 'farmclone/config'),
+		FARMCLONE_STATE_DIR: path.join(dir, 'farmclone/state'),
+	};
+	// A copy long enough to be sampled for a few seconds.
+	await execa(process.execPath, [cli, 'demo', '--dir', dir, '--size', '1G', '--no-run', '--keep'], {
+		env: {...env, CI: 'true'},
+	});
+	return {dir, env, stateDir: env.FARMCLONE_STATE_DIR};
+}
+
+let sessions = 0;
+
+/** Starts `farmclone run` in a fresh 80x24 pane; returns its session and the start instant. */
+async function startRun(demo: Demo): Promise<{session: string; startedAt: number}> {
+	const session = `run${++sessions}`;
+	const variables = Object.entries({...demo.env, CI: 'false', TERM: 'xterm-256color'}).flatMap(([key, value]) => [
+		'-e',
+		`${key}=${value}`,
+	]);
+	const startedAt = performance.now();
+	await tmux(
+		'new-session',
+		'-d',
+		'-s',
+		session,
+		'-x',
+		'80',
+		'-y',
+		'24',
+		...variables,
+		process.execPath,
+		cli,
+		'run',
+		farm,
+	);
+	return {session, startedAt};
+}
+
+/** Milliseconds from `startedAt` until the screen matches `pattern`. */
+async function until(session: string, startedAt: number, pattern: RegExp, timeoutMs = 60_000): Promise<number> {
+	for (;;) {
+		const text = await screen(session);
+		const now = performance.now();
+		if (pattern.test(text)) return now - startedAt;
+		if (now - startedAt > timeoutMs) throw new Error(`no ${pattern} on the screen after ${timeoutMs} ms:\n${text}`);
+		await sleep(pollMs);
+	}
+}
+
+/** Ends the session as a dropped SSH connection does (SIGHUP to the pane) and waits for farmclone to exit. */
+async function hangUp(session: string): Promise<void> {
+	const pid = Number(await tmux('display-message', '-p', '-t', session, '#{pane_pid}'));
+	await tmux('kill-session', '-t', session);
+	while (await readProcStat(pid)) await sleep(20);
+}
+
+const firstFrame = /farmclone gallifrey-dev/;
+const gate = /Enter run|Enter go on/;
+
+async function cpuTicks(pid: number): Promise<number> {
+	const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ');
+	return Number(fields[11]) + Number(fields[12]);
+}
+
+/** Answers gates and typed confirmations until the copy shows progress, then samples until it is done. */
+async function sampleCopy(demo: Demo): Promise<{cpuPercent: number; bytesPerSecond: number; seconds: number}> {
+	const {session, startedAt} = await startRun(demo);
+	const pid = Number(await tmux('display-message', '-p', '-t', session, '#{pane_pid}'));
+	const output = path.join(demo.dir, 'terminal.out');
+	// tmux runs the pipe through sh; the path is a temp dir's, with nothing a shell would read into.
+	await tmux('pipe-pane', '-O', '-t', session, `cat > ${output}`);
+	const typed = new Set<string>();
+	for (;;) {
+		const text = await screen(session);
+		if (/ETA /.test(text)) break;
+		if (performance.now() - startedAt > 120_000) throw new Error(`the copy did not start:\n${text}`);
+		if (/Type the farm's name/.test(text) && !typed.has('name')) {
+			typed.add('name');
+			await tmux('send-keys', '-t', session, '-l', farm);
+			await tmux('send-keys', '-t', session, 'Enter');
+		} else if (gate.test(text) && !/Type the farm's name/.test(text)) {
+			await tmux('send-keys', '-t', session, 'Enter');
+			await sleep(200);
+		}
+
+		await sleep(50);
+	}
+
+	const ticksBefore = await cpuTicks(pid);
+	const bytesBefore = (await fs.stat(output)).size;
+	const from = performance.now();
+	// Until the copy's stage is over: its gate for the next stage, or a failure.
+	while (/ETA /.test(await screen(session))) await sleep(100);
+	const seconds = (performance.now() - from) / 1000;
+	const cpuPercent = ((((await cpuTicks(pid)) - ticksBefore) / 100) * 100) / seconds;
+	const bytesPerSecond = ((await fs.stat(output)).size - bytesBefore) / seconds;
+	await hangUp(session);
+	return {cpuPercent, bytesPerSecond, seconds};
+}
+
+function line(name: string, value: number, unit: string, target: number): string {
+	const met = value <= target ? 'met' : 'NOT met';
+	return `  ${name.padEnd(22)} ${value.toFixed(unit === 'ms' ? 0 : 1).padStart(7)} ${unit.padEnd(4)} target <= ${target} ${unit}: ${met}`;
+}
+
+async function main(): Promise<void> {
+	if (process.getuid?.() !== 0) {
+		console.log('startup bench: skipped, it needs root (the demo farm uses network namespaces)');
+		return;
+	}
+
+	if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
+	const demo = await buildDemo();
+	await tmux('new-session', '-d', '-s', 'idle', '-x', '80', '-y', '24', 'sleep', '1d');
+	try {
+		const frames: number[] = [];
+		const gates: number[] = [];
+		for (let round = 1; round <= rounds; round++) {
+			await fs.rm(demo.stateDir, {recursive: true, force: true});
+			const {session, startedAt} = await startRun(demo);
+			frames.push(await until(session, startedAt, firstFrame));
+			gates.push(await until(session, startedAt, gate));
+			await hangUp(session);
+			console.log(
+				`round ${round}: first frame ${frames.at(-1)!.toFixed(0)} ms, first gate ${gates.at(-1)!.toFixed(0)} ms`,
+			);
+		}
+
+		// A run with its first stage done, then left as a dropped connection leaves it.
+		await fs.rm(demo.stateDir, {recursive: true, force: true});
+		const first = await startRun(demo);
+		await until(first.session, first.startedAt, gate);
+		await tmux('send-keys', '-t', first.session, 'Enter');
+		await until(first.session, first.startedAt, /1\/\d+ done/);
+		await hangUp(first.session);
+		const resumes: number[] = [];
+		for (let round = 1; round <= rounds; round++) {
+			const {session, startedAt} = await startRun(demo);
+			resumes.push(await until(session, startedAt, firstFrame));
+			await until(session, startedAt, gate);
+			await hangUp(session);
+			console.log(`round ${round}: resumed, first frame ${resumes.at(-1)!.toFixed(0)} ms`);
+		}
+
+		const copy = await sampleCopy(demo);
+		console.log(`copy sampled for ${copy.seconds.toFixed(1)} s`);
+		console.log(`\nstart-up, median of ${rounds} rounds (80x24 pane, demo farm):`);
+		console.log(line('first frame', median(frames), 'ms', targets.firstFrameMs));
+		console.log(line('first gate', median(gates), 'ms', targets.firstGateMs));
+		console.log(line('resume to first frame', median(resumes), 'ms', targets.resumeMs));
+		console.log(line('copy: CPU', copy.cpuPercent, '%', targets.copyCpuPercent));
+		console.log(line('copy: to the terminal', copy.bytesPerSecond, 'B/s', targets.copyBytesPerSecond));
+	} finally {
+		await tmux('kill-server').catch(() => undefined);
+		await execa(process.execPath, [cli, 'demo', '--stop', '--dir', demo.dir], {reject: false});
+		await fs.rm(demo.dir, {recursive: true, force: true});
+	}
+}
+
+await main();
