@@ -78,7 +78,11 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 
 				return drivers.confirmStage(request);
 			};
-			outcome = await start({...drivers, confirmStage, onEvent: printer, signal: guard.signal});
+			try {
+				outcome = await start({...drivers, confirmStage, onEvent: printer, signal: guard.signal});
+			} finally {
+				printer.flush();
+			}
 		} else {
 			const initialStates: Record<string, StageState> = {};
 			for (const stage of allStages) initialStates[stage.id] = journal?.stages[stage.id]?.state ?? 'pending';
