@@ -1,3 +1,4 @@
+import {formatWhen} from '../ui/format.js';
 import {runEngine, type Outcome} from '../engine/engine.js';
 import type {StageGate, StartRun} from '../engine/api.js';
 import type {StageState} from '../engine/events.js';
@@ -93,7 +94,7 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 				stages: stageInfos(),
 				initialStates,
 				resumedNote: resumed
-					? `Resuming the unfinished run of ${farm} started ${journal?.startedAt ?? ''}: each stage is checked against the host first.`
+					? `Resuming the unfinished run of ${farm} started ${journal ? formatWhen(journal.startedAt) : ''}: each stage is checked against the host first.`
 					: undefined,
 				async start(drivers) {
 					const result = await start(drivers).catch((error: unknown) => {

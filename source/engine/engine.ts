@@ -1,7 +1,7 @@
 import {appendFileSync, mkdirSync} from 'node:fs';
 import path from 'node:path';
 import {Host, readOnlyHost, type CommandRecord} from '../host/host.js';
-import {formatArgv, formatClock} from '../ui/format.js';
+import {formatArgv, formatClock, formatWhen} from '../ui/format.js';
 import type {FarmSettings} from '../settings/schema.js';
 import {
 	StageError,
@@ -144,7 +144,7 @@ async function announceResume(
 	emit({
 		type: 'log',
 		stage: 'resume',
-		text: `resuming the run of ${farm} started ${journal.journal.startedAt}; checking the host for the ${recorded.length} stages the journal recorded`,
+		text: `resuming the run of ${farm} started ${formatWhen(journal.journal.startedAt)}; checking the host for the ${recorded.length} stages the journal recorded`,
 	});
 	for (const stage of recorded) {
 		const state = journal.journal.stages[stage.id]!.state;

@@ -37,6 +37,13 @@ export function formatClock(at: string | number): string {
 	return zone ? `${clock} ${zone}` : clock;
 }
 
+/** A day and a time on this host, `2026-12-03 09:50:25 UTC`: the day, then the one clock format. */
+export function formatWhen(at: string | number): string {
+	const date = new Date(at);
+	if (Number.isNaN(date.getTime())) return String(at);
+	return `${date.getFullYear()}-${twoDigits(date.getMonth() + 1)}-${twoDigits(date.getDate())} ${formatClock(at)}`;
+}
+
 /** How long a stage took: `2.1 s`, `3 min 12 s`, `1 h 02 min`. */
 export function formatDuration(seconds: number): string {
 	if (seconds < 60) return `${seconds.toFixed(1)} s`;
