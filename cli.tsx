@@ -1,6 +1,16 @@
 #!/usr/bin/env node
 import meow from 'meow';
+import {errorText} from './source/error-text.js';
 import {usage} from './source/help.js';
+
+// Whatever escapes main (a failure inside the screen, a stray promise): a clean message and exit 1, no stack.
+const die = (error: unknown) => {
+	process.stderr.write(errorText(error));
+	process.exit(1);
+};
+
+process.on('uncaughtException', die);
+process.on('unhandledRejection', die);
 
 // meow only parses here: the help is ours, per command, and printed before anything heavy is loaded.
 const cli = meow({

@@ -2,10 +2,23 @@ import {madeLines} from './engine/made.js';
 import type {StageGate} from './engine/api.js';
 import type {EngineEvent} from './engine/events.js';
 import {StageError, type CheckResult, type Plan, type Prompt} from './stages/types.js';
-import {formatArgv, formatDuration, outputTail, progressSummary, sanitizeLine} from './ui/format.js';
+import type {CommandRecord} from './host/host.js';
+import {
+	commandOutputLines,
+	formatArgv,
+	formatDuration,
+	progressSummary,
+	repeatSuffix,
+	sameCommandLine,
+	sanitizeLine,
+} from './ui/format.js';
 
 /** Prints engine events; `note` prints a line of the headless drivers' own (why a run stops). */
-export type HeadlessPrinter = ((event: EngineEvent) => void) & {note(text: string, stage?: string): void};
+export type HeadlessPrinter = ((event: EngineEvent) => void) & {
+	note(text: string, stage?: string): void;
+	/** Prints the command line held back for folding (call once the run is over). */
+	flush(): void;
+};
 
 export type HeadlessPrinterOptions = {
 	/** One JSON object per line instead of text. */
@@ -35,6 +48,13 @@ function planSummary(plan: Plan): string {
 	}
 
 	return parts.length > 0 ? parts.join(', ') : 'nothing to run';
+}
+
+/** A command's line, its count when it stands for several, and on failure its output's tail (cuts marked). */
+function commandText(command: CommandRecord, repeats: number): string[] {
+	const line = `$ ${formatArgv(command.argv)} -> exit ${command.exitCode}${repeatSuffix(repeats)}`;
+	if (command.exitCode === 0) return [line];
+	return [line, ...commandOutputLines(command.stderr || command.stdout, 3, command.log).map((tail) => `    ${tail}`)];
 }
 
 /**
@@ -100,12 +120,8 @@ export function createHeadlessPrinter(options: HeadlessPrinterOptions): Headless
 
 			case 'stage-undone':
 				return [`↺ ${event.stage} undone`];
-			case 'command': {
-				const {command} = event;
-				const line = `$ ${formatArgv(command.argv)} -> exit ${command.exitCode}`;
-				if (command.exitCode === 0) return [line];
-				return [line, ...outputTail(command.stderr || command.stdout, 3).map((tail) => `    ${tail}`)];
-			}
+			case 'command':
+				return commandText(event.command, 1);
 
 			case 'log':
 				return event.text.split('\n').map((line) => `${prefix(event.stage)}: ${line}`);
@@ -117,6 +133,17 @@ export function createHeadlessPrinter(options: HeadlessPrinterOptions): Headless
 		}
 	};
 
+	/**
+	 * Identical commands in a row (same argv and exit code: lvs polled during
+	 * the copy) print one line with their count, and the last one's output.
+	 */
+	let held: {command: CommandRecord; repeats: number} | undefined;
+	const flush = () => {
+		if (!held) return;
+		for (const line of commandText(held.command, held.repeats)) options.write(sanitizeLine(line));
+		held = undefined;
+	};
+
 	const print = (event: EngineEvent) => {
 		if (event.type === 'progress' && !progressDue(event)) return;
 		if (options.json) {
@@ -125,15 +152,31 @@ export function createHeadlessPrinter(options: HeadlessPrinterOptions): Headless
 			return;
 		}
 
+		if (event.type === 'command') {
+			if (held && sameCommandLine(held.command, event.command)) {
+				held = {command: event.command, repeats: held.repeats + 1};
+				return;
+			}
+
+			flush();
+			held = {command: event.command, repeats: 1};
+			if (event.command.exitCode !== 0) flush();
+			return;
+		}
+
+		flush();
 		for (const line of text(event)) options.write(sanitizeLine(line));
+		if (event.type === 'run-end') flush();
 	};
 
 	return Object.assign(print, {
 		note(line: string, stage = '') {
+			flush();
 			if (options.json)
 				options.write(JSON.stringify({type: 'log', stage, text: line, at: new Date(now()).toISOString()}));
 			else options.write(sanitizeLine(line));
 		},
+		flush,
 	});
 }
 

@@ -1,3 +1,4 @@
+import {errorText} from './error-text.js';
 import {isInteractive, UsageError} from './commands/context.js';
 import {LockedError} from './engine/lock.js';
 import {SettingsStore} from './settings/store.js';
@@ -113,8 +114,7 @@ export async function main(input: string[], flags: Flags): Promise<number> {
 	try {
 		return await dispatch(input, flags);
 	} catch (error) {
-		const message = error instanceof Error ? error.message : String(error);
-		process.stderr.write(`farmclone: ${message}\n`);
+		process.stderr.write(errorText(error));
 		if (error instanceof UsageError || error instanceof SettingsError || error instanceof LockedError) return 2;
 		if (error instanceof Error && /^no farm named/.test(error.message)) return 2;
 		return 1;

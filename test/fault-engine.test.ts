@@ -109,7 +109,10 @@ test('a resumed run says, before anything runs, what the host shows of each stag
 	const runStart = second.events.find((event) => event.type === 'run-start');
 	assert.ok(runStart?.type === 'run-start' && runStart.resumed);
 	const lines = second.events.flatMap((event) => (event.type === 'log' ? [`${event.stage}: ${event.text}`] : []));
-	assert.match(lines[0]!, /^resume: resuming the run of gallifrey-dev started \S+; checking the host for the 2 stages/);
+	assert.match(
+		lines[0]!,
+		/^resume: resuming the run of gallifrey-dev started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d[^;]*; checking the host for the 2 stages/,
+	);
 	assert.equal(lines[1], 'a: resume: stage a: found done: a present (journal: done)');
 	assert.equal(lines[2], 'b: resume: stage b: not finished: b absent (journal: running)');
 	const firstStart = second.events.findIndex((event) => event.type === 'stage-start');

@@ -300,3 +300,12 @@ test('stopping the TUI prompt: the gate answers quit, prompts reject, later call
 	assert.equal(await tui.confirmStage(gateFor('proxy')), 'quit');
 	await assert.rejects(tui.prompt.confirm('more?'), AbortedError);
 });
+
+test('a day and a time a person reads: the day, then the one clock format', async () => {
+	const {formatWhen, formatClock} = await import('../source/ui/format.js');
+	const at = '2026-12-03T09:05:07.000Z';
+	const when = formatWhen(at);
+	assert.match(when, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
+	assert.ok(when.endsWith(formatClock(at)), when);
+	assert.doesNotMatch(when, /T\d\d:|Z$|AM|PM/);
+});

@@ -9,6 +9,7 @@ import {allStages} from '../stages/index.js';
 import type {CheckResult, Plan, Prompt} from '../stages/types.js';
 import {farmDir} from './context.js';
 import {preflight, type Finding} from '../engine/preflight.js';
+import {formatArgv} from '../ui/format.js';
 
 const refuse: Prompt = {
 	confirm: async () => false,
@@ -75,6 +76,22 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 	}
 }
 
+/**
+ * What `farmclone plan` says of a stage's check: what an earlier stage of
+ * this plan will make (its check names it and that stage is not done) is
+ * "not yet", not a conflict; a conflict is only what is really in the way.
+ */
+export function nowLine(stage: PlannedStage, stages: readonly PlannedStage[]): string | undefined {
+	const {check} = stage;
+	if (!check) return undefined;
+	const awaited = check.status === 'done' ? -1 : stages.findIndex((other) => other.id === check.awaits);
+	if (awaited !== -1 && stages[awaited]!.check?.status !== 'done') {
+		return `not yet: ${check.detail} (stage ${awaited + 1}, ${stages[awaited]!.title}, comes first)`;
+	}
+
+	return `${check.status}: ${check.detail}`;
+}
+
 export function formatPlan({findings, stages}: FarmPlan): string {
 	const lines: string[] = [];
 	if (findings.length > 0) {
@@ -94,9 +111,11 @@ export function formatPlan({findings, stages}: FarmPlan): string {
 	for (const [index, stage] of stages.entries()) {
 		const danger = stage.danger === 'typed' ? '  [typed confirmation]' : stage.danger === 'confirm' ? '  [asks]' : '';
 		lines.push(`${index + 1}. ${stage.title}${danger}`);
-		if (stage.check) lines.push(`   now: ${stage.check.status}: ${stage.check.detail}`);
+		const now = nowLine(stage, stages);
+		const [first, ...more] = now?.split('\n') ?? [];
+		if (first !== undefined) lines.push(`   now: ${first}`, ...more.map((line) => `        ${line}`));
 		if (stage.error) lines.push(`   cannot plan yet: ${stage.error}`);
-		for (const command of stage.plan?.commands ?? []) lines.push(`   $ ${command.join(' ')}`);
+		for (const command of stage.plan?.commands ?? []) lines.push(`   $ ${formatArgv(command)}`);
 		for (const diff of stage.plan?.diffs ?? [])
 			lines.push(
 				...diff.diff

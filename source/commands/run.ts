@@ -1,3 +1,4 @@
+import {formatWhen} from '../ui/format.js';
 import {runEngine, type Outcome} from '../engine/engine.js';
 import type {StageGate, StartRun} from '../engine/api.js';
 import type {StageState} from '../engine/events.js';
@@ -78,7 +79,11 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 
 				return drivers.confirmStage(request);
 			};
-			outcome = await start({...drivers, confirmStage, onEvent: printer, signal: guard.signal});
+			try {
+				outcome = await start({...drivers, confirmStage, onEvent: printer, signal: guard.signal});
+			} finally {
+				printer.flush();
+			}
 		} else {
 			const initialStates: Record<string, StageState> = {};
 			for (const stage of allStages) initialStates[stage.id] = journal?.stages[stage.id]?.state ?? 'pending';
@@ -89,7 +94,7 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 				stages: stageInfos(),
 				initialStates,
 				resumedNote: resumed
-					? `Resuming the unfinished run of ${farm} started ${journal?.startedAt ?? ''}: each stage is checked against the host first.`
+					? `Resuming the unfinished run of ${farm} started ${journal ? formatWhen(journal.startedAt) : ''}: each stage is checked against the host first.`
 					: undefined,
 				async start(drivers) {
 					const result = await start(drivers).catch((error: unknown) => {

@@ -1,3 +1,4 @@
+import {formatWhen} from '../ui/format.js';
 import {madeLines, whatWasMade} from '../engine/made.js';
 import {readJournal} from '../engine/journal.js';
 import {isLockHeld, readLock} from '../engine/lock.js';
@@ -39,9 +40,9 @@ export async function statusCommand(store: SettingsStore, farm: string, json: bo
 	}
 
 	const lines = [
-		`${farm}: ${journal.mode}${journal.outcome ? `, ${journal.outcome}` : ', unfinished'} (started ${journal.startedAt}, updated ${journal.updatedAt})`,
+		`${farm}: ${journal.mode}${journal.outcome ? `, ${journal.outcome}` : ', unfinished'} (started ${formatWhen(journal.startedAt)}, updated ${formatWhen(journal.updatedAt)})`,
 	];
-	if (lock && held) lines.push(`in use by pid ${lock.pid} on ${lock.host} since ${lock.since}`);
+	if (lock && held) lines.push(`in use by pid ${lock.pid} on ${lock.host} since ${formatWhen(lock.since)}`);
 	if (lock && !held) {
 		lines.push(`left by pid ${lock.pid} (${lock.command}), which no longer runs: the next run or undo takes it over`);
 	}

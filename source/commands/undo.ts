@@ -39,7 +39,7 @@ export async function undoCommand(
 				onEvent: printer,
 				signal: guard.signal,
 				stateDir: dir,
-			});
+			}).finally(() => printer.flush());
 			return outcome === 'done' ? 0 : 1;
 		}
 

@@ -1,6 +1,6 @@
 import {Box, Text} from 'ink';
 import React from 'react';
-import {formatArgv, formatDuration, outputTail, planLines, sanitizeLine} from '../ui/format.js';
+import {commandOutputLines, formatArgv, formatDuration, planLines, repeatSuffix, sanitizeLine} from '../ui/format.js';
 import type {LogEntry} from '../ui/run-state.js';
 import {PlanLineView} from './plan-view.js';
 import {useTone, type Tone} from './theme.js';
@@ -12,14 +12,21 @@ const stageMarks = {
 	undone: {mark: '↺', tone: 'accent'},
 } as const satisfies Record<string, {mark: string; tone: Tone}>;
 
-/** Output lines worth keeping in the log: a little on success, more of stderr on failure. */
-function commandTail(command: {exitCode: number; stdout: string; stderr: string}): string[] {
-	if (command.exitCode !== 0) return outputTail(command.stderr || command.stdout, 4);
+/**
+ * Output lines worth keeping in the log: a little on success, more of stderr
+ * on failure; what is cut is counted, with the file that holds all of it.
+ */
+function commandTail(command: {exitCode: number; stdout: string; stderr: string; log?: string}): string[] {
+	if (command.exitCode !== 0) return commandOutputLines(command.stderr || command.stdout, 4, command.log);
 	const output = command.stdout || command.stderr;
 	// The last lines of a JSON report are closing brackets: say how long it was instead.
 	const trimmed = output.trim();
-	if (/^[[{]/.test(trimmed) && /[\]}]$/.test(trimmed)) return [`(${trimmed.split('\n').length} lines of JSON)`];
-	return outputTail(output, 2);
+	if (/^[[{]/.test(trimmed) && /[\]}]$/.test(trimmed)) {
+		const where = command.log ? `: full output in ${command.log}` : '';
+		return [`(${trimmed.split('\n').length} lines of JSON${where})`];
+	}
+
+	return commandOutputLines(output, 2, command.log);
 }
 
 /** One finished thing in the log above the live region. */
@@ -54,10 +61,11 @@ export function LogItem({entry, width}: {entry: LogEntry; width: number}) {
 					<Text dimColor={!failed}>
 						{`$ ${sanitizeLine(formatArgv(command.argv))} → `}
 						<Text color={tone(failed ? 'error' : undefined)}>{`exit ${command.exitCode}`}</Text>
-						{` (${formatDuration(command.durationMs / 1000)})`}
+						{` (${formatDuration(command.durationMs / 1000)})${repeatSuffix(entry.repeats)}`}
 					</Text>
 					{commandTail(command).map((line, index) => (
-						<Text key={index} dimColor wrap="truncate-end">
+						// The marker of a cut keeps its whole path: it wraps rather than being cut in turn.
+						<Text key={index} dimColor wrap={/^[(…]/.test(line) ? 'wrap' : 'truncate-end'}>
 							{`    ${line}`}
 						</Text>
 					))}

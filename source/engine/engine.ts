@@ -1,5 +1,7 @@
+import {appendFileSync, mkdirSync} from 'node:fs';
 import path from 'node:path';
-import {Host, readOnlyHost} from '../host/host.js';
+import {Host, readOnlyHost, type CommandRecord} from '../host/host.js';
+import {formatArgv, formatClock, formatWhen} from '../ui/format.js';
 import type {FarmSettings} from '../settings/schema.js';
 import {
 	StageError,
@@ -44,10 +46,30 @@ async function openSession(request: {
 		commandPath: request.settings.commandPath,
 		backupDir: path.join(request.stateDir, 'backups'),
 		onCommand(command) {
-			request.onEvent({type: 'command', stage: currentStage.id, command});
+			const log = keepCommand(request.stateDir, command);
+			request.onEvent({type: 'command', stage: currentStage.id, command: log ? {...command, log} : command});
 		},
 	});
 	return {journal, host, currentStage, emit: request.onEvent, resumed: isUnfinished(existing)};
+}
+
+/**
+ * Appends the command's whole output to the run's command log: the screen
+ * and the headless lines show a tail and say where the rest is. Returns the
+ * log's path, or undefined when it cannot be written (the run goes on).
+ */
+function keepCommand(stateDir: string, command: CommandRecord): string | undefined {
+	const log = path.join(stateDir, 'commands.log');
+	const section = (name: string, text: string) =>
+		text ? `--- ${name}\n${text.endsWith('\n') ? text : `${text}\n`}` : '';
+	const entry = `=== ${formatClock(Date.now())} $ ${formatArgv(command.argv)} -> exit ${command.exitCode} (${command.durationMs} ms)\n${section('stdout', command.stdout)}${section('stderr', command.stderr)}`;
+	try {
+		mkdirSync(stateDir, {recursive: true});
+		appendFileSync(log, entry);
+		return log;
+	} catch {
+		return undefined;
+	}
 }
 
 export function stageContext(
@@ -122,7 +144,7 @@ async function announceResume(
 	emit({
 		type: 'log',
 		stage: 'resume',
-		text: `resuming the run of ${farm} started ${journal.journal.startedAt}; checking the host for the ${recorded.length} stages the journal recorded`,
+		text: `resuming the run of ${farm} started ${formatWhen(journal.journal.startedAt)}; checking the host for the ${recorded.length} stages the journal recorded`,
 	});
 	for (const stage of recorded) {
 		const state = journal.journal.stages[stage.id]!.state;

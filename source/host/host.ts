@@ -10,6 +10,8 @@ export type CommandRecord = {
 	stdout: string;
 	stderr: string;
 	durationMs: number;
+	/** The file that holds this command's whole output, when the run keeps one (the screen shows its tail). */
+	log?: string;
 };
 
 export type RunOptions = {

@@ -19,6 +19,7 @@ import {simPaths} from './paths.js';
 import {
 	readServicesState,
 	simServiceFiles,
+	type SimServicesState,
 	startSimServices,
 	stopSimServices,
 	writeServiceWrappers,
@@ -38,7 +39,22 @@ export type SimFarmOptions = {
 	farm?: string;
 	/** Run the source instance's QEMU, as on a farm whose VM is up (default true). */
 	startSource?: boolean;
+	/** Starts the namespace, the daemons and the firewall (tests make it fail midway). */
+	startServices?: (root: string) => Promise<SimServicesState>;
 };
+
+/** The simulated host did not come up; what it had started is stopped again. */
+export class SimStartError extends Error {
+	constructor(root: string, cause: unknown, stopFailure?: unknown) {
+		const reason = cause instanceof Error ? cause.message : String(cause);
+		const stopped =
+			stopFailure === undefined
+				? 'what it had started (daemons, VMs, its network namespace) is stopped'
+				: `stopping what it had started failed too: ${stopFailure instanceof Error ? stopFailure.message : String(stopFailure)}`;
+		super(`the simulated host in ${root} did not start: ${reason}\n${stopped}; the tree stays in ${root}`);
+		this.name = 'SimStartError';
+	}
+}
 
 /**
  * A one-node cluster with the farm's VMs: every machine of the sim tree that
@@ -121,8 +137,9 @@ export async function createSimFarm(options: SimFarmOptions = {}): Promise<SimFa
 	const startSource = options.startSource ?? true;
 	const cluster = await ganetiCluster(root, tree.settings, startSource);
 	await writeCommands(root);
-	const services = await startSimServices(root);
+	let services: SimServicesState;
 	try {
+		services = await (options.startServices ?? startSimServices)(root);
 		if (startSource) {
 			await withGanetiState(root, async (state) => {
 				for (const instance of state.instances) {
@@ -131,8 +148,12 @@ export async function createSimFarm(options: SimFarmOptions = {}): Promise<SimFa
 			});
 		}
 	} catch (error) {
-		await stopSimServices(root);
-		throw error;
+		// A start that fails midway leaves nothing running: no orphan dhcpd or nginx, no namespace.
+		const stopFailure = await stopSimServices(root).then(
+			() => undefined,
+			(stopError: unknown) => stopError ?? new Error('stop failed'),
+		);
+		throw new SimStartError(root, error, stopFailure);
 	}
 
 	const settings = defaultSettings(farm, {

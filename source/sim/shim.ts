@@ -46,7 +46,8 @@ export async function writeShim(
 ): Promise<void> {
 	const paths = simPaths(root);
 	const exports = Object.entries({FARMCLONE_SIM_ROOT: paths.root, ...env}).map(([name, value]) => {
-		if (!/^[A-Za-z_]\w*$/.test(name)) throw new Error(`writeShim: bad environment variable name ${name}`);
+		if (!/^[A-Za-z_]\w*$/.test(name))
+			throw new Error(`${name} cannot be an environment variable of the stand-in ${module}`);
 		return `export ${name}=${shellQuote(value)}`;
 	});
 	const exec = standInCommand(module).map(shellQuote).join(' ');

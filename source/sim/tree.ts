@@ -248,7 +248,7 @@ async function assertEmpty(root: string): Promise<void> {
 
 	if (entries.length > 0) {
 		throw new Error(
-			`buildSimTree: ${root} is not empty (${entries.slice(0, 3).join(', ')}...); give a new or empty directory`,
+			`${root} is not empty (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}): a simulated host is built in a new or empty directory; give another --dir`,
 		);
 	}
 }
@@ -315,7 +315,7 @@ export async function buildSimTree(options: SimTreeOptions): Promise<{root: stri
 	await assertEmpty(root);
 	const farm = options.farm ?? 'gallifrey-dev';
 	const sourceSize = roundUp(options.sourceSize ?? 256 * mebibyte, defaultExtentSize);
-	if (sourceSize <= 0) throw new Error(`buildSimTree: bad source size ${options.sourceSize}`);
+	if (sourceSize <= 0) throw new Error(`the simulated source disk cannot be ${options.sourceSize} bytes`);
 	const paths = simTreePaths(root);
 	await fs.mkdir(root, {recursive: true});
 	await writeVolumes(root, sourceSize);

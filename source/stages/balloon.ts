@@ -20,7 +20,11 @@ export const balloonStage: Stage = {
 	async check(context) {
 		const instance = await findInstance(context.host, fqdn(context.settings));
 		if (instance?.status !== 'running') {
-			return {status: 'conflict', detail: `${fqdn(context.settings)} is not running: nothing to balloon`};
+			return {
+				status: 'conflict',
+				detail: `${fqdn(context.settings)} is not running: nothing to balloon`,
+				awaits: 'start-vm',
+			};
 		}
 
 		return context.facts['balloon.requested'] === targetMiB(context)

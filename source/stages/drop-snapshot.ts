@@ -21,11 +21,14 @@ export const dropSnapshotStage: Stage = {
 		if (!snapshot) {
 			return context.facts['snapshot.created'] === true
 				? {status: 'done', detail: `${vg}/${snapshotLv} is gone`}
-				: {status: 'pending', detail: 'no snapshot made yet'};
+				: {status: 'pending', detail: 'no snapshot made yet', awaits: 'snapshot'};
 		}
 
 		if (!ours) return {status: 'conflict', detail: `${vg}/${snapshotLv} was not created by this run: left alone`};
-		if (snapshot.open) return {status: 'conflict', detail: `${vg}/${snapshotLv} is open (a copy still running?)`};
+		if (snapshot.open) {
+			return {status: 'conflict', detail: `${vg}/${snapshotLv} is open (a copy still running?)`, awaits: 'copy'};
+		}
+
 		return {status: 'pending', detail: `${vg}/${snapshotLv} is ${snapshot.snapPercent ?? 0}% full`};
 	},
 	async plan(context) {

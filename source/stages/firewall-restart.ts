@@ -92,21 +92,25 @@ export const firewallRestartStage: Stage = {
 		if (result?.outcome === 'rollback-failed') {
 			return {
 				status: 'conflict',
-				detail: `the watchdog could not restore the previous firewall at ${result.at}: ${result.detail}\nlook at shorewall status before anything else; once the firewall is right, remove ${guardFiles(context.stateDir, guard.name).result} to try again`,
+				detail: `the watchdog could not restore the previous firewall at ${formatClock(result.at)}: ${result.detail}\nlook at shorewall status before anything else; once the firewall is right, remove ${guardFiles(context.stateDir, guard.name).result} to try again`,
 			};
 		}
 
 		if (result?.outcome === 'rolled-back') {
 			return {
 				status: 'pending',
-				detail: `the last restart was rolled back at ${result.at} (${result.detail.split(';')[0]}); run this stage to try again`,
+				detail: `the last restart was rolled back at ${formatClock(result.at)} (${result.detail.split(';')[0]}); run this stage to try again`,
 			};
 		}
 
 		if (result?.outcome === 'confirmed' && context.facts['firewall-restart.confirmed']) {
 			const changed = await changedSince(context, Date.parse(result.at));
-			if (changed) return {status: 'pending', detail: `${changed} changed after the restart confirmed at ${result.at}`};
-			return {status: 'done', detail: `new firewall confirmed at ${result.at}`};
+			if (changed)
+				return {
+					status: 'pending',
+					detail: `${changed} changed after the restart confirmed at ${formatClock(result.at)}`,
+				};
+			return {status: 'done', detail: `new firewall confirmed at ${formatClock(result.at)}`};
 		}
 
 		return {status: 'pending', detail: 'firewall not restarted with the new rule yet'};

@@ -66,6 +66,7 @@ export const ganetiInstanceStage: Stage = {
 			return {
 				status: 'conflict',
 				detail: `volume ${context.settings.vg}/${context.settings.targetLv} to adopt is missing`,
+				awaits: 'create-volume',
 			};
 		}
 
@@ -73,6 +74,8 @@ export const ganetiInstanceStage: Stage = {
 			return {
 				status: 'conflict',
 				detail: `volume ${context.settings.vg}/${context.settings.targetLv} is open: Ganeti cannot adopt it`,
+				// dd holds it open while the copy runs.
+				awaits: 'copy',
 			};
 		}
 

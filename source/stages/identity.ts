@@ -142,14 +142,15 @@ async function withGuest<T>(
 	}
 }
 
-type Readiness = {target: LogicalVolume; root: RootFilesystem} | {reason: string};
+/** Not ready: why, and the earlier stage that makes what is missing, when one does. */
+type Readiness = {target: LogicalVolume; root: RootFilesystem} | {reason: string; awaits?: string};
 
 /** Whether the clone's filesystem can be mounted and changed, or the sentence that says why not. */
 async function readiness(context: StageContext): Promise<Readiness> {
 	const {vg, targetLv} = context.settings;
-	if (context.facts['copy.completed'] !== true) return {reason: 'the copy has not completed'};
+	if (context.facts['copy.completed'] !== true) return {reason: 'the copy has not completed', awaits: 'copy'};
 	const target = await cloneVolume(context);
-	if (!target) return {reason: `${vg}/${targetLv} does not exist`};
+	if (!target) return {reason: `${vg}/${targetLv} does not exist`, awaits: 'create-volume'};
 	if (process.getuid?.() !== 0) {
 		return {
 			reason: `mounting the clone's filesystem (losetup, mount) needs root; farmclone runs as uid ${process.getuid?.()}`,
@@ -197,7 +198,12 @@ export const identityStage: Stage = {
 		}
 
 		const ready = await readiness(context);
-		if ('reason' in ready) return {status: 'pending', detail: ready.reason};
+		if ('reason' in ready) {
+			return ready.awaits
+				? {status: 'pending', detail: ready.reason, awaits: ready.awaits}
+				: {status: 'pending', detail: ready.reason};
+		}
+
 		const {changes} = await pending(context, ready);
 		if (changes.length === 0)
 			return {status: 'done', detail: `${ready.target.name} (${ready.root.region.where}) is its own machine`};
@@ -207,7 +213,12 @@ export const identityStage: Stage = {
 		const plan: Plan = {commands: [], diffs: [], notes: []};
 		if (!anyEnabled(context.settings)) return {...plan, notes: ['every identity change is off in the settings']};
 		const ready = await readiness(context);
-		if ('reason' in ready) return {...plan, notes: [ready.reason, `it stops here; ${skipHint}`]};
+		if ('reason' in ready) {
+			// Waiting for the copy is not a dead end: the filesystem is read once it is there.
+			const then = ready.awaits ? 'its changes are planned once it is there' : `it stops here; ${skipHint}`;
+			return {...plan, notes: [ready.reason, then]};
+		}
+
 		const {target, root} = ready;
 		const {changes, notes} = await pending(context, ready);
 		const clone = request(context).hostname;

@@ -10,7 +10,10 @@ export const startVmStage: Stage = {
 	skippable: true,
 	async check(context) {
 		const instance = await findInstance(context.host, fqdn(context.settings));
-		if (!instance) return {status: 'conflict', detail: `no instance ${fqdn(context.settings)} to start`};
+		if (!instance) {
+			return {status: 'conflict', detail: `no instance ${fqdn(context.settings)} to start`, awaits: 'ganeti-instance'};
+		}
+
 		return instance.status === 'running'
 			? {status: 'done', detail: `${instance.name} is running`}
 			: {status: 'pending', detail: `${instance.name} is ${instance.status}`};

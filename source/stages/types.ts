@@ -1,9 +1,16 @@
 import type {Host} from '../host/host.js';
 import type {FarmSettings} from '../settings/schema.js';
 
-/** What a stage's check found on the real host. */
+/**
+ * What a stage's check found on the real host. `awaits` names the earlier
+ * stage that makes what is missing (the volume to adopt, the instance to
+ * start): in a run that stage has run, so it is the status as it is; for
+ * `farmclone plan`, while that stage is not done, it is "not yet".
+ */
 export type CheckResult =
-	{status: 'done'; detail: string} | {status: 'pending'; detail: string} | {status: 'conflict'; detail: string};
+	| {status: 'done'; detail: string}
+	| {status: 'pending'; detail: string; awaits?: string}
+	| {status: 'conflict'; detail: string; awaits?: string};
 
 import type {FileDiff} from '../host/diff.js';
 

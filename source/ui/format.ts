@@ -37,6 +37,13 @@ export function formatClock(at: string | number): string {
 	return zone ? `${clock} ${zone}` : clock;
 }
 
+/** A day and a time on this host, `2026-12-03 09:50:25 UTC`: the day, then the one clock format. */
+export function formatWhen(at: string | number): string {
+	const date = new Date(at);
+	if (Number.isNaN(date.getTime())) return String(at);
+	return `${date.getFullYear()}-${twoDigits(date.getMonth() + 1)}-${twoDigits(date.getDate())} ${formatClock(at)}`;
+}
+
 /** How long a stage took: `2.1 s`, `3 min 12 s`, `1 h 02 min`. */
 export function formatDuration(seconds: number): string {
 	if (seconds < 60) return `${seconds.toFixed(1)} s`;
@@ -96,6 +103,46 @@ export function outputTail(output: string, count: number): string[] {
 		.map(sanitizeLine)
 		.filter((line) => line.trim() !== '')
 		.slice(-count);
+}
+
+/**
+ * The last `count` non-empty lines of a command's output, and how many were
+ * cut before them; `\r` counts as a line end (dd's progress).
+ */
+export function cutOutput(output: string, count: number): {lines: string[]; hidden: number} {
+	const all = outputTail(output, Number.MAX_SAFE_INTEGER);
+	const lines = count > 0 ? all.slice(-count) : [];
+	return {lines, hidden: all.length - lines.length};
+}
+
+/** What a cut says: how much was cut and where the whole output is. */
+export function cutMarker(hidden: number, log: string | undefined): string {
+	const lines = `${hidden} more line${hidden === 1 ? '' : 's'}`;
+	return log ? `… ${lines}: full output in ${log}` : `… ${lines} not shown`;
+}
+
+/** A command's tail for the log: at most `count` lines, after a marker when lines were cut. */
+export function commandOutputLines(output: string, count: number, log: string | undefined): string[] {
+	const {lines, hidden} = cutOutput(output, count);
+	return hidden > 0 ? [cutMarker(hidden, log), ...lines] : lines;
+}
+
+/**
+ * Whether two command records print the same log line (same argv, same exit
+ * code): polls such as lvs during the copy are then folded into one line.
+ */
+export function sameCommandLine(
+	a: {argv: readonly string[]; exitCode: number},
+	b: {argv: readonly string[]; exitCode: number},
+): boolean {
+	return (
+		a.exitCode === b.exitCode && a.argv.length === b.argv.length && a.argv.every((arg, index) => arg === b.argv[index])
+	);
+}
+
+/** ` (×3)` after a line that stands for 3 identical commands in a row; nothing for one. */
+export function repeatSuffix(count: number | undefined): string {
+	return count !== undefined && count > 1 ? ` (×${count})` : '';
 }
 
 /**

@@ -4,6 +4,7 @@ import type {StageInfo} from '../engine/api.js';
 import type {EngineEvent, StageState} from '../engine/events.js';
 import type {CommandRecord} from '../host/host.js';
 import type {CheckResult, CopyProgress, Plan} from '../stages/types.js';
+import {sameCommandLine} from './format.js';
 import type {PromptRequest} from './tui-prompt.js';
 
 export type RunOutcome = 'done' | 'failed' | 'stopped';
@@ -24,7 +25,8 @@ export type LogEntry =
 			detail?: string;
 			hint?: string;
 	  }>
-	| Entry<{kind: 'command'; command: CommandRecord}>
+	/** `repeats`: this line stands for that many identical commands in a row (lvs polls), the last one's output. */
+	| Entry<{kind: 'command'; command: CommandRecord; repeats?: number}>
 	| Entry<{kind: 'log'; text: string}>
 	| Entry<{kind: 'plan'; number: number; title: string; plan: Plan}>;
 
@@ -62,6 +64,11 @@ export type RunState = {
 	end?: {outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string};
 	/** Set once the engine's promise settled: the screen can be left. */
 	finished?: RunOutcome;
+	/**
+	 * The last command, not in the log yet: identical ones that follow fold
+	 * into its line, which goes to the log with the next other entry.
+	 */
+	heldCommand?: {command: CommandRecord; repeats: number};
 };
 
 export function initialRunState(options: {
@@ -88,8 +95,33 @@ function shorten(text: string, length: number): string {
 	return characters.length <= length ? text : `${characters.slice(0, length - 1).join('')}…`;
 }
 
-function appendLog(state: RunState, entry: NewLogEntry): RunState {
+function pushLog(state: RunState, entry: NewLogEntry): RunState {
 	return {...state, log: [...state.log, {...entry, id: state.nextLogId} as LogEntry], nextLogId: state.nextLogId + 1};
+}
+
+/** The held command's line goes to the log (with its count), before anything else does. */
+function releaseCommand(state: RunState): RunState {
+	const held = state.heldCommand;
+	if (!held) return state;
+	const entry: NewLogEntry = {
+		kind: 'command',
+		command: held.command,
+		...(held.repeats > 1 ? {repeats: held.repeats} : {}),
+	};
+	return pushLog({...state, heldCommand: undefined}, entry);
+}
+
+function appendLog(state: RunState, entry: NewLogEntry): RunState {
+	return pushLog(releaseCommand(state), entry);
+}
+
+function holdCommand(state: RunState, command: CommandRecord): RunState {
+	const held = state.heldCommand;
+	if (held && sameCommandLine(held.command, command)) {
+		return {...state, heldCommand: {command, repeats: held.repeats + 1}};
+	}
+
+	return {...releaseCommand(state), heldCommand: {command, repeats: 1}};
 }
 
 export function stageNumber(state: Pick<RunState, 'stages'>, id: string): number {
@@ -161,13 +193,13 @@ function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
 				title: event.title,
 			});
 		case 'command':
-			return appendLog(state, {kind: 'command', command: event.command});
+			return holdCommand(state, event.command);
 		case 'log':
 			return appendLog(state, {kind: 'log', text: event.text});
 		case 'progress':
 			return {...state, progress: {stage: event.stage, progress: event.progress}};
 		case 'run-end': {
-			const ended = {...state, end: {outcome: event.outcome, message: event.message}};
+			const ended = {...releaseCommand(state), end: {outcome: event.outcome, message: event.message}};
 			// What was made stays in the scrollback after the screen is gone.
 			return event.made ? appendLog(ended, {kind: 'note', text: madeLines(event.made).join('\n')}) : ended;
 		}
@@ -179,7 +211,8 @@ function applyUiAction(state: RunState, action: UiAction): RunState {
 		case 'ui:request': {
 			const {request} = action;
 			const focus = request?.kind === 'gate' ? request.stage : state.focus;
-			return {...state, request, focus, typing: false, typedError: undefined};
+			// A question stops the run: the log above it is complete.
+			return {...releaseCommand(state), request, focus, typing: false, typedError: undefined};
 		}
 
 		case 'ui:typing':
@@ -211,7 +244,13 @@ function applyUiAction(state: RunState, action: UiAction): RunState {
 		}
 
 		case 'ui:finished':
-			return {...state, finished: action.outcome, request: undefined, typing: false, progress: undefined};
+			return {
+				...releaseCommand(state),
+				finished: action.outcome,
+				request: undefined,
+				typing: false,
+				progress: undefined,
+			};
 		case 'ui:start-failed':
 			return appendLog(state, {kind: 'note', text: action.error, tone: 'error'});
 	}
