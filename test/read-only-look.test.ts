@@ -14,12 +14,14 @@ test('the read-only host reads like the host and refuses every file write', asyn
 	t.after(() => fs.rm(dir, {recursive: true, force: true}));
 	const file = path.join(dir, 'zone');
 	await fs.writeFile(file, 'before\n');
-	const host = readOnlyHost(new Host({backupDir: path.join(dir, 'backups')}));
+	// The type has no write methods; the cast is what a sloppy stage would do, and the view still refuses.
+	const host = readOnlyHost(new Host({backupDir: path.join(dir, 'backups')})) as Host;
 	assert.equal(await host.readFile(file), 'before\n');
 	assert.equal((await host.run(['cat', file])).stdout, 'before\n');
 	await assert.rejects(host.writeFile(file, 'after\n'), {name: 'ReadOnlyHostError'});
 	await assert.rejects(host.remove(file), {name: 'ReadOnlyHostError'});
 	await assert.rejects(host.symlink(file, path.join(dir, 'link')), {name: 'ReadOnlyHostError'});
+	await assert.rejects(host.writeStateFile(path.join(dir, 'state'), 'x'), {name: 'ReadOnlyHostError'});
 	assert.equal(await fs.readFile(file, 'utf8'), 'before\n');
 	assert.deepEqual(await fs.readdir(dir), ['zone']);
 });
@@ -36,7 +38,7 @@ test('a stage writing while it looks fails in the engine, and its file is untouc
 		danger: 'none',
 		skippable: true,
 		async check(context) {
-			await context.host.writeFile(file, 'changed by looking\n');
+			await (context.host as Host).writeFile(file, 'changed by looking\n');
 			return {status: 'pending', detail: 'wrote while looking'};
 		},
 		plan: async () => ({commands: [], diffs: [], notes: []}),

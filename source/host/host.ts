@@ -211,7 +211,7 @@ export class Host {
 }
 
 /** The host's methods that change files. */
-export type HostWrites = 'writeFile' | 'symlink' | 'remove';
+export type HostWrites = 'writeFile' | 'writeStateFile' | 'symlink' | 'remove';
 
 /** What looking (check, plan, status) may use: the host without its file writes. */
 export type ReadOnlyHost = Omit<Host, HostWrites>;
@@ -227,12 +227,13 @@ export class ReadOnlyHostError extends Error {
  * The same host, whose file writes throw: check and plan run with it, so a
  * stage that writes while looking fails its tests instead of touching a farm.
  */
-export function readOnlyHost(host: Host): Host {
+export function readOnlyHost(host: Host): ReadOnlyHost {
 	const view = Object.create(host) as Host;
 	const refuse = (method: HostWrites) => async (target: string) => {
 		throw new ReadOnlyHostError(method, target);
 	};
 	view.writeFile = refuse('writeFile');
+	view.writeStateFile = refuse('writeStateFile');
 	view.symlink = async (_target: string, link: string) => refuse('symlink')(link);
 	view.remove = refuse('remove');
 	return view;
