@@ -3,7 +3,7 @@ import {constants as fsConstants} from 'node:fs';
 import fs, {type FileHandle} from 'node:fs/promises';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
-import type {Host, ReadOnlyHost} from './host.js';
+import type {ReadOnlyHost} from './host.js';
 
 /** What to copy: whole devices (or the simulated farm's files), `total` bytes from offset 0. */
 export type CopyRequest = {

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type {Host, ReadOnlyHost} from './host.js';
+import type {ReadOnlyHost} from './host.js';
 import {processStartedAt, readProcCmdline, readProcStat} from './proc.js';
 
 /**

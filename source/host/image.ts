@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {mountedTree, type GuestTree} from './guest-tree.js';
-import type {Host, ReadOnlyHost} from './host.js';
+import type {ReadOnlyHost} from './host.js';
 
 /**
  * A VM's disk seen from the host: its partition table, the filesystem in a

@@ -1,4 +1,4 @@
-import type {Host, ReadOnlyHost} from './host.js';
+import type {ReadOnlyHost} from './host.js';
 
 /** One logical volume as `lvs` reports it, sizes in bytes. */
 export type LogicalVolume = {

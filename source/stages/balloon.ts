@@ -1,7 +1,7 @@
 import {findInstance, ganetiVersion, hasRuntimeMemory, toMebibytes} from '../host/ganeti.js';
 import {monitorCommand, parseBalloon} from '../host/qemu-monitor.js';
 import {fqdn, monitorSocketPath} from '../settings/schema.js';
-import {StageError, type Stage, type LookContext, type StageContext} from './types.js';
+import {StageError, type Stage, type LookContext} from './types.js';
 
 async function runtimeMemorySupported(context: LookContext): Promise<boolean> {
 	return hasRuntimeMemory(await ganetiVersion(context.host));

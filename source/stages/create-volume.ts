@@ -1,13 +1,6 @@
 import {createArgv, formatBytes, getVg, listLvs, removeArgv, type LogicalVolume} from '../host/lvm.js';
 import {assertVolumeOwnership} from './volume-ownership.js';
-import {
-	StageError,
-	StalePlanError,
-	type CheckResult,
-	type Stage,
-	type LookContext,
-	type StageContext,
-} from './types.js';
+import {StageError, StalePlanError, type CheckResult, type Stage, type LookContext} from './types.js';
 
 type Found = {lvs: LogicalVolume[]; source?: LogicalVolume; target?: LogicalVolume; ours?: LogicalVolume};
 

@@ -19,7 +19,7 @@ import {
 	type Checker,
 } from './checked-edit.js';
 import {dhcpdCheckNote, proveDhcpdRestarted} from './reload-services.js';
-import {StageError, type Plan, type Stage, type LookContext, type StageContext} from './types.js';
+import {StageError, type Plan, type Stage, type LookContext} from './types.js';
 
 function hostRequest(settings: FarmSettings): DhcpHostRequest {
 	return {

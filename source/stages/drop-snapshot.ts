@@ -1,5 +1,5 @@
 import {getLv, removeArgv} from '../host/lvm.js';
-import {StageError, type Stage, type LookContext, type StageContext} from './types.js';
+import {StageError, type Stage, type LookContext} from './types.js';
 
 /** Only the snapshot this run made, recognised by the uuid recorded when it was created. */
 async function ourSnapshot(context: LookContext) {

@@ -19,7 +19,7 @@ import {
 	type Checker,
 	type FileChange,
 } from './checked-edit.js';
-import {StageError, type Plan, type Stage, type LookContext, type StageContext} from './types.js';
+import {StageError, type Plan, type Stage, type LookContext} from './types.js';
 import {awaitDecision, startGuardedRestart, type Guard} from './firewall-guard.js';
 
 const undoGuard: Guard = {name: 'firewall-undo', facts: 'firewall-rule.undo'};

@@ -1,6 +1,6 @@
 import {findInstance, ganetiVersion, hasRuntimeMemory} from '../host/ganeti.js';
 import {fqdn} from '../settings/schema.js';
-import {StageError, StalePlanError, type Stage, type LookContext, type StageContext} from './types.js';
+import {StageError, StalePlanError, type Stage, type LookContext} from './types.js';
 
 type LvRow = {lv_name: string; lv_attr: string};
 

@@ -3,7 +3,7 @@ import {removeDhcpHost} from '../host/dhcpd-conf.js';
 import {listInstances} from '../host/ganeti.js';
 import type {ReadOnlyHost} from '../host/host.js';
 import {macProblem} from '../settings/validate.js';
-import {StageError, StalePlanError, type Plan, type Stage, type LookContext, type StageContext} from './types.js';
+import {StageError, StalePlanError, type Plan, type Stage, type LookContext} from './types.js';
 
 /** Every `hardware ethernet` in dhcpd.conf, lower case; comments ignored. */
 export function dhcpdMacs(text: string): string[] {

@@ -1,4 +1,4 @@
-import {StageError, type Stage, type LookContext, type StageContext} from './types.js';
+import {StageError, type Stage, type LookContext} from './types.js';
 import {
 	clockTime,
 	inspectLoadedDhcpd,

@@ -20,7 +20,7 @@ import {
 } from '../host/nginx-site.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {contentHash, fileEdits} from './checked-edit.js';
-import {StageError, StalePlanError, type Plan, type Stage, type LookContext, type StageContext} from './types.js';
+import {StageError, StalePlanError, type Plan, type Stage, type LookContext} from './types.js';
 
 function testArgv(settings: FarmSettings): string[] {
 	return ['nginx', '-t', '-c', settings.nginxConf];

@@ -9,14 +9,7 @@ import {
 	type LogicalVolume,
 } from '../host/lvm.js';
 import {assertVolumeOwnership} from './volume-ownership.js';
-import {
-	StageError,
-	StalePlanError,
-	type CheckResult,
-	type Stage,
-	type LookContext,
-	type StageContext,
-} from './types.js';
+import {StageError, StalePlanError, type CheckResult, type Stage, type LookContext} from './types.js';
 
 function command(context: LookContext): string[] {
 	const {vg, sourceLv, snapshotLv, snapshotSize} = context.settings;
