@@ -224,6 +224,16 @@ export async function unmount(host: ReadOnlyHost, mountpoint: string): Promise<v
 	}
 }
 
+/** A mountpoint only root can enter. */
+export async function makeMountpoint(dir: string): Promise<void> {
+	await fs.mkdir(dir, {recursive: true, mode: 0o700});
+}
+
+/** Removes a mountpoint when it is an empty directory (never what is under a mount still there). */
+export async function removeMountpoint(dir: string): Promise<void> {
+	await fs.rmdir(dir).catch(() => undefined);
+}
+
 export async function detachLoop(host: ReadOnlyHost, loop: string): Promise<void> {
 	const result = await host.run(['losetup', '--detach', loop], {reject: false});
 	if (result.exitCode === 0) return;

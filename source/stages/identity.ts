@@ -1,4 +1,3 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import {applyChange, changeDiff, identityChanges, sshKeygenArgv, type IdentityRequest} from '../host/guest-identity.js';
 import {
@@ -8,7 +7,9 @@ import {
 	listMounts,
 	loopArgv,
 	loopsBackedBy,
+	makeMountpoint,
 	mountArgv,
+	removeMountpoint,
 	sameDevice,
 	unmount,
 	type RootFilesystem,
@@ -103,7 +104,7 @@ async function cleanLeftovers(context: StageContext, target: LogicalVolume | und
 		await detachLoop(host, loop.name);
 	}
 
-	await fs.rmdir(ours).catch(() => undefined);
+	await removeMountpoint(ours);
 	if (context.facts['identity.loop'] || context.facts['identity.mountpoint']) {
 		await context.record({'identity.loop': undefined, 'identity.mountpoint': undefined, 'identity.mounted': undefined});
 	}
@@ -124,7 +125,7 @@ async function withGuest<T>(
 ): Promise<T> {
 	const {host} = context;
 	const mounted = mountpoint(context);
-	await fs.mkdir(mounted, {recursive: true, mode: 0o700});
+	await makeMountpoint(mounted);
 	await context.record({'identity.mountpoint': mounted});
 	let loop: string | undefined;
 	let isMounted = false;
@@ -138,7 +139,7 @@ async function withGuest<T>(
 	} finally {
 		if (isMounted) await unmount(host, mounted);
 		if (loop) await detachLoop(host, loop);
-		await fs.rmdir(mounted).catch(() => undefined);
+		await removeMountpoint(mounted);
 		await context.record({'identity.loop': undefined, 'identity.mountpoint': undefined, 'identity.mounted': undefined});
 	}
 }
