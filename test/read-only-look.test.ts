@@ -31,6 +31,7 @@ test('the read-only host reads like the host and refuses every file write', asyn
 	assert.equal(changesTheMachine(['losetup', '-J', '-l', '-O', 'NAME']), false);
 	assert.equal(changesTheMachine(['gnt-instance', 'list', '--no-headers', '-o', 'name']), false);
 	assert.equal(changesTheMachine(['shorewall', 'check', dir]), false);
+	assert.equal(changesTheMachine(['gnt-cluster', '--version']), false);
 	assert.equal(changesTheMachine(['dd', `if=${file}`, `of=${file}.copy`]), true);
 	assert.equal(changesTheMachine(['dd', `if=${file}`, 'count=0', 'status=none']), false);
 	assert.equal(changesTheMachine(['debugfs', '-R', 'stat /etc/hostname', file]), false);

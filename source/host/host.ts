@@ -254,7 +254,9 @@ export function changesTheMachine(argv: readonly string[]): boolean {
 	if (program === 'dd') return argv.some((arg) => arg.startsWith('of='));
 	if (program === 'losetup') return !argv.some((arg) => ['-l', '--list', '-j', '--associated', '-a'].includes(arg));
 	const verbs = lookingVerbs[program];
-	return verbs !== undefined && !verbs.has(argv.find((arg, index) => index > 0 && !arg.startsWith('-')) ?? '');
+	// No verb at all (--version, --help) only prints.
+	const verb = argv.find((arg, index) => index > 0 && !arg.startsWith('-'));
+	return verbs !== undefined && verb !== undefined && !verbs.has(verb);
 }
 
 /**

@@ -28,6 +28,7 @@ test(
 		const plan = await startCli(farm, ['plan', farmName]).done;
 		assert.equal(plan.exitCode, 0, `${plan.stdout}\n${plan.stderr}`);
 		assert.match(plan.stdout, /identity|Make the clone its own machine/);
+		assert.doesNotMatch(plan.stdout, /while only looking/, 'no stage tried to change the host while planning');
 		assert.deepEqual(treeDifferences(tree, await farmTree(farm.root, {normalize: false})), []);
 		assert.deepEqual(await files(path.dirname(farm.stateDir)), state, 'no journal, facts nor lock written');
 	},
