@@ -5,7 +5,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {runEngine} from '../source/engine/engine.js';
 import type {EngineEvent} from '../source/engine/events.js';
-import {Host, readOnlyHost} from '../source/host/host.js';
+import {changesTheMachine, Host, readOnlyHost} from '../source/host/host.js';
 import {defaultSettings} from '../source/settings/schema.js';
 import type {Stage} from '../source/stages/types.js';
 
@@ -14,12 +14,27 @@ test('the read-only host reads like the host and refuses every file write', asyn
 	t.after(() => fs.rm(dir, {recursive: true, force: true}));
 	const file = path.join(dir, 'zone');
 	await fs.writeFile(file, 'before\n');
-	const host = readOnlyHost(new Host({backupDir: path.join(dir, 'backups')}));
+	// The type has no write methods; the cast is what a sloppy stage would do, and the view still refuses.
+	const host = readOnlyHost(new Host({backupDir: path.join(dir, 'backups')})) as Host;
 	assert.equal(await host.readFile(file), 'before\n');
 	assert.equal((await host.run(['cat', file])).stdout, 'before\n');
 	await assert.rejects(host.writeFile(file, 'after\n'), {name: 'ReadOnlyHostError'});
 	await assert.rejects(host.remove(file), {name: 'ReadOnlyHostError'});
 	await assert.rejects(host.symlink(file, path.join(dir, 'link')), {name: 'ReadOnlyHostError'});
+	await assert.rejects(host.writeStateFile(path.join(dir, 'state'), 'x'), {name: 'ReadOnlyHostError'});
+	// Commands that change the machine are refused before they start; looking ones run.
+	await assert.rejects(host.run(['losetup', '--find', '--show', file]), {name: 'ReadOnlyHostError'});
+	await assert.rejects(host.run(['/usr/sbin/lvremove', '-f', 'all/dev']), {name: 'ReadOnlyHostError'});
+	await assert.rejects(host.run(['shorewall', 'restart', dir]), {name: 'ReadOnlyHostError'});
+	await assert.rejects(host.run(['gnt-instance', 'add', 'x']), {name: 'ReadOnlyHostError'});
+	await assert.rejects(host.run(['umount', dir]), {name: 'ReadOnlyHostError'});
+	assert.equal(changesTheMachine(['losetup', '-J', '-l', '-O', 'NAME']), false);
+	assert.equal(changesTheMachine(['gnt-instance', 'list', '--no-headers', '-o', 'name']), false);
+	assert.equal(changesTheMachine(['shorewall', 'check', dir]), false);
+	assert.equal(changesTheMachine(['gnt-cluster', '--version']), false);
+	assert.equal(changesTheMachine(['dd', `if=${file}`, `of=${file}.copy`]), true);
+	assert.equal(changesTheMachine(['dd', `if=${file}`, 'count=0', 'status=none']), false);
+	assert.equal(changesTheMachine(['debugfs', '-R', 'stat /etc/hostname', file]), false);
 	assert.equal(await fs.readFile(file, 'utf8'), 'before\n');
 	assert.deepEqual(await fs.readdir(dir), ['zone']);
 });
@@ -36,7 +51,7 @@ test('a stage writing while it looks fails in the engine, and its file is untouc
 		danger: 'none',
 		skippable: true,
 		async check(context) {
-			await context.host.writeFile(file, 'changed by looking\n');
+			await (context.host as Host).writeFile(file, 'changed by looking\n');
 			return {status: 'pending', detail: 'wrote while looking'};
 		},
 		plan: async () => ({commands: [], diffs: [], notes: []}),

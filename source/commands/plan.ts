@@ -55,8 +55,6 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 			const context = lookContext(
 				stageContext(session, settings, stage, refuse, new AbortController().signal, scratch),
 			);
-			context.record = async () => undefined;
-			context.updateSettings = async () => undefined;
 			const entry: PlannedStage = {id: stage.id, title: stage.title, danger: stage.danger};
 			try {
 				entry.check = await stage.check(context);

@@ -10,6 +10,7 @@ import {
 	type Plan,
 	type Prompt,
 	type Stage,
+	type LookContext,
 	type StageContext,
 } from '../stages/types.js';
 import type {RunRequest} from './api.js';
@@ -166,8 +167,9 @@ async function announceResume(
 }
 
 /** The stage's context for looking (check, plan): the same, with a host whose file writes throw. */
-export function lookContext(context: StageContext): StageContext {
-	return {...context, host: readOnlyHost(context.host)};
+export function lookContext(context: StageContext): LookContext {
+	const {record: _record, updateSettings: _update, prompt: _prompt, progress: _progress, ...rest} = context;
+	return {...rest, host: readOnlyHost(context.host)};
 }
 
 /** How many times in a row a stage's plan may go stale before the run stops. */

@@ -3,7 +3,7 @@ import {constants as fsConstants} from 'node:fs';
 import fs, {type FileHandle} from 'node:fs/promises';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
-import type {Host} from './host.js';
+import type {ReadOnlyHost} from './host.js';
 
 /** What to copy: whole devices (or the simulated farm's files), `total` bytes from offset 0. */
 export type CopyRequest = {
@@ -112,7 +112,7 @@ export async function isAlive(job: Pick<CopyJob, 'pid' | 'startTime'>): Promise<
  * that neither a dropped SSH connection (SIGHUP to the session) nor the end
  * of farmclone stops the copy.
  */
-export async function startDetachedCopy(host: Host, request: CopyRequest): Promise<CopyJob & {argv: string[]}> {
+export async function startDetachedCopy(host: ReadOnlyHost, request: CopyRequest): Promise<CopyJob & {argv: string[]}> {
 	if (!(await host.exists(request.source))) throw new Error(`copy source ${request.source} does not exist`);
 	if (!(await host.exists(request.target))) throw new Error(`copy target ${request.target} does not exist`);
 	const argv = ddArgv(request, await bothSupportDirectIo(request.source, request.target));
@@ -363,6 +363,6 @@ async function readFully(handle: FileHandle, buffer: Buffer, size: number, posit
  * once does not push the VMs' cached data out. Needs no privilege; dirty
  * pages are left alone.
  */
-export async function dropCache(host: Host, file: string): Promise<void> {
+export async function dropCache(host: ReadOnlyHost, file: string): Promise<void> {
 	await host.run(['dd', `if=${file}`, 'iflag=nocache', 'count=0', 'status=none'], {quiet: true, reject: false});
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type {Host} from './host.js';
+import type {ReadOnlyHost} from './host.js';
 import {processStartedAt, readProcCmdline, readProcStat} from './proc.js';
 
 /**
@@ -54,7 +54,7 @@ async function modifiedAt(file: string): Promise<number | undefined> {
 }
 
 /** The dhcpd the pid file names, provided it is alive and reads `files.dhcpdConf`. */
-export async function findRunningDhcpd(host: Host, files: DhcpdFiles): Promise<DhcpdLook> {
+export async function findRunningDhcpd(host: ReadOnlyHost, files: DhcpdFiles): Promise<DhcpdLook> {
 	const pidFile = files.dhcpdPidFile;
 	const text = await host.readFileIfExists(pidFile);
 	if (text === undefined) return {kind: 'absent', problem: `dhcpd is not running (pid file ${pidFile} missing)`};
@@ -98,7 +98,11 @@ export async function findRunningDhcpd(host: Host, files: DhcpdFiles): Promise<D
  * One look: the running dhcpd, and a problem unless it reads dhcpd.conf as
  * the file is now (started after its last change) and started after `after`.
  */
-export async function inspectLoadedDhcpd(host: Host, files: DhcpdFiles, after?: StartedAfter): Promise<DhcpdLook> {
+export async function inspectLoadedDhcpd(
+	host: ReadOnlyHost,
+	files: DhcpdFiles,
+	after?: StartedAfter,
+): Promise<DhcpdLook> {
 	const found = await findRunningDhcpd(host, files);
 	if (found.problem !== undefined) return found;
 	const {dhcpd} = found;
@@ -123,7 +127,7 @@ export async function inspectLoadedDhcpd(host: Host, files: DhcpdFiles, after?: 
  * new dhcpd has written its pid file. The last look when time runs out.
  */
 export async function waitForLoadedDhcpd(
-	host: Host,
+	host: ReadOnlyHost,
 	files: DhcpdFiles,
 	after: StartedAfter,
 	options: {timeoutMs?: number; signal?: AbortSignal} = {},

@@ -1,4 +1,4 @@
-import {CommandError, type Host} from './host.js';
+import {CommandError, type ReadOnlyHost} from './host.js';
 
 export type GanetiInstance = {
 	name: string;
@@ -27,7 +27,7 @@ function mebibytes(value: string | undefined): number | undefined {
 }
 
 /** `gnt-instance list` with a separator no field can hold. */
-export async function listInstances(host: Host): Promise<GanetiInstance[]> {
+export async function listInstances(host: ReadOnlyHost): Promise<GanetiInstance[]> {
 	const {stdout} = await host.run(['gnt-instance', 'list', '--no-headers', '--separator=|', '-o', fields.join(',')]);
 	return stdout
 		.split('\n')
@@ -93,7 +93,7 @@ export function parseInstanceVolumes(text: string): Map<string, InstanceVolume[]
  * Which volumes each instance owns, from Ganeti's configuration
  * (`gnt-instance info --static --all`: no node is asked, no lock taken).
  */
-export async function instanceVolumes(host: Host): Promise<Map<string, InstanceVolume[]>> {
+export async function instanceVolumes(host: ReadOnlyHost): Promise<Map<string, InstanceVolume[]>> {
 	const argv = ['gnt-instance', 'info', '--static', '--all'];
 	// Quiet: the whole configuration of every instance is no news in the command log.
 	const result = await host.run(argv, {reject: false, quiet: true});
@@ -112,12 +112,12 @@ export function volumeOwner(volumes: Map<string, InstanceVolume[]>, vg: string, 
 	return undefined;
 }
 
-export async function findInstance(host: Host, name: string): Promise<GanetiInstance | undefined> {
+export async function findInstance(host: ReadOnlyHost, name: string): Promise<GanetiInstance | undefined> {
 	return (await listInstances(host)).find((instance) => instance.name === name);
 }
 
 /** Ganeti's version as [major, minor, patch], from `gnt-cluster --version`. */
-export async function ganetiVersion(host: Host): Promise<[number, number, number]> {
+export async function ganetiVersion(host: ReadOnlyHost): Promise<[number, number, number]> {
 	const {stdout} = await host.run(['gnt-cluster', '--version']);
 	const match = /(\d+)\.(\d+)(?:\.(\d+))?/.exec(stdout);
 	if (!match) throw new Error(`cannot read Ganeti's version from: ${stdout.trim()}`);

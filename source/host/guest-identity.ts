@@ -1,8 +1,8 @@
 import {createHash} from 'node:crypto';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import type {FileDiff} from './diff.js';
 import {unifiedDiff} from './diff.js';
+import {mountedTree, type GuestTree} from './guest-tree.js';
 import type {Host} from './host.js';
 import {resolveInside} from './image.js';
 
@@ -90,20 +90,11 @@ export function sshFingerprint(publicKeyLine: string): string | undefined {
 	return `SHA256:${digest.replace(/=+$/, '')}`;
 }
 
-async function lstatOrUndefined(file: string) {
-	try {
-		return await fs.lstat(file);
-	} catch (error) {
-		if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-		throw error;
-	}
-}
-
 /** A regular file's text, for a diff; undefined when it is not a regular file. */
-async function readRegular(file: string): Promise<string | undefined> {
-	const stat = await lstatOrUndefined(file);
-	if (!stat?.isFile()) return undefined;
-	return stat.size > shownLimit ? `(${stat.size} bytes)\n` : fs.readFile(file, 'utf8');
+async function readRegular(tree: GuestTree, file: string): Promise<string | undefined> {
+	const stat = await tree.lstat(file);
+	if (stat?.type !== 'file') return undefined;
+	return stat.size > shownLimit ? `(${stat.size} bytes)\n` : tree.readFile(file);
 }
 
 /** Guest paths of the DHCP clients' lease files: ifupdown's dhclient, NetworkManager, dhcpcd. */
@@ -113,10 +104,10 @@ const leaseLocations: ReadonlyArray<{dir: string; name: RegExp}> = [
 	{dir: '/var/lib/dhcpcd', name: /\.lease6?$/},
 ];
 
-async function hostnameChanges(root: string, request: IdentityRequest): Promise<GuestChange[]> {
+async function hostnameChanges(tree: GuestTree, request: IdentityRequest): Promise<GuestChange[]> {
 	const changes: GuestChange[] = [];
-	const hostnamePath = await resolveInside(root, '/etc/hostname');
-	const before = await readRegular(hostnamePath);
+	const hostnamePath = await resolveInside(tree, '/etc/hostname');
+	const before = await readRegular(tree, hostnamePath);
 	if (before !== `${request.hostname}\n`) {
 		changes.push({
 			kind: 'write',
@@ -128,22 +119,22 @@ async function hostnameChanges(root: string, request: IdentityRequest): Promise<
 		});
 	}
 
-	const hostsPath = await resolveInside(root, '/etc/hosts');
-	const hosts = await readRegular(hostsPath);
+	const hostsPath = await resolveInside(tree, '/etc/hosts');
+	const hosts = await readRegular(tree, hostsPath);
 	const after = setHostsLine(hosts ?? '127.0.0.1\tlocalhost\n', request.fqdn, request.hostname);
 	if (after !== hosts)
 		changes.push({kind: 'write', what: 'hostname', guestPath: '/etc/hosts', hostPath: hostsPath, before: hosts, after});
 	return changes;
 }
 
-async function sshKeyChanges(root: string, request: IdentityRequest): Promise<GuestChange[]> {
-	const hostDir = await resolveInside(root, '/etc/ssh');
-	const entries = (await lstatOrUndefined(hostDir))?.isDirectory() ? await fs.readdir(hostDir) : undefined;
+async function sshKeyChanges(tree: GuestTree, request: IdentityRequest): Promise<GuestChange[]> {
+	const hostDir = await resolveInside(tree, '/etc/ssh');
+	const entries = (await tree.lstat(hostDir))?.type === 'directory' ? await tree.readdir(hostDir) : undefined;
 	if (!entries) return [];
 	const keyFiles = entries.filter((name) => /^ssh_host_.*_key(\.pub|-cert\.pub)?$/.test(name)).sort();
 	const fingerprints: string[] = [];
 	for (const name of keyFiles.filter((file) => file.endsWith('_key.pub'))) {
-		const text = await readRegular(path.join(hostDir, name));
+		const text = await readRegular(tree, path.join(hostDir, name));
 		const fingerprint = text === undefined ? undefined : sshFingerprint(text);
 		if (fingerprint) fingerprints.push(fingerprint);
 		if (!keyFiles.includes(name.replace(/\.pub$/, ''))) fingerprints.push(`${name} without its private key`);
@@ -167,15 +158,15 @@ async function sshKeyChanges(root: string, request: IdentityRequest): Promise<Gu
 	];
 }
 
-async function machineIdChanges(root: string): Promise<GuestChange[]> {
+async function machineIdChanges(tree: GuestTree): Promise<GuestChange[]> {
 	const changes: GuestChange[] = [];
 	// /etc/machine-id is emptied wherever it leads; the D-Bus copy only when it is a file of its own, not the usual link.
 	for (const [guestPath, followLast] of [
 		['/etc/machine-id', true],
 		['/var/lib/dbus/machine-id', false],
 	] as const) {
-		const hostPath = await resolveInside(root, guestPath, {followLast});
-		const before = await readRegular(hostPath);
+		const hostPath = await resolveInside(tree, guestPath, {followLast});
+		const before = await readRegular(tree, hostPath);
 		if (before !== undefined && before !== '')
 			changes.push({kind: 'write', what: 'machine-id', guestPath, hostPath, before, after: ''});
 	}
@@ -183,18 +174,19 @@ async function machineIdChanges(root: string): Promise<GuestChange[]> {
 	return changes;
 }
 
-async function removals(root: string, what: string, guestPaths: string[]): Promise<GuestChange[]> {
+async function removals(tree: GuestTree, what: string, guestPaths: string[]): Promise<GuestChange[]> {
 	const changes: GuestChange[] = [];
 	for (const guestPath of guestPaths) {
-		const hostPath = await resolveInside(root, guestPath, {followLast: false});
-		const stat = await lstatOrUndefined(hostPath);
-		if (stat && (stat.isFile() || stat.isSymbolicLink())) {
+		const hostPath = await resolveInside(tree, guestPath, {followLast: false});
+		const stat = await tree.lstat(hostPath);
+		if (stat && (stat.type === 'file' || stat.type === 'symlink')) {
 			changes.push({
 				kind: 'remove',
 				what,
 				guestPath,
 				hostPath,
-				before: stat.isFile() ? await readRegular(hostPath) : `(symlink to ${await fs.readlink(hostPath)})\n`,
+				before:
+					stat.type === 'file' ? await readRegular(tree, hostPath) : `(symlink to ${await tree.readlink(hostPath)})\n`,
 			});
 		}
 	}
@@ -202,12 +194,12 @@ async function removals(root: string, what: string, guestPaths: string[]): Promi
 	return changes;
 }
 
-async function leaseFiles(root: string): Promise<string[]> {
+async function leaseFiles(tree: GuestTree): Promise<string[]> {
 	const found: string[] = [];
 	for (const location of leaseLocations) {
-		const dir = await resolveInside(root, location.dir);
-		if (!(await lstatOrUndefined(dir))?.isDirectory()) continue;
-		for (const name of (await fs.readdir(dir)).sort()) {
+		const dir = await resolveInside(tree, location.dir);
+		if ((await tree.lstat(dir))?.type !== 'directory') continue;
+		for (const name of (await tree.readdir(dir)).sort()) {
 			if (location.name.test(name)) found.push(path.posix.join(location.dir, name));
 		}
 	}
@@ -216,11 +208,11 @@ async function leaseFiles(root: string): Promise<string[]> {
 }
 
 async function gitRevisionChanges(
-	root: string,
+	tree: GuestTree,
 	request: IdentityRequest,
 ): Promise<{changes: GuestChange[]; notes: string[]}> {
-	const hostPath = await resolveInside(root, request.packagingFarmConf);
-	const before = await readRegular(hostPath);
+	const hostPath = await resolveInside(tree, request.packagingFarmConf);
+	const before = await readRegular(tree, hostPath);
 	if (before === undefined)
 		return {
 			changes: [],
@@ -236,21 +228,25 @@ async function gitRevisionChanges(
 	};
 }
 
-/** The changes still to make in the guest mounted at `root`: none when it already is its own machine. */
+/**
+ * The changes still to make in the guest (mounted at `root`, or read with
+ * debugfs): none when it already is its own machine.
+ */
 export async function identityChanges(
-	root: string,
+	root: string | GuestTree,
 	request: IdentityRequest,
 ): Promise<{changes: GuestChange[]; notes: string[]}> {
+	const tree = typeof root === 'string' ? mountedTree(root) : root;
 	const changes: GuestChange[] = [];
 	const notes: string[] = [];
-	if (request.setHostname) changes.push(...(await hostnameChanges(root, request)));
-	if (request.renewSshKeys) changes.push(...(await sshKeyChanges(root, request)));
-	if (request.emptyMachineId) changes.push(...(await machineIdChanges(root)));
+	if (request.setHostname) changes.push(...(await hostnameChanges(tree, request)));
+	if (request.renewSshKeys) changes.push(...(await sshKeyChanges(tree, request)));
+	if (request.emptyMachineId) changes.push(...(await machineIdChanges(tree)));
 	if (request.removePersistentNet)
-		changes.push(...(await removals(root, 'persistent-net rules', ['/etc/udev/rules.d/70-persistent-net.rules'])));
-	if (request.removeDhcpLeases) changes.push(...(await removals(root, 'DHCP leases', await leaseFiles(root))));
+		changes.push(...(await removals(tree, 'persistent-net rules', ['/etc/udev/rules.d/70-persistent-net.rules'])));
+	if (request.removeDhcpLeases) changes.push(...(await removals(tree, 'DHCP leases', await leaseFiles(tree))));
 	if (request.setGitRevision) {
-		const git = await gitRevisionChanges(root, request);
+		const git = await gitRevisionChanges(tree, request);
 		changes.push(...git.changes);
 		notes.push(...git.notes);
 	}

@@ -217,7 +217,7 @@ export class Host {
 }
 
 /** The host's methods that change files. */
-export type HostWrites = 'writeFile' | 'symlink' | 'remove';
+export type HostWrites = 'writeFile' | 'writeStateFile' | 'symlink' | 'remove';
 
 /** What looking (check, plan, status) may use: the host without its file writes. */
 export type ReadOnlyHost = Omit<Host, HostWrites>;
@@ -229,16 +229,57 @@ export class ReadOnlyHostError extends Error {
 	}
 }
 
+/** Programs that only change the machine, whatever their arguments. */
+const changingPrograms = new Set([
+	'mount',
+	'umount',
+	'lvcreate',
+	'lvremove',
+	'lvextend',
+	'lvrename',
+	'lvchange',
+	'ssh-keygen',
+	'kill',
+	'systemctl',
+	'service',
+]);
+/** Programs that look with some verbs and change with the others: the verbs that only look. */
+const lookingVerbs: Record<string, ReadonlySet<string>> = {
+	'gnt-instance': new Set(['list', 'info']),
+	'gnt-cluster': new Set(['info', 'version', 'verify']),
+	shorewall: new Set(['check', 'status', 'show', 'version', 'dump']),
+	rndc: new Set(['status']),
+};
+
+/** Whether `argv` changes the machine: what looking (check, plan) must never run. */
+export function changesTheMachine(argv: readonly string[]): boolean {
+	const program = path.basename(argv[0] ?? '');
+	if (changingPrograms.has(program) || argv[0]?.startsWith('/etc/init.d/')) return true;
+	// losetup only lists with -l/--list/-j (attaching and detaching change the machine).
+	// dd writes only with of= (without it, it reads to stdout).
+	if (program === 'dd') return argv.some((arg) => arg.startsWith('of='));
+	if (program === 'losetup') return !argv.some((arg) => ['-l', '--list', '-j', '--associated', '-a'].includes(arg));
+	const verbs = lookingVerbs[program];
+	// No verb at all (--version, --help) only prints.
+	const verb = argv.find((arg, index) => index > 0 && !arg.startsWith('-'));
+	return verbs !== undefined && verb !== undefined && !verbs.has(verb);
+}
+
 /**
- * The same host, whose file writes throw: check and plan run with it, so a
+ * The same host, whose file writes and changing commands throw: check and plan run with it, so a
  * stage that writes while looking fails its tests instead of touching a farm.
  */
-export function readOnlyHost(host: Host): Host {
+export function readOnlyHost(host: Host): ReadOnlyHost {
 	const view = Object.create(host) as Host;
 	const refuse = (method: HostWrites) => async (target: string) => {
 		throw new ReadOnlyHostError(method, target);
 	};
+	view.run = async (argv: string[], options?: RunOptions) => {
+		if (changesTheMachine(argv)) throw new ReadOnlyHostError('run', argv.join(' '));
+		return host.run(argv, options);
+	};
 	view.writeFile = refuse('writeFile');
+	view.writeStateFile = refuse('writeStateFile');
 	view.symlink = async (_target: string, link: string) => refuse('symlink')(link);
 	view.remove = refuse('remove');
 	return view;

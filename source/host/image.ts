@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type {Host} from './host.js';
+import {mountedTree, type GuestTree} from './guest-tree.js';
+import type {ReadOnlyHost} from './host.js';
 
 /**
  * A VM's disk seen from the host: its partition table, the filesystem in a
@@ -24,7 +25,7 @@ type SfdiskJson = {
 };
 
 /** `sfdisk -J`: the volume's partitions in bytes, or undefined when it has no partition table. */
-export async function readPartitionTable(host: Host, device: string): Promise<PartitionTable | undefined> {
+export async function readPartitionTable(host: ReadOnlyHost, device: string): Promise<PartitionTable | undefined> {
 	const result = await host.run(['sfdisk', '-J', device], {reject: false});
 	if (result.exitCode !== 0) {
 		if (/does not contain a recognized partition table/.test(result.stderr)) return undefined;
@@ -51,7 +52,7 @@ export async function readPartitionTable(host: Host, device: string): Promise<Pa
 export type Probe = {type?: string; usage?: string; uuid?: string; label?: string};
 
 /** `blkid -p` of a region: low-level probing, no cache, reads only. */
-export async function probeRegion(host: Host, device: string, region: Region): Promise<Probe> {
+export async function probeRegion(host: ReadOnlyHost, device: string, region: Region): Promise<Probe> {
 	const argv = ['blkid', '-p', '-o', 'export', '-O', String(region.offset), '-S', String(region.size), device];
 	const result = await host.run(argv, {reject: false});
 	// Exit 2: nothing recognised.
@@ -84,7 +85,7 @@ function isSupported(type: string | undefined): type is SupportedFilesystem {
  * partition table. Otherwise a sentence saying what is there instead.
  */
 export async function findRootFilesystem(
-	host: Host,
+	host: ReadOnlyHost,
 	device: string,
 	size: number,
 ): Promise<RootFilesystem | {problem: string}> {
@@ -137,7 +138,12 @@ export function mountArgv(loop: string, mountpoint: string, type: SupportedFiles
 	return ['mount', '-t', type, '-o', options.join(','), loop, mountpoint];
 }
 
-export async function attachLoop(host: Host, device: string, region: Region, readOnly: boolean): Promise<string> {
+export async function attachLoop(
+	host: ReadOnlyHost,
+	device: string,
+	region: Region,
+	readOnly: boolean,
+): Promise<string> {
 	const {stdout} = await host.run(loopArgv(device, region, readOnly));
 	const loop = stdout.trim();
 	if (!loop.startsWith('/dev/')) throw new Error(`losetup printed ${JSON.stringify(stdout)}, not a loop device`);
@@ -147,7 +153,7 @@ export async function attachLoop(host: Host, device: string, region: Region, rea
 export type LoopDevice = {name: string; backFile: string; offset: number; sizeLimit: number; readOnly: boolean};
 
 /** Every loop device, from `losetup -J -l`. */
-export async function listLoops(host: Host): Promise<LoopDevice[]> {
+export async function listLoops(host: ReadOnlyHost): Promise<LoopDevice[]> {
 	const columns = 'NAME,BACK-FILE,OFFSET,SIZELIMIT,RO';
 	const {stdout} = await host.run(['losetup', '-J', '-l', '-O', columns], {quiet: true});
 	// No loop device set up: losetup prints nothing at all.
@@ -174,7 +180,7 @@ export async function sameDevice(first: string, second: string): Promise<boolean
 }
 
 /** The loop devices reading `device`, however their backing file was named. */
-export async function loopsBackedBy(host: Host, device: string): Promise<LoopDevice[]> {
+export async function loopsBackedBy(host: ReadOnlyHost, device: string): Promise<LoopDevice[]> {
 	const loops = await listLoops(host);
 	const matches = await Promise.all(loops.map(async (loop) => sameDevice(loop.backFile, device)));
 	return loops.filter((_, index) => matches[index]);
@@ -188,7 +194,7 @@ function unescapeMountinfo(text: string): string {
 }
 
 /** Mounts of this process's namespace, from /proc/self/mountinfo. */
-export async function listMounts(host: Host): Promise<MountEntry[]> {
+export async function listMounts(host: ReadOnlyHost): Promise<MountEntry[]> {
 	const text = await host.readFile('/proc/self/mountinfo');
 	return text.split('\n').flatMap((line) => {
 		const [before, after] = line.split(' - ');
@@ -207,7 +213,7 @@ export async function listMounts(host: Host): Promise<MountEntry[]> {
 }
 
 /** Unmounts, retrying a few times while something (a shell's cwd, a scan) still holds the filesystem. */
-export async function unmount(host: Host, mountpoint: string): Promise<void> {
+export async function unmount(host: ReadOnlyHost, mountpoint: string): Promise<void> {
 	for (let attempt = 1; ; attempt++) {
 		const result = await host.run(['umount', mountpoint], {reject: false});
 		if (result.exitCode === 0) return;
@@ -218,7 +224,17 @@ export async function unmount(host: Host, mountpoint: string): Promise<void> {
 	}
 }
 
-export async function detachLoop(host: Host, loop: string): Promise<void> {
+/** A mountpoint only root can enter. */
+export async function makeMountpoint(dir: string): Promise<void> {
+	await fs.mkdir(dir, {recursive: true, mode: 0o700});
+}
+
+/** Removes a mountpoint when it is an empty directory (never what is under a mount still there). */
+export async function removeMountpoint(dir: string): Promise<void> {
+	await fs.rmdir(dir).catch(() => undefined);
+}
+
+export async function detachLoop(host: ReadOnlyHost, loop: string): Promise<void> {
 	const result = await host.run(['losetup', '--detach', loop], {reject: false});
 	if (result.exitCode === 0) return;
 	// Gone already (detached by hand, or never fully set up) is what we wanted.
@@ -238,10 +254,12 @@ const maxSymlinkHops = 40;
  * the clone's shadow, never the host's.
  */
 export async function resolveInside(
-	root: string,
+	tree: string | GuestTree,
 	guestPath: string,
 	options: {followLast?: boolean} = {},
 ): Promise<string> {
+	const guest = typeof tree === 'string' ? mountedTree(tree) : tree;
+	const {root} = guest;
 	const followLast = options.followLast ?? true;
 	const pending = guestPath.split('/').filter((part) => part && part !== '.');
 	const resolved: string[] = [];
@@ -254,25 +272,19 @@ export async function resolveInside(
 		}
 
 		const candidate = path.join(root, ...resolved, part);
-		let stat;
-		try {
-			stat = await fs.lstat(candidate);
-		} catch (error) {
-			if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-			// Nothing there: no symlink further down either.
-			return path.join(root, ...resolved, part, ...pending.filter((rest) => rest !== '..'));
-		}
-
+		const stat = await guest.lstat(candidate);
+		// Nothing there: no symlink further down either.
+		if (!stat) return path.join(root, ...resolved, part, ...pending.filter((rest) => rest !== '..'));
 		const last = pending.length === 0;
-		if (stat.isSymbolicLink() && (!last || followLast)) {
+		if (stat.type === 'symlink' && (!last || followLast)) {
 			if (++hops > maxSymlinkHops) throw new Error(`too many symlinks resolving ${guestPath} inside ${root}`);
-			const target = await fs.readlink(candidate);
+			const target = await guest.readlink(candidate);
 			if (target.startsWith('/')) resolved.length = 0;
 			pending.unshift(...target.split('/').filter((piece) => piece && piece !== '.'));
 			continue;
 		}
 
-		if (!last && !stat.isDirectory())
+		if (!last && stat.type !== 'directory')
 			throw new Error(`${guestPath}: ${path.join('/', ...resolved, part)} is no directory`);
 		resolved.push(part);
 	}

@@ -1,4 +1,4 @@
-import type {Host} from './host.js';
+import type {ReadOnlyHost} from './host.js';
 
 /** One logical volume as `lvs` reports it, sizes in bytes. */
 export type LogicalVolume = {
@@ -105,7 +105,7 @@ export type QueryOptions = {
 	quiet?: boolean;
 };
 
-export async function listLvs(host: Host, vg: string, options: QueryOptions = {}): Promise<LogicalVolume[]> {
+export async function listLvs(host: ReadOnlyHost, vg: string, options: QueryOptions = {}): Promise<LogicalVolume[]> {
 	const {stdout} = await host.run(['lvs', ...reportOptions, '-o', lvFields.join(','), vg], options);
 	return parseReport(stdout, 'lv').map((row) => lvFromRow(row));
 }
@@ -116,7 +116,7 @@ export async function listLvs(host: Host, vg: string, options: QueryOptions = {}
  * to tell apart from a missing VG by its message.
  */
 export async function getLv(
-	host: Host,
+	host: ReadOnlyHost,
 	vg: string,
 	name: string,
 	options: QueryOptions = {},
@@ -124,7 +124,7 @@ export async function getLv(
 	return (await listLvs(host, vg, options)).find((lv) => lv.name === name);
 }
 
-export async function getVg(host: Host, vg: string, options: QueryOptions = {}): Promise<VolumeGroup> {
+export async function getVg(host: ReadOnlyHost, vg: string, options: QueryOptions = {}): Promise<VolumeGroup> {
 	const {stdout} = await host.run(['vgs', ...reportOptions, '-o', vgFields.join(','), vg], options);
 	const found = parseReport(stdout, 'vg')
 		.map((row) => vgFromRow(row))

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import {parseBraceConfig, walkStatements} from './brace-config.js';
-import type {Host, RunResult} from './host.js';
+import type {ReadOnlyHost, RunResult} from './host.js';
 import {isMarkedLine, markerComment, splitLines} from './markers.js';
 
 /** nginx sites: the reverse proxy farmclone writes, and what other sites already serve. */
@@ -177,7 +177,7 @@ export function answersForFarm(answer: ProbeAnswer, farm: string): boolean {
 }
 
 /** One request to the site's own location; curl's own time limit bounds it. */
-export async function askSite(host: Host, probe: SiteProbe): Promise<ProbeAnswer> {
+export async function askSite(host: ReadOnlyHost, probe: SiteProbe): Promise<ProbeAnswer> {
 	return parseProbeOutput(await host.run(probe.argv, {reject: false, timeoutMs: 10_000}));
 }
 
@@ -190,7 +190,7 @@ export async function askSite(host: Host, probe: SiteProbe): Promise<ProbeAnswer
  * Returns the last answer.
  */
 export async function waitForSite(
-	host: Host,
+	host: ReadOnlyHost,
 	probe: SiteProbe,
 	wanted: (answer: ProbeAnswer) => boolean,
 	options: {timeoutMs?: number; settleMs?: number; intervalMs?: number; signal?: AbortSignal} = {},

@@ -1,13 +1,13 @@
 import {findInstance, ganetiVersion, hasRuntimeMemory, toMebibytes} from '../host/ganeti.js';
 import {monitorCommand, parseBalloon} from '../host/qemu-monitor.js';
 import {fqdn, monitorSocketPath} from '../settings/schema.js';
-import {StageError, type Stage, type StageContext} from './types.js';
+import {StageError, type Stage, type LookContext} from './types.js';
 
-async function runtimeMemorySupported(context: StageContext): Promise<boolean> {
+async function runtimeMemorySupported(context: LookContext): Promise<boolean> {
 	return hasRuntimeMemory(await ganetiVersion(context.host));
 }
 
-function targetMiB(context: StageContext): number {
+function targetMiB(context: LookContext): number {
 	return toMebibytes(context.settings.balloonMemory);
 }
 

@@ -1,6 +1,6 @@
 import {createHash} from 'node:crypto';
 import {unifiedDiff} from '../host/diff.js';
-import type {FileDiff, FileEdit, Plan, StageContext} from './types.js';
+import type {FileDiff, FileEdit, LookContext, Plan, StageContext} from './types.js';
 import {StageError, StalePlanError} from './types.js';
 
 /** One file's content before (undefined: absent) and after an edit. */
@@ -30,7 +30,7 @@ export function fileEdits(changes: FileChange[]): FileEdit[] {
  * Throws StalePlanError when a file is no longer the content the plan was
  * computed from. Called right before writing, so nothing is changed yet.
  */
-export async function assertUnchanged(context: StageContext, edits: Array<Pick<FileEdit, 'path' | 'beforeHash'>>) {
+export async function assertUnchanged(context: LookContext, edits: Array<Pick<FileEdit, 'path' | 'beforeHash'>>) {
 	const changed: string[] = [];
 	for (const edit of edits) {
 		const now = contentHash(await context.host.readFileIfExists(edit.path));
@@ -53,7 +53,7 @@ export function changeDiffs(changes: FileChange[]): FileDiff[] {
 }
 
 /** Runs the checker: its complaint (undefined when it accepts the configuration) and its whole output. */
-async function check(context: StageContext, checker: Checker): Promise<{problem?: string; output: string}> {
+async function check(context: LookContext, checker: Checker): Promise<{problem?: string; output: string}> {
 	const result = await context.host.run(checker.argv, {reject: false});
 	const output = `${result.stdout}\n${result.stderr}`;
 	if (result.exitCode === 0) return {output};
@@ -61,7 +61,7 @@ async function check(context: StageContext, checker: Checker): Promise<{problem?
 }
 
 /** Runs the checker; its complaint, or undefined when it accepts the configuration. */
-export async function runChecker(context: StageContext, checker: Checker): Promise<string | undefined> {
+export async function runChecker(context: LookContext, checker: Checker): Promise<string | undefined> {
 	return (await check(context, checker)).problem;
 }
 

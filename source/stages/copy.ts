@@ -17,7 +17,7 @@ import {
 	type CopyOutcome,
 } from '../host/copy.js';
 import {extendArgv, formatBytes, getLv, getVg, listLvs, parseSize, type LogicalVolume} from '../host/lvm.js';
-import {StageError, type Stage, type StageContext} from './types.js';
+import {StageError, type Stage, type LookContext, type StageContext} from './types.js';
 
 const snapshotPollMs = 3000;
 const offsetRecordMs = 5000;
@@ -31,7 +31,7 @@ const resumeMarginBytes = 64 * 1024 * 1024;
 
 export type CopyVolumes = {source: LogicalVolume; snapshot: LogicalVolume; target: LogicalVolume};
 
-async function volumes(context: StageContext): Promise<Partial<CopyVolumes>> {
+async function volumes(context: LookContext): Promise<Partial<CopyVolumes>> {
 	const {vg, sourceLv, snapshotLv, targetLv} = context.settings;
 	const lvs = await listLvs(context.host, vg);
 	const named = (name: string) => lvs.find((lv) => lv.name === name);
@@ -43,7 +43,7 @@ async function volumes(context: StageContext): Promise<Partial<CopyVolumes>> {
 	};
 }
 
-function requireVolumes(context: StageContext, found: Partial<CopyVolumes>): CopyVolumes {
+function requireVolumes(context: LookContext, found: Partial<CopyVolumes>): CopyVolumes {
 	const {vg, sourceLv, snapshotLv, targetLv} = context.settings;
 	const {source, snapshot, target} = found;
 	if (!source) throw new StageError(`source volume ${vg}/${sourceLv} not found`);
@@ -63,7 +63,7 @@ function requireVolumes(context: StageContext, found: Partial<CopyVolumes>): Cop
  * journal because farmclone died in between; that one is found by its
  * progress file. A job with pid 0 never started or is gone.
  */
-async function latestJob(context: StageContext): Promise<CopyJob | undefined> {
+async function latestJob(context: LookContext): Promise<CopyJob | undefined> {
 	const {facts} = context;
 	const progressFile = facts['copy.pendingProgressFile'] ?? facts['copy.progressFile'];
 	const total = Number(facts['copy.total']);
@@ -79,7 +79,7 @@ async function latestJob(context: StageContext): Promise<CopyJob | undefined> {
 }
 
 /** The recorded copy read this very snapshot into this very volume: its progress counts. */
-function sameVolumes(context: StageContext, found: CopyVolumes): boolean {
+function sameVolumes(context: LookContext, found: CopyVolumes): boolean {
 	const {facts} = context;
 	return (
 		facts['copy.snapshotUuid'] === found.snapshot.uuid &&
@@ -100,7 +100,7 @@ async function reportedBytes(job: CopyJob): Promise<number> {
  * report's worth is copied again. After a reboot a device's volatile write
  * cache may have lost the last acknowledged writes: go back a margin more.
  */
-async function resumeOffset(context: StageContext, found: CopyVolumes, job: CopyJob | undefined): Promise<number> {
+async function resumeOffset(context: LookContext, found: CopyVolumes, job: CopyJob | undefined): Promise<number> {
 	if (!job || !sameVolumes(context, found)) return 0;
 	const known = Math.max(await reportedBytes(job), Number(context.facts['copy.offset'] ?? 0));
 	const recordedBoot = context.facts['copy.bootId'];

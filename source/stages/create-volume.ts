@@ -1,6 +1,6 @@
 import {createArgv, formatBytes, getVg, listLvs, removeArgv, type LogicalVolume} from '../host/lvm.js';
 import {assertVolumeOwnership} from './volume-ownership.js';
-import {StageError, StalePlanError, type CheckResult, type Stage, type StageContext} from './types.js';
+import {StageError, StalePlanError, type CheckResult, type Stage, type LookContext} from './types.js';
 
 type Found = {lvs: LogicalVolume[]; source?: LogicalVolume; target?: LogicalVolume; ours?: LogicalVolume};
 
@@ -9,7 +9,7 @@ type Found = {lvs: LogicalVolume[]; source?: LogicalVolume; target?: LogicalVolu
  * renames the volume it adopts, and a volume of the same name made by someone
  * else is not ours.
  */
-async function find(context: StageContext): Promise<Found> {
+async function find(context: LookContext): Promise<Found> {
 	const {vg, sourceLv, targetLv} = context.settings;
 	const lvs = await listLvs(context.host, vg);
 	const uuid = context.facts['create-volume.uuid'];
@@ -22,13 +22,13 @@ async function find(context: StageContext): Promise<Found> {
 }
 
 /** farmclone died between its lvcreate and recording the uuid: the volume of that name is the one it made. */
-function leftByInterruptedCreate(context: StageContext, found: Found): LogicalVolume | undefined {
+function leftByInterruptedCreate(context: LookContext, found: Found): LogicalVolume | undefined {
 	const {target, source} = found;
 	if (context.facts['create-volume.creating'] !== true || context.facts['create-volume.uuid'] !== undefined) return;
 	return target && source && target.size >= source.size && !target.snapshot ? target : undefined;
 }
 
-function expectedSize(context: StageContext, source: LogicalVolume | undefined): number | undefined {
+function expectedSize(context: LookContext, source: LogicalVolume | undefined): number | undefined {
 	const recorded = context.facts['create-volume.size'];
 	return typeof recorded === 'number' ? recorded : source?.size;
 }

@@ -19,7 +19,7 @@ import {
 	type Checker,
 } from './checked-edit.js';
 import {dhcpdCheckNote, proveDhcpdRestarted} from './reload-services.js';
-import {StageError, type Plan, type Stage, type StageContext} from './types.js';
+import {StageError, type Plan, type Stage, type LookContext} from './types.js';
 
 function hostRequest(settings: FarmSettings): DhcpHostRequest {
 	return {
@@ -36,14 +36,14 @@ function checker(settings: FarmSettings): Checker {
 	return {argv: ['dhcpd', '-t', '-cf', settings.dhcpdConf], explain: dhcpdErrors};
 }
 
-async function readConf(context: StageContext): Promise<string> {
+async function readConf(context: LookContext): Promise<string> {
 	const text = await context.host.readFileIfExists(context.settings.dhcpdConf);
 	if (text === undefined) throw new StageError(`${context.settings.dhcpdConf} does not exist`);
 	return text;
 }
 
 /** The reload stage (re)started the DHCP server after the block was added: the running server has it. */
-function serverHasTheBlock(context: StageContext): boolean {
+function serverHasTheBlock(context: LookContext): boolean {
 	const {facts} = context;
 	return facts['reload-services.dhcpRestarting'] === true || facts['reload-services.dhcpRestartedAt'] !== undefined;
 }
@@ -52,7 +52,7 @@ const literalNote =
 	'fixed-address is the IP literal, not the name as in the seed: with a name, dhcpd needs DNS (BIND) answering when it starts';
 
 /** The host block, computed once: apply writes exactly this content. */
-async function planHost(context: StageContext): Promise<Plan> {
+async function planHost(context: LookContext): Promise<Plan> {
 	const {settings} = context;
 	const text = await readConf(context);
 	const plan: Plan = {

@@ -19,7 +19,7 @@ import {
 	writeChecked,
 	type Checker,
 } from './checked-edit.js';
-import {StageError, type Plan, type Stage, type StageContext} from './types.js';
+import {StageError, type Plan, type Stage, type LookContext, type StageContext} from './types.js';
 
 function zoneRequest(settings: FarmSettings): ZoneRecordRequest {
 	return {zone: settings.zone, record: settings.record, ip: settings.ip, farm: settings.name};
@@ -36,7 +36,7 @@ function checker(settings: FarmSettings): Checker {
 	};
 }
 
-async function readZone(context: StageContext): Promise<string> {
+async function readZone(context: LookContext): Promise<string> {
 	const text = await context.host.readFileIfExists(context.settings.zoneFile);
 	if (text === undefined) {
 		throw new StageError(`${context.settings.zoneFile} does not exist`, 'check the zoneFile setting');
@@ -46,7 +46,7 @@ async function readZone(context: StageContext): Promise<string> {
 }
 
 /** The SOA serial the DNS server answers with, or undefined when none answers. */
-async function servedSerial(context: StageContext): Promise<string | undefined> {
+async function servedSerial(context: LookContext): Promise<string | undefined> {
 	const {zone, dnsServer, dnsPort} = context.settings;
 	const argv = ['dig', `@${dnsServer}`, '-p', String(dnsPort), '+short', '+norecurse', '+time=2', '+tries=1'];
 	const result = await context.host.run([...argv, zone, 'SOA'], {reject: false, quiet: true});
@@ -115,7 +115,7 @@ async function undoSerial(
 	return {served, why: served === undefined ? `${why}; no DNS server answered: reload it yourself` : why};
 }
 
-function bumped(context: StageContext, serial: string | undefined): string {
+function bumped(context: LookContext, serial: string | undefined): string {
 	const before = context.facts['dns-record.serialBefore'];
 	return typeof before === 'string' && before !== serial ? `bumped ${before} -> ${serial}` : String(serial);
 }
@@ -128,7 +128,7 @@ function describeRecord(settings: FarmSettings): string {
  * The record and the SOA serial, computed once: apply writes this content, so
  * a date rolling over between the gate and Enter changes nothing.
  */
-async function planRecord(context: StageContext): Promise<Plan> {
+async function planRecord(context: LookContext): Promise<Plan> {
 	const {settings} = context;
 	const text = await readZone(context);
 	const included = await readZoneIncludes(context.host, settings.zoneFile, text, settings.zone);

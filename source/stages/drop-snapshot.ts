@@ -1,8 +1,8 @@
 import {getLv, removeArgv} from '../host/lvm.js';
-import {StageError, type Stage, type StageContext} from './types.js';
+import {StageError, type Stage, type LookContext} from './types.js';
 
 /** Only the snapshot this run made, recognised by the uuid recorded when it was created. */
-async function ourSnapshot(context: StageContext) {
+async function ourSnapshot(context: LookContext) {
 	const {vg, snapshotLv} = context.settings;
 	const snapshot = await getLv(context.host, vg, snapshotLv);
 	const ours = snapshot !== undefined && context.facts['snapshot.uuid'] === snapshot.uuid;

@@ -4,7 +4,7 @@ import type {RestartRecord, WatchdogJob, WatchdogResult} from '../host/firewall-
 import {nodeModuleArgv, spawnDetached} from '../host/detached.js';
 import {readUptimeSeconds} from '../host/proc.js';
 import {formatClock} from '../ui/format.js';
-import {StageError, type FirewallWaitAnswer, type StageContext} from './types.js';
+import {StageError, type FirewallWaitAnswer, type LookContext, type StageContext} from './types.js';
 
 /**
  * Every Shorewall restart farmclone makes goes through here: the stage's,
@@ -43,7 +43,7 @@ export function guardFiles(stateDir: string, name: GuardName) {
 
 export type Guard = {name: GuardName; facts: string};
 
-async function readJson<T>(context: Pick<StageContext, 'host'>, file: string): Promise<T | undefined> {
+async function readJson<T>(context: Pick<LookContext, 'host'>, file: string): Promise<T | undefined> {
 	try {
 		const text = await context.host.readFileIfExists(file);
 		return text === undefined ? undefined : (JSON.parse(text) as T);
@@ -52,19 +52,19 @@ async function readJson<T>(context: Pick<StageContext, 'host'>, file: string): P
 	}
 }
 
-export const readResult = async (context: Pick<StageContext, 'host' | 'stateDir'>, guard: Guard) =>
+export const readResult = async (context: Pick<LookContext, 'host' | 'stateDir'>, guard: Guard) =>
 	readJson<WatchdogResult>(context, guardFiles(context.stateDir, guard.name).result);
 
-export const readConfirmation = async (context: Pick<StageContext, 'host' | 'stateDir'>, name: GuardName) =>
+export const readConfirmation = async (context: Pick<LookContext, 'host' | 'stateDir'>, name: GuardName) =>
 	readJson<Confirmation>(context, guardFiles(context.stateDir, name).confirm);
 
-export const readRestarted = async (context: Pick<StageContext, 'host' | 'stateDir'>, name: GuardName) =>
+export const readRestarted = async (context: Pick<LookContext, 'host' | 'stateDir'>, name: GuardName) =>
 	readJson<RestartRecord>(context, guardFiles(context.stateDir, name).restarted);
 
 export type LiveWatchdog = {pid: number; startTime: string | undefined; deadline: number | undefined};
 
 /** The watchdog of an earlier session that still waits (farmclone or SSH died meanwhile), from the journal's facts. */
-export async function liveWatchdog(context: StageContext, guard: Guard): Promise<LiveWatchdog | undefined> {
+export async function liveWatchdog(context: LookContext, guard: Guard): Promise<LiveWatchdog | undefined> {
 	const pid = context.facts[`${guard.facts}.watchdogPid`];
 	const startTime = context.facts[`${guard.facts}.watchdogStart`];
 	if (typeof pid !== 'number') return undefined;
@@ -74,7 +74,7 @@ export async function liveWatchdog(context: StageContext, guard: Guard): Promise
 
 /** Whether the watchdog `pid` is alive and has not decided yet. */
 export async function watchdogWaiting(
-	context: Pick<StageContext, 'host' | 'stateDir'>,
+	context: Pick<LookContext, 'host' | 'stateDir'>,
 	name: GuardName,
 	pid: number,
 	startTime: string | undefined,

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import {formatClock} from '../ui/format.js';
-import {StageError, type Stage, type StageContext} from './types.js';
+import {StageError, type Stage, type LookContext, type StageContext} from './types.js';
 import {previousFirewallFiles} from './firewall-rule.js';
 import {
 	awaitDecision,
@@ -12,14 +12,14 @@ import {
 	type Guard,
 } from './firewall-guard.js';
 
-const savedName = (context: StageContext) => `farmclone-${context.settings.name}`;
+const savedName = (context: LookContext) => `farmclone-${context.settings.name}`;
 const guard: Guard = {name: 'firewall', facts: 'firewall-restart'};
-const liveWatchdog = async (context: StageContext) => guardWatchdog(context, guard);
-const readResult = async (context: StageContext) => readGuardResult(context, guard);
+const liveWatchdog = async (context: LookContext) => guardWatchdog(context, guard);
+const readResult = async (context: LookContext) => readGuardResult(context, guard);
 const recordOutcome = async (context: StageContext, result: Parameters<typeof recordGuardOutcome>[2]) =>
 	recordGuardOutcome(context, guard, result);
 
-async function firewallRunning(context: StageContext): Promise<boolean> {
+async function firewallRunning(context: LookContext): Promise<boolean> {
 	const status = await context.host.run(['shorewall', 'status'], {reject: false});
 	return status.exitCode === 0 && /Shorewall is running/i.test(status.stdout);
 }
@@ -29,7 +29,7 @@ async function firewallRunning(context: StageContext): Promise<boolean> {
  * `safe-restart` do not: ask for the verdict line too, so that a wrapper or
  * a future version that exits 0 on a compile error is not trusted.
  */
-async function checkConfiguration(context: StageContext): Promise<void> {
+async function checkConfiguration(context: LookContext): Promise<void> {
 	const dir = context.settings.shorewallDir;
 	const check = await context.host.run(['shorewall', 'check', dir], {reject: false});
 	const output = `${check.stdout}\n${check.stderr}`;
@@ -43,7 +43,7 @@ async function checkConfiguration(context: StageContext): Promise<void> {
 }
 
 /** rules or params, when edited after `since`: the running firewall does not have that edit. */
-async function changedSince(context: StageContext, since: number): Promise<string | undefined> {
+async function changedSince(context: LookContext, since: number): Promise<string | undefined> {
 	for (const name of ['rules', 'params']) {
 		const file = path.join(context.settings.shorewallDir, name);
 		const modified = await context.host.modifiedAt(file);
@@ -87,8 +87,8 @@ export const firewallRestartStage: Stage = {
 			};
 		}
 
+		// What the watchdog decided is read, not recorded: apply puts it in the journal.
 		const result = await readResult(context);
-		if (result) await recordOutcome(context, result);
 		if (result?.outcome === 'rollback-failed') {
 			return {
 				status: 'conflict',
@@ -103,7 +103,8 @@ export const firewallRestartStage: Stage = {
 			};
 		}
 
-		if (result?.outcome === 'confirmed' && context.facts['firewall-restart.confirmed']) {
+		// A result file is the latest restart's: each restart removes the one before.
+		if (result?.outcome === 'confirmed') {
 			const changed = await changedSince(context, Date.parse(result.at));
 			if (changed)
 				return {
@@ -149,6 +150,9 @@ export const firewallRestartStage: Stage = {
 		};
 	},
 	async apply(context) {
+		// The decision of a watchdog that ended while no session was there (check only reads it).
+		const earlier = await readResult(context);
+		if (earlier) await recordOutcome(context, earlier);
 		const live = (await liveWatchdog(context)) ?? (await startRestart(context));
 		await awaitDecision(context, guard, live);
 	},

@@ -19,11 +19,11 @@ import {
 	type Checker,
 	type FileChange,
 } from './checked-edit.js';
-import {StageError, type Plan, type Stage, type StageContext} from './types.js';
+import {StageError, type Plan, type Stage, type LookContext} from './types.js';
 import {awaitDecision, startGuardedRestart, type Guard} from './firewall-guard.js';
 
 const undoGuard: Guard = {name: 'firewall-undo', facts: 'firewall-rule.undo'};
-const undoSaved = (context: StageContext) => `farmclone-${context.settings.name}-undo`;
+const undoSaved = (context: LookContext) => `farmclone-${context.settings.name}-undo`;
 
 function checker(settings: FarmSettings): Checker {
 	return {argv: ['shorewall', 'check', settings.shorewallDir], explain: shorewallErrors};
@@ -31,7 +31,7 @@ function checker(settings: FarmSettings): Checker {
 
 type Files = {paramsPath: string; rulesPath: string; params: string; rules: string};
 
-async function readFiles(context: StageContext): Promise<Files> {
+async function readFiles(context: LookContext): Promise<Files> {
 	const {shorewallDir} = context.settings;
 	const paramsPath = path.join(shorewallDir, 'params');
 	const rulesPath = path.join(shorewallDir, 'rules');
@@ -53,7 +53,7 @@ function changes(files: Files, params: string, rules: string, paramsExisted: boo
  * farm's marked lines. The firewall restart's watchdog puts these back when
  * the admin does not confirm the new firewall in time.
  */
-export async function previousFirewallFiles(context: StageContext): Promise<Record<string, string>> {
+export async function previousFirewallFiles(context: LookContext): Promise<Record<string, string>> {
 	const files = await readFiles(context);
 	const edit = removeShorewallEntries(files.params, files.rules, context.settings.name);
 	return {[files.paramsPath]: edit.params, [files.rulesPath]: edit.rules};
@@ -64,14 +64,14 @@ export async function previousFirewallFiles(context: StageContext): Promise<Reco
  * was kept or rolled back since, a restart from the files without the rule
  * is the state before the run) and Shorewall is running.
  */
-async function firewallMayHaveTheRule(context: StageContext): Promise<boolean> {
+async function firewallMayHaveTheRule(context: LookContext): Promise<boolean> {
 	if (context.facts['firewall-restart.watchdogPid'] === undefined) return false;
 	const status = await context.host.run(['shorewall', 'status'], {reject: false, quiet: true});
 	return status.exitCode === 0 && /Shorewall is running/i.test(status.stdout);
 }
 
 /** The param and the rule, computed once: apply writes exactly these files. */
-async function planRule(context: StageContext): Promise<Plan> {
+async function planRule(context: LookContext): Promise<Plan> {
 	const {settings} = context;
 	const files = await readFiles(context);
 	const paramsExisted = await context.host.exists(files.paramsPath);

@@ -1,10 +1,10 @@
 import {findInstance, ganetiVersion, hasRuntimeMemory} from '../host/ganeti.js';
 import {fqdn} from '../settings/schema.js';
-import {StageError, StalePlanError, type Stage, type StageContext} from './types.js';
+import {StageError, StalePlanError, type Stage, type LookContext} from './types.js';
 
 type LvRow = {lv_name: string; lv_attr: string};
 
-async function volumes(context: StageContext): Promise<LvRow[]> {
+async function volumes(context: LookContext): Promise<LvRow[]> {
 	const {stdout} = await context.host.run([
 		'lvs',
 		'--reportformat',
@@ -17,7 +17,7 @@ async function volumes(context: StageContext): Promise<LvRow[]> {
 	return report.report.flatMap((part) => part.lv);
 }
 
-async function addCommand(context: StageContext): Promise<string[]> {
+async function addCommand(context: LookContext): Promise<string[]> {
 	const {settings} = context;
 	const memory = hasRuntimeMemory(await ganetiVersion(context.host))
 		? `maxmem=${settings.memory},minmem=${settings.balloonMemory}`

@@ -1,4 +1,3 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import {applyChange, changeDiff, identityChanges, sshKeygenArgv, type IdentityRequest} from '../host/guest-identity.js';
 import {
@@ -8,19 +7,22 @@ import {
 	listMounts,
 	loopArgv,
 	loopsBackedBy,
+	makeMountpoint,
 	mountArgv,
+	removeMountpoint,
 	sameDevice,
 	unmount,
 	type RootFilesystem,
 } from '../host/image.js';
+import {debugfsTree} from '../host/guest-tree.js';
 import {listLvs, type LogicalVolume} from '../host/lvm.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
-import {StageError, type Plan, type Stage, type StageContext} from './types.js';
+import {StageError, type Plan, type Stage, type LookContext, type StageContext} from './types.js';
 
 const skipHint =
 	'skip this stage (s in the TUI) or turn the identity* settings off, and give the clone its own identity by hand before it boots';
 
-function request(context: StageContext): IdentityRequest {
+function request(context: LookContext): IdentityRequest {
 	const {settings} = context;
 	const generated = context.facts['identity.sshHostKeys'];
 	return {
@@ -50,7 +52,7 @@ function anyEnabled(settings: FarmSettings): boolean {
 	return toggles.some((toggle) => settings[toggle]);
 }
 
-function mountpoint(context: StageContext): string {
+function mountpoint(context: LookContext): string {
 	return path.join(context.stateDir, 'identity-mount');
 }
 
@@ -58,7 +60,7 @@ function mountpoint(context: StageContext): string {
  * The copied volume, by the uuid the copy recorded (Ganeti renames it when it
  * adopts it). Refused when it is the source: that one is never mounted.
  */
-async function cloneVolume(context: StageContext): Promise<LogicalVolume | undefined> {
+async function cloneVolume(context: LookContext): Promise<LogicalVolume | undefined> {
 	const {vg, sourceLv, targetLv} = context.settings;
 	const lvs = await listLvs(context.host, vg);
 	const uuid = context.facts['copy.targetUuid'];
@@ -102,7 +104,7 @@ async function cleanLeftovers(context: StageContext, target: LogicalVolume | und
 		await detachLoop(host, loop.name);
 	}
 
-	await fs.rmdir(ours).catch(() => undefined);
+	await removeMountpoint(ours);
 	if (context.facts['identity.loop'] || context.facts['identity.mountpoint']) {
 		await context.record({'identity.loop': undefined, 'identity.mountpoint': undefined, 'identity.mounted': undefined});
 	}
@@ -123,7 +125,7 @@ async function withGuest<T>(
 ): Promise<T> {
 	const {host} = context;
 	const mounted = mountpoint(context);
-	await fs.mkdir(mounted, {recursive: true, mode: 0o700});
+	await makeMountpoint(mounted);
 	await context.record({'identity.mountpoint': mounted});
 	let loop: string | undefined;
 	let isMounted = false;
@@ -137,7 +139,7 @@ async function withGuest<T>(
 	} finally {
 		if (isMounted) await unmount(host, mounted);
 		if (loop) await detachLoop(host, loop);
-		await fs.rmdir(mounted).catch(() => undefined);
+		await removeMountpoint(mounted);
 		await context.record({'identity.loop': undefined, 'identity.mountpoint': undefined, 'identity.mounted': undefined});
 	}
 }
@@ -146,7 +148,7 @@ async function withGuest<T>(
 type Readiness = {target: LogicalVolume; root: RootFilesystem} | {reason: string; awaits?: string};
 
 /** Whether the clone's filesystem can be mounted and changed, or the sentence that says why not. */
-async function readiness(context: StageContext): Promise<Readiness> {
+async function readiness(context: LookContext): Promise<Readiness> {
 	const {vg, targetLv} = context.settings;
 	if (context.facts['copy.completed'] !== true) return {reason: 'the copy has not completed', awaits: 'copy'};
 	const target = await cloneVolume(context);
@@ -165,10 +167,13 @@ async function readiness(context: StageContext): Promise<Readiness> {
 	return {target, root: found};
 }
 
-async function pending(context: StageContext, ready: {target: LogicalVolume; root: RootFilesystem}) {
-	return withGuest(context, ready.target, ready.root, true, async (mounted) =>
-		identityChanges(mounted, request(context)),
-	);
+/**
+ * What is still to change, read from the volume with debugfs: no loop
+ * device, no mount, the device opened read-only. Looking never touches a
+ * mount of another session (a live run's, in this very stage).
+ */
+async function pending(context: LookContext, ready: {target: LogicalVolume; root: RootFilesystem}) {
+	return identityChanges(debugfsTree(context.host, ready.target.path, ready.root.region.offset), request(context));
 }
 
 function describe(whats: string[]): string {
@@ -184,8 +189,8 @@ export const identityStage: Stage = {
 	skippable: true,
 	async check(context) {
 		if (!anyEnabled(context.settings)) return {status: 'done', detail: 'every identity change is off in the settings'};
+		// A leftover mount of an interrupted run is apply's to clean (under the run's lock): looking leaves it.
 		const target = await cloneVolume(context);
-		await cleanLeftovers(context, target);
 		if (target?.open) {
 			if (context.facts['identity.completed'] === true) {
 				return {status: 'done', detail: `done earlier; ${target.name} is in use (the VM?), not inspected`};

@@ -1,9 +1,9 @@
 import {createHash, randomBytes} from 'node:crypto';
 import {removeDhcpHost} from '../host/dhcpd-conf.js';
 import {listInstances} from '../host/ganeti.js';
-import type {Host} from '../host/host.js';
+import type {ReadOnlyHost} from '../host/host.js';
 import {macProblem} from '../settings/validate.js';
-import {StageError, StalePlanError, type Plan, type Stage, type StageContext} from './types.js';
+import {StageError, StalePlanError, type Plan, type Stage, type LookContext} from './types.js';
 
 /** Every `hardware ethernet` in dhcpd.conf, lower case; comments ignored. */
 export function dhcpdMacs(text: string): string[] {
@@ -17,7 +17,7 @@ export function dhcpdMacs(text: string): string[] {
 }
 
 async function macsInUse(
-	host: Host,
+	host: ReadOnlyHost,
 	dhcpdConf: string,
 	ignoreInstance: string,
 	farm: string,
@@ -55,7 +55,7 @@ export function candidateMacs(farm: string, count = 100): string[] {
 	return macs;
 }
 
-async function planMac(context: StageContext): Promise<Plan> {
+async function planMac(context: LookContext): Promise<Plan> {
 	const notes = [
 		`not in ${context.settings.dhcpdConf} nor in the Ganeti cluster`,
 		'saved in the farm settings so a resumed run reuses it',
@@ -73,11 +73,11 @@ async function planMac(context: StageContext): Promise<Plan> {
 	};
 }
 
-function ours(context: StageContext): string {
+function ours(context: LookContext): string {
 	return `${context.settings.record}.${context.settings.zone}`;
 }
 
-async function conflictFor(context: StageContext, mac: string): Promise<string | undefined> {
+async function conflictFor(context: LookContext, mac: string): Promise<string | undefined> {
 	const problem = macProblem(mac);
 	if (problem) return `mac ${mac}: ${problem}`;
 	const used = await macsInUse(context.host, context.settings.dhcpdConf, ours(context), context.settings.name);

@@ -1,4 +1,4 @@
-import {StageError, type Stage, type StageContext} from './types.js';
+import {StageError, type Stage, type LookContext} from './types.js';
 import {
 	clockTime,
 	inspectLoadedDhcpd,
@@ -9,7 +9,7 @@ import {
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 
 /** The serial `named-checkzone` read from the file. */
-async function fileSerial(context: StageContext): Promise<string> {
+async function fileSerial(context: LookContext): Promise<string> {
 	const {zone, zoneFile} = context.settings;
 	// -i local: named's own integrity checks, without resolving out-of-zone names through this machine.
 	const result = await context.host.run(['named-checkzone', '-i', 'local', zone, zoneFile], {reject: false});
@@ -21,12 +21,12 @@ async function fileSerial(context: StageContext): Promise<string> {
 	return serial;
 }
 
-function dig(context: StageContext, name: string, type: string): string[] {
+function dig(context: LookContext, name: string, type: string): string[] {
 	const {dnsServer, dnsPort} = context.settings;
 	return ['dig', `@${dnsServer}`, '-p', String(dnsPort), '+short', '+norecurse', '+time=2', '+tries=2', name, type];
 }
 
-async function served(context: StageContext): Promise<{serial?: string; address: string[]}> {
+async function served(context: LookContext): Promise<{serial?: string; address: string[]}> {
 	const {zone} = context.settings;
 	const soa = await context.host.run(dig(context, zone, 'SOA'), {reject: false});
 	const a = await context.host.run(dig(context, fqdn(context.settings), 'A'), {reject: false});
@@ -39,7 +39,7 @@ async function served(context: StageContext): Promise<{serial?: string; address:
 	};
 }
 
-async function dnsServesRecord(context: StageContext): Promise<string | undefined> {
+async function dnsServesRecord(context: LookContext): Promise<string | undefined> {
 	const wanted = await fileSerial(context);
 	const now = await served(context);
 	if (now.serial !== wanted) return `the DNS server serves serial ${now.serial ?? 'none'}, the file has ${wanted}`;
@@ -66,7 +66,7 @@ function describeDhcpd(dhcpd: RunningDhcpd): string {
  * waits for the new dhcpd and logs it, or throws what is wrong with the one
  * that runs.
  */
-export async function proveDhcpdRestarted(context: StageContext, began: number): Promise<void> {
+export async function proveDhcpdRestarted(context: LookContext, began: number): Promise<void> {
 	const {host, settings, signal} = context;
 	const look = await waitForLoadedDhcpd(host, settings, {at: began, what: 'the restart'}, {signal});
 	if (look.problem !== undefined) {

@@ -20,7 +20,7 @@ import {
 } from '../host/nginx-site.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {contentHash, fileEdits} from './checked-edit.js';
-import {StageError, StalePlanError, type Plan, type Stage, type StageContext} from './types.js';
+import {StageError, StalePlanError, type Plan, type Stage, type LookContext} from './types.js';
 
 function testArgv(settings: FarmSettings): string[] {
 	return ['nginx', '-t', '-c', settings.nginxConf];
@@ -55,7 +55,7 @@ function errorLogHint(settings: FarmSettings): string {
 }
 
 /** Proves the reload took: nginx, asked over HTTP, answers with the site on disk. */
-async function confirmLoaded(context: StageContext, after: string, then = ''): Promise<void> {
+async function confirmLoaded(context: LookContext, after: string, then = ''): Promise<void> {
 	const {settings, host} = context;
 	const probe = probeOf(settings);
 	const wanted = (answer: ProbeAnswer) => answersWith(answer, siteRequest(settings));
@@ -68,7 +68,7 @@ async function confirmLoaded(context: StageContext, after: string, then = ''): P
 }
 
 /** Proves undo's reload took: nginx no longer answers with any version of the site. */
-async function confirmUnloaded(context: StageContext): Promise<void> {
+async function confirmUnloaded(context: LookContext): Promise<void> {
 	const {settings, host} = context;
 	const probe = probeOf(settings);
 	const gone = (answer: ProbeAnswer) => !answersForFarm(answer, settings.name);
@@ -90,7 +90,7 @@ type Survey = {
 };
 
 /** Files nginx.conf pulls in with `include` (globs in the last path part expanded), nginx.conf itself first. */
-async function includedFiles(context: StageContext, confText: string): Promise<string[]> {
+async function includedFiles(context: LookContext, confText: string): Promise<string[]> {
 	const {nginxConf} = context.settings;
 	const files = new Set([nginxConf]);
 	for (const pattern of includePatterns(confText, path.dirname(nginxConf))) {
@@ -109,7 +109,7 @@ async function includedFiles(context: StageContext, confText: string): Promise<s
 	return [...files];
 }
 
-async function linkState(context: StageContext, conflicts: string[]): Promise<Survey['linkState']> {
+async function linkState(context: LookContext, conflicts: string[]): Promise<Survey['linkState']> {
 	const {settings, host} = context;
 	const {file, link} = sitePaths(settings);
 	if ((await host.listDir(settings.sitesEnabled)) === undefined) return undefined;
@@ -122,7 +122,7 @@ async function linkState(context: StageContext, conflicts: string[]): Promise<Su
 }
 
 /** Other server blocks nginx loads that answer the same name on the same address. */
-async function clashes(context: StageContext, confText: string, conflicts: string[], notes: string[]): Promise<void> {
+async function clashes(context: LookContext, confText: string, conflicts: string[], notes: string[]): Promise<void> {
 	const {settings, host} = context;
 	const {file, link} = sitePaths(settings);
 	for (const other of await includedFiles(context, confText)) {
@@ -142,7 +142,7 @@ async function clashes(context: StageContext, confText: string, conflicts: strin
 	}
 }
 
-async function survey(context: StageContext): Promise<Survey> {
+async function survey(context: LookContext): Promise<Survey> {
 	const {settings, host} = context;
 	const {file, link} = sitePaths(settings);
 	const existing = await host.readFileIfExists(file);
@@ -176,7 +176,7 @@ async function survey(context: StageContext): Promise<Survey> {
 	return result;
 }
 
-async function nginxTest(context: StageContext): Promise<string | undefined> {
+async function nginxTest(context: LookContext): Promise<string | undefined> {
 	const result = await context.host.run(testArgv(context.settings), {reject: false});
 	return result.exitCode === 0 ? undefined : nginxErrors(`${result.stderr}\n${result.stdout}`);
 }

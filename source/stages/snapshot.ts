@@ -9,25 +9,25 @@ import {
 	type LogicalVolume,
 } from '../host/lvm.js';
 import {assertVolumeOwnership} from './volume-ownership.js';
-import {StageError, StalePlanError, type CheckResult, type Stage, type StageContext} from './types.js';
+import {StageError, StalePlanError, type CheckResult, type Stage, type LookContext} from './types.js';
 
-function command(context: StageContext): string[] {
+function command(context: LookContext): string[] {
 	const {vg, sourceLv, snapshotLv, snapshotSize} = context.settings;
 	return snapshotArgv(vg, sourceLv, snapshotLv, snapshotSize);
 }
 
 /** Ours: created by this farm's run, known by the uuid LVM gave it (a name can be reused, a uuid cannot). */
-function isOurs(context: StageContext, lv: LogicalVolume): boolean {
+function isOurs(context: LookContext, lv: LogicalVolume): boolean {
 	return context.facts['snapshot.created'] === true && context.facts['snapshot.uuid'] === lv.uuid;
 }
 
 /** farmclone died between its lvcreate and recording the uuid: the snapshot of that name is the one it made. */
-function leftByInterruptedCreate(context: StageContext, lv: LogicalVolume): boolean {
+function leftByInterruptedCreate(context: LookContext, lv: LogicalVolume): boolean {
 	return context.facts['snapshot.creating'] === true && context.facts['snapshot.uuid'] === undefined && lv.snapshot;
 }
 
 /** The snapshot and then the target volume (as big as the source) must both fit in the VG's free extents. */
-async function roomProblem(context: StageContext, lvs: LogicalVolume[], source: LogicalVolume) {
+async function roomProblem(context: LookContext, lvs: LogicalVolume[], source: LogicalVolume) {
 	const {vg, snapshotSize, targetLv} = context.settings;
 	const group = await getVg(context.host, vg);
 	const snapshot = roundUpToExtent(parseSize(snapshotSize), group.extentSize);
@@ -40,7 +40,7 @@ async function roomProblem(context: StageContext, lvs: LogicalVolume[], source: 
 	);
 }
 
-async function inspect(context: StageContext): Promise<CheckResult> {
+async function inspect(context: LookContext): Promise<CheckResult> {
 	const {vg, sourceLv, snapshotLv} = context.settings;
 	if (!sourceLv) return {status: 'conflict', detail: 'no source LV in the settings (sourceLv)'};
 	const lvs = await listLvs(context.host, vg);

@@ -1,4 +1,4 @@
-import type {Host} from '../host/host.js';
+import type {Host, ReadOnlyHost} from '../host/host.js';
 import type {FarmSettings} from '../settings/schema.js';
 
 /**
@@ -100,6 +100,16 @@ export type StageContext = {
 	signal: AbortSignal;
 };
 
+/**
+ * What check and plan get: the run's context without anything that changes
+ * the host, the journal or the settings. The host's write methods are not
+ * there (and throw at run time, in the engine's view), there is no record,
+ * no updateSettings, no prompt: looking never touches.
+ */
+export type LookContext = Omit<StageContext, 'host' | 'record' | 'updateSettings' | 'prompt' | 'progress'> & {
+	host: ReadOnlyHost;
+};
+
 export type Stage = {
 	id: string;
 	title: string;
@@ -108,10 +118,10 @@ export type Stage = {
 	danger: Danger;
 	/** Whether skipping leaves later stages able to run. */
 	skippable: boolean;
-	/** Looks only: the engine gives it a host whose file writes throw. */
-	check(context: StageContext): Promise<CheckResult>;
-	/** Looks only: the engine gives it a host whose file writes throw. */
-	plan(context: StageContext): Promise<Plan>;
+	/** Looks only: a read-only host, nothing to record (the engine's host view throws on a write). */
+	check(context: LookContext): Promise<CheckResult>;
+	/** Looks only: a read-only host, nothing to record (the engine's host view throws on a write). */
+	plan(context: LookContext): Promise<Plan>;
 	/**
 	 * Carries out `plan`, the one the admin approved, and nothing else; throws
 	 * StalePlanError, before changing anything, when what the plan was computed
