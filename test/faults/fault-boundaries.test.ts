@@ -69,7 +69,7 @@ for (const stage of allStages) {
 	}
 }
 
-test('an uninterrupted run: the reference farm tree', {timeout: 120_000}, async (t) => {
+test('an uninterrupted run: the reference farm tree', {timeout: 300_000}, async (t) => {
 	const farm = await makeFarm(t, {size});
 	const started = Date.now();
 	for (const event of await completeRun(farm)) if (event.type === 'stage-start') applied.add(event.stage!);
