@@ -1,4 +1,5 @@
 import {stripVTControlCharacters} from 'node:util';
+import {clockTime} from '../host/dhcpd-process.js';
 import {formatBytes as formatSize} from '../host/lvm.js';
 import type {CopyProgress, Plan} from '../stages/types.js';
 
@@ -33,7 +34,7 @@ export function formatClock(at: string | number): string {
 	const zone = new Intl.DateTimeFormat('en-US', {timeZoneName: 'short'})
 		.formatToParts(date)
 		.find((part) => part.type === 'timeZoneName')?.value;
-	const clock = `${twoDigits(date.getHours())}:${twoDigits(date.getMinutes())}:${twoDigits(date.getSeconds())}`;
+	const clock = clockTime(date.getTime());
 	return zone ? `${clock} ${zone}` : clock;
 }
 
