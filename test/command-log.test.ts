@@ -3,14 +3,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {runEngine} from '../source/engine/engine.js';
 import type {EngineEvent} from '../source/engine/events.js';
 import type {CommandRecord} from '../source/host/host.js';
 import {createHeadlessPrinter} from '../source/headless.js';
-import {defaultSettings} from '../source/settings/schema.js';
 import type {Stage} from '../source/stages/types.js';
 import {commandOutputLines} from '../source/ui/format.js';
 import {initialRunState, runReducer, type RunState} from '../source/ui/run-state.js';
+import {runStages} from './kit/stage.js';
 
 const lvsRecord = (exitCode = 0, stdout = '{}'): CommandRecord => ({
 	argv: ['lvs', '--reportformat', 'json', 'all'],
@@ -86,17 +85,8 @@ test('the engine keeps every command whole in commands.log of the run state, and
 		verify: async () => undefined,
 		undo: async () => undefined,
 	};
-	const events: EngineEvent[] = [];
 	const stateDir = path.join(dir, 'state');
-	const outcome = await runEngine({
-		settings: defaultSettings('gallifrey-dev'),
-		stages: [stage],
-		prompt: {confirm: async () => true, choose: async (_m, choices) => choices[0]!.value, typed: async () => true},
-		confirmStage: async () => 'run',
-		onEvent: (event) => events.push(event),
-		signal: new AbortController().signal,
-		stateDir,
-	});
+	const {outcome, events} = await runStages([stage], stateDir);
 	assert.equal(outcome, 'done');
 	const seq = events.find((event) => event.type === 'command' && event.command.argv[0] === 'seq');
 	assert.ok(seq?.type === 'command');

@@ -10,14 +10,9 @@ import type {EngineEvent} from '../source/engine/events.js';
 import {readJournal} from '../source/engine/journal.js';
 import {acquireLock, LockedError, readLock} from '../source/engine/lock.js';
 import {defaultSettings} from '../source/settings/schema.js';
-import type {Prompt, Stage} from '../source/stages/types.js';
+import type {Stage} from '../source/stages/types.js';
 import {createTuiPrompt} from '../source/ui/tui-prompt.js';
-
-const yes: Prompt = {
-	confirm: async () => true,
-	choose: async (_m, choices) => choices[0]!.value,
-	typed: async () => true,
-};
+import {yesPrompt} from './kit/stage.js';
 
 /** A stage whose effect is a file: check looks at the "host" (the file), not at the journal. */
 function fileStage(dir: string, id: string, options: {fail?: boolean; skippable?: boolean} = {}): Stage {
@@ -63,7 +58,7 @@ function run(stages: Stage[], stateDir: string, gate: StageGate, events: EngineE
 	return runEngine({
 		settings: defaultSettings('gallifrey-dev'),
 		stages,
-		prompt: yes,
+		prompt: yesPrompt,
 		confirmStage: gate,
 		onEvent: (event) => events.push(event),
 		signal: new AbortController().signal,
@@ -174,7 +169,7 @@ test('undo reverses completed stages last first and clears the journal', async (
 	const outcome = await runUndo({
 		settings: defaultSettings('gallifrey-dev'),
 		stages,
-		prompt: yes,
+		prompt: yesPrompt,
 		confirmUndo: async () => true,
 		onEvent: (event) => {
 			if (event.type === 'stage-undone') order.push(event.stage);

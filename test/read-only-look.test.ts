@@ -3,11 +3,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {runEngine} from '../source/engine/engine.js';
-import type {EngineEvent} from '../source/engine/events.js';
 import {changesTheMachine, Host, readOnlyHost} from '../source/host/host.js';
-import {defaultSettings} from '../source/settings/schema.js';
 import type {Stage} from '../source/stages/types.js';
+import {runStages} from './kit/stage.js';
 
 test('the read-only host reads like the host and refuses every file write', async (t) => {
 	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-look-'));
@@ -59,16 +57,7 @@ test('a stage writing while it looks fails in the engine, and its file is untouc
 		verify: async () => undefined,
 		undo: async () => undefined,
 	};
-	const events: EngineEvent[] = [];
-	const outcome = await runEngine({
-		settings: defaultSettings('gallifrey-dev'),
-		stages: [sloppy],
-		prompt: {confirm: async () => true, choose: async (_m, c) => c[0]!.value, typed: async () => true},
-		confirmStage: async () => 'run',
-		onEvent: (event) => events.push(event),
-		signal: new AbortController().signal,
-		stateDir: path.join(dir, 'state'),
-	});
+	const {outcome, events} = await runStages([sloppy], path.join(dir, 'state'));
 	assert.equal(outcome, 'failed');
 	const failed = events.find((event) => event.type === 'stage-failed');
 	assert.match(failed && 'error' in failed ? failed.error : '', /looking never changes the host/);

@@ -11,7 +11,8 @@ import {Host} from '../source/host/host.js';
 import {defaultSettings, type FarmSettings} from '../source/settings/schema.js';
 import {dnsRecordStage} from '../source/stages/dns-record.js';
 import {candidateMacs, macStage} from '../source/stages/mac.js';
-import type {Plan, Prompt, StageContext} from '../source/stages/types.js';
+import type {Plan, StageContext} from '../source/stages/types.js';
+import {yesPrompt} from './kit/stage.js';
 
 const zone = `$TTL 86400
 $ORIGIN farm.
@@ -39,16 +40,10 @@ function stageContext(settings: FarmSettings, dir: string): StageContext {
 		stateDir: dir,
 		log() {},
 		progress() {},
-		prompt: yes,
+		prompt: yesPrompt,
 		signal: new AbortController().signal,
 	};
 }
-
-const yes: Prompt = {
-	confirm: async () => true,
-	choose: async (_m, choices) => choices[0]!.value,
-	typed: async () => true,
-};
 
 test('the zone file changed between the gate and the approval: refused, new plan shown, the approved content written', async (t) => {
 	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-stale-'));
@@ -62,7 +57,7 @@ test('the zone file changed between the gate and the approval: refused, new plan
 		settings,
 		// Under another id: the preflight would check the whole farm (LVM, DHCP...) this test has not made.
 		stages: [{...dnsRecordStage, id: 'zone-edit'}],
-		prompt: yes,
+		prompt: yesPrompt,
 		async confirmStage(request: StageGateRequest) {
 			gates.push(request.plan);
 			// Someone edits the zone while the admin reads the first plan.

@@ -5,9 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import type {RunRequest} from '../../source/engine/api.js';
+import {runEngine} from '../../source/engine/engine.js';
+import type {EngineEvent} from '../../source/engine/events.js';
 import {Host} from '../../source/host/host.js';
-import type {FarmSettings} from '../../source/settings/schema.js';
-import {StageError, type Danger, type Facts, type Stage, type StageContext} from '../../source/stages/types.js';
+import {defaultSettings, type FarmSettings} from '../../source/settings/schema.js';
+import {
+	StageError,
+	type Danger,
+	type Facts,
+	type Prompt,
+	type Stage,
+	type StageContext,
+} from '../../source/stages/types.js';
 
 export type Harness = {context: StageContext; facts: Facts; logs: string[]};
 
@@ -66,4 +76,34 @@ export function fakeStage(id: string, options: {danger?: Danger; skippable?: boo
 		verify: refuse,
 		undo: refuse,
 	};
+}
+
+/** Answers yes to every question, the first choice to a choice, and every typed confirmation. */
+export const yesPrompt: Prompt = {
+	confirm: async () => true,
+	choose: async (_message, choices) => choices[0]!.value,
+	typed: async () => true,
+};
+
+/**
+ * The engine on `stages`, every gate answered run and every question yes
+ * unless `request` says otherwise; the events it sent, in order.
+ */
+export async function runStages(
+	stages: Stage[],
+	stateDir: string,
+	request: Partial<Omit<RunRequest, 'stages' | 'stateDir' | 'onEvent'>> = {},
+): Promise<{outcome: Awaited<ReturnType<typeof runEngine>>; events: EngineEvent[]}> {
+	const events: EngineEvent[] = [];
+	const outcome = await runEngine({
+		settings: defaultSettings('gallifrey-dev'),
+		prompt: yesPrompt,
+		confirmStage: async () => 'run',
+		signal: new AbortController().signal,
+		...request,
+		stages,
+		stateDir,
+		onEvent: (event) => events.push(event),
+	});
+	return {outcome, events};
 }
