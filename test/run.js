@@ -97,7 +97,11 @@ if (!current && run.some((file) => rootTiers.has(tierOf(file)))) {
 	process.exit(1);
 }
 
-const concurrency = process.env['FARMCLONE_TEST_CONCURRENCY'] ?? '1';
+// The root tiers wait on daemons, QEMU and dd more than they compute, and every file builds farms of its own
+// (own namespace, temp root, settings, run state): two files at a time on two cores. The fast tier stays one
+// file at a time: it is CPU-bound, and its component tests render frames they then compare.
+const concurrency =
+	process.env['FARMCLONE_TEST_CONCURRENCY'] ?? (run.some((file) => rootTiers.has(tierOf(file))) ? '2' : '1');
 const result = spawnSync(
 	process.execPath,
 	['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...run],
