@@ -5,6 +5,7 @@ import {execa} from 'execa';
 import type {SettingsStore} from '../settings/store.js';
 import {completeSettings, SettingsError} from '../settings/validate.js';
 import {isInteractive, UsageError} from './context.js';
+import type {NewFarmOptions} from './farm-new.js';
 import {farmSummary} from './status.js';
 
 function parseJson(text: string, source: string): unknown {
@@ -86,7 +87,11 @@ async function editInEditor(store: SettingsStore, name: string): Promise<number>
 	}
 }
 
-export async function farmCommand(store: SettingsStore, args: string[]): Promise<number> {
+export async function farmCommand(
+	store: SettingsStore,
+	args: string[],
+	flags: Partial<NewFarmOptions> = {},
+): Promise<number> {
 	const [action, name, ...rest] = args;
 	const need = (what: string) => {
 		if (!name) throw new UsageError(`farmclone farm ${action} needs ${what}`);
@@ -111,6 +116,17 @@ export async function farmCommand(store: SettingsStore, args: string[]): Promise
 		case 'export': {
 			process.stdout.write(`${JSON.stringify(store.require(need('a farm name')), null, 2)}\n`);
 			return 0;
+		}
+
+		case 'new': {
+			if (rest.length > 0) throw new UsageError(`farmclone farm new takes one name, got: ${args.slice(1).join(' ')}`);
+			const {newFarm} = await import('./farm-new.js');
+			return newFarm(store, name, {
+				from: flags.from,
+				like: flags.like,
+				yes: flags.yes ?? false,
+				json: flags.json ?? false,
+			});
 		}
 
 		case 'import': {
@@ -138,7 +154,7 @@ export async function farmCommand(store: SettingsStore, args: string[]): Promise
 		}
 
 		default: {
-			throw new UsageError(`unknown farm action ${action}: list, show, edit, set, import, export, rm`);
+			throw new UsageError(`unknown farm action ${action}: list, show, new, edit, set, import, export, rm`);
 		}
 	}
 }
