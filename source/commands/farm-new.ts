@@ -51,7 +51,16 @@ export function formatDiscovery(discovery: Discovery, width = 80): string {
 async function ask(question: string): Promise<boolean> {
 	const prompt = readline.createInterface({input: process.stdin, output: process.stdout});
 	try {
-		return /^y(es)?$/i.test((await prompt.question(question)).trim());
+		const answer = await new Promise<string>((resolve) => {
+			// Ctrl+C (and Ctrl+D) at the prompt is a no.
+			prompt.once('SIGINT', () => {
+				process.stdout.write('\n');
+				resolve('');
+			});
+			prompt.once('close', () => resolve(''));
+			prompt.question(question).then(resolve, () => resolve(''));
+		});
+		return /^y(es)?$/i.test(answer.trim());
 	} finally {
 		prompt.close();
 	}

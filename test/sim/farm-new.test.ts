@@ -86,6 +86,15 @@ test('farm new: a farm by discovery, read-only until it saves', {timeout: 300_00
 		assert.match(refused.stderr, message);
 	}
 
+	// Without a terminal it saves only with --yes; --json alone prints, and saves nothing.
+	const unasked = await farmclone('farm', 'new', 'dev3', '--from', 'gallifrey');
+	assert.equal(unasked.exitCode, 2);
+	assert.match(unasked.stderr, /not saved: .*add --yes/);
+	const printed = await farmclone('farm', 'new', 'dev3', '--from', 'gallifrey', '--json');
+	assert.equal(printed.exitCode, 0, printed.stderr);
+	const json = JSON.parse(printed.stdout) as {saved: boolean; settings: {ip: string}; choices: unknown[]};
+	// .9 is dev2's now.
+	assert.deepEqual([json.saved, json.settings.ip], [false, '10.10.60.10']);
 	assert.equal(new SettingsStore(farm.env['FARMCLONE_CONFIG_DIR']).get('dev3'), undefined);
 	assert.deepEqual(treeDifferences(before, await farmTree(farm.root, {normalize: false})), []);
 
