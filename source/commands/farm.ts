@@ -102,7 +102,12 @@ export async function farmCommand(
 		case 'list':
 		case undefined: {
 			const farms = store.list();
-			if (farms.length === 0) process.stdout.write(`no farms yet (settings: ${store.path})\n`);
+			if (farms.length === 0) {
+				process.stdout.write(
+					`no farms yet (settings: ${store.path}); make one with: farmclone farm new NAME --from INSTANCE\n`,
+				);
+			}
+
 			for (const farm of farms) {
 				process.stdout.write(
 					`${farm.name.padEnd(24)} ${farm.sourceInstance} -> ${farm.record}.${farm.zone}  ${await farmSummary(farm.name)}\n`,
