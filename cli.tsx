@@ -27,6 +27,8 @@ const cli = meow({
 		run: {type: 'boolean', default: true},
 		keep: {type: 'boolean', default: false},
 		stop: {type: 'boolean', default: false},
+		from: {type: 'string'},
+		like: {type: 'string'},
 	},
 	allowUnknownFlags: false,
 });

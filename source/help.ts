@@ -58,6 +58,7 @@ export const commandUsage: Record<string, string> = {
     --stop             stop the services of the simulated host in --dir`,
 	farm: `  Usage
     $ farmclone farm list
+    $ farmclone farm new NAME --from INSTANCE [--like FARM] [--yes] [--json]
     $ farmclone farm show NAME
     $ farmclone farm edit NAME
     $ farmclone farm set NAME key=value...
@@ -65,7 +66,23 @@ export const commandUsage: Record<string, string> = {
     $ farmclone farm export NAME
     $ farmclone farm rm NAME
 
-  Manages the saved farm settings.`,
+  Manages the saved farm settings.
+
+  farm new reads the cluster and the host, changing nothing: the disk (VG and
+  LV) and node of the Ganeti instance INSTANCE, the first address after it
+  that the zone, dhcpd.conf, the cluster and the other farms leave free
+  (inside a DHCP subnet, outside its ranges), its SSH port 22000 + last octet
+  where no Shorewall rule forwards it, the nginx server name. It prints each
+  value with where it came from and saves them after a prompt.
+
+  Options
+    --from INSTANCE    the Ganeti instance to clone (full name or first labels)
+    --like FARM        share FARM's host settings (file paths, commands, zone);
+                       default: a saved farm of the same instance, else the
+                       first saved farm, else the seed's defaults
+    --yes              save without the prompt (needed without a terminal)
+    --json             print the settings and where they came from as JSON;
+                       saves only with --yes`,
 	help: `  Usage
     $ farmclone help [COMMAND]
 
@@ -80,6 +97,8 @@ export const mainUsage = `  Usage
     $ farmclone undo NAME                reverse the completed stages, last first
     $ farmclone confirm NAME             from a NEW ssh connection: keep the restarted firewall
     $ farmclone demo                     build a simulated farm host and run against it
+    $ farmclone farm new NAME --from INSTANCE
+                                         a new farm read off the host
     $ farmclone farm list | show NAME | edit NAME | set NAME key=value...
     $ farmclone farm import FILE [NAME] | export NAME | rm NAME
     $ farmclone help COMMAND             the usage of one command (or COMMAND --help, -h)
@@ -94,7 +113,9 @@ export const mainUsage = `  Usage
     --size SIZE        demo: size of the simulated source disk (default 256M)
     --no-run           demo: build the simulated host and stop
     --keep             demo: leave the simulated host's services running
-    --stop             demo: stop the services of the simulated host in --dir`;
+    --stop             demo: stop the services of the simulated host in --dir
+    --from INSTANCE    farm new: the Ganeti instance to clone
+    --like FARM        farm new: share FARM's file paths and commands`;
 
 /** The usage of one command (or of farmclone when `command` is none), or undefined for an unknown one. */
 export function usage(command?: string): string | undefined {

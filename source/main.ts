@@ -16,6 +16,9 @@ export type Flags = {
 	keep: boolean;
 	stop: boolean;
 	help?: boolean;
+	/** farm new: the Ganeti instance to clone, and the saved farm whose host settings to share. */
+	from?: string;
+	like?: string;
 };
 
 async function dispatch(input: string[], flags: Flags): Promise<number> {
@@ -63,7 +66,9 @@ async function dispatch(input: string[], flags: Flags): Promise<number> {
 				store.list().map(async (farm) => ({name: farm.name, summary: await farmSummary(farm.name)})),
 			);
 			if (farms.length === 0)
-				throw new UsageError(`no farms yet: farmclone farm import FILE, or farmclone demo (settings: ${store.path})`);
+				throw new UsageError(
+					`no farms yet: farmclone farm new NAME --from INSTANCE, farmclone farm import FILE, or farmclone demo (settings: ${store.path})`,
+				);
 			const picked = await renderFarmPicker({farms});
 			return picked ? runCommand(store, picked, {yes: false, json: false}) : 0;
 		}
@@ -101,7 +106,7 @@ async function dispatch(input: string[], flags: Flags): Promise<number> {
 
 		case 'farm': {
 			const {farmCommand} = await import('./commands/farm.js');
-			return farmCommand(store, args);
+			return farmCommand(store, args, flags);
 		}
 
 		default: {

@@ -5,6 +5,7 @@ import {execa} from 'execa';
 import type {SettingsStore} from '../settings/store.js';
 import {completeSettings, SettingsError} from '../settings/validate.js';
 import {isInteractive, UsageError} from './context.js';
+import type {NewFarmOptions} from './farm-new.js';
 import {farmSummary} from './status.js';
 
 function parseJson(text: string, source: string): unknown {
@@ -86,7 +87,11 @@ async function editInEditor(store: SettingsStore, name: string): Promise<number>
 	}
 }
 
-export async function farmCommand(store: SettingsStore, args: string[]): Promise<number> {
+export async function farmCommand(
+	store: SettingsStore,
+	args: string[],
+	flags: Partial<NewFarmOptions> = {},
+): Promise<number> {
 	const [action, name, ...rest] = args;
 	const need = (what: string) => {
 		if (!name) throw new UsageError(`farmclone farm ${action} needs ${what}`);
@@ -97,7 +102,12 @@ export async function farmCommand(store: SettingsStore, args: string[]): Promise
 		case 'list':
 		case undefined: {
 			const farms = store.list();
-			if (farms.length === 0) process.stdout.write(`no farms yet (settings: ${store.path})\n`);
+			if (farms.length === 0) {
+				process.stdout.write(
+					`no farms yet (settings: ${store.path}); make one with: farmclone farm new NAME --from INSTANCE\n`,
+				);
+			}
+
 			for (const farm of farms) {
 				process.stdout.write(
 					`${farm.name.padEnd(24)} ${farm.sourceInstance} -> ${farm.record}.${farm.zone}  ${await farmSummary(farm.name)}\n`,
@@ -111,6 +121,17 @@ export async function farmCommand(store: SettingsStore, args: string[]): Promise
 		case 'export': {
 			process.stdout.write(`${JSON.stringify(store.require(need('a farm name')), null, 2)}\n`);
 			return 0;
+		}
+
+		case 'new': {
+			if (rest.length > 0) throw new UsageError(`farmclone farm new takes one name, got: ${args.slice(1).join(' ')}`);
+			const {newFarm} = await import('./farm-new.js');
+			return newFarm(store, name, {
+				from: flags.from,
+				like: flags.like,
+				yes: flags.yes ?? false,
+				json: flags.json ?? false,
+			});
 		}
 
 		case 'import': {
@@ -138,7 +159,7 @@ export async function farmCommand(store: SettingsStore, args: string[]): Promise
 		}
 
 		default: {
-			throw new UsageError(`unknown farm action ${action}: list, show, edit, set, import, export, rm`);
+			throw new UsageError(`unknown farm action ${action}: list, show, new, edit, set, import, export, rm`);
 		}
 	}
 }

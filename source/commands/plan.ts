@@ -49,6 +49,7 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 			stored,
 			journal.facts,
 			allStages.map((stage) => stage.id),
+			store.list().filter((other) => other.name !== farm),
 		);
 		const planned: PlannedStage[] = [];
 		for (const stage of allStages) {

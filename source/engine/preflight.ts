@@ -16,8 +16,20 @@ import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVol
 import {isOurSite, nginxErrors} from '../host/nginx-site.js';
 import {inspectShorewall, readShorewallIncludes, ruleRequest, shorewallErrors} from '../host/shorewall-files.js';
 import {inspectZone, readZoneIncludes} from '../host/zone-file.js';
+import {farmcloneCommand} from '../commands/context.js';
+import {
+	addressBook,
+	conventionalPort,
+	freeMac,
+	freePort,
+	pickAddress,
+	subnetOf,
+	type AddressBook,
+} from '../settings/discover-addresses.js';
+import {readHostPicture} from '../settings/discover.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {SettingsError, validateSettings, type FieldError} from '../settings/validate.js';
+import {candidateMacs} from '../stages/mac.js';
 import type {Facts} from '../stages/types.js';
 import {
 	noSuchInstance,
@@ -270,6 +282,62 @@ const checks: Array<{
 	{stages: ['reverse-proxy'], run: async (host, settings, _facts, add) => proxy(host, settings, add)},
 ];
 
+/** The free values a refusal names, each with the command that takes it: by field. */
+export function freeValues(
+	book: AddressBook,
+	settings: FarmSettings,
+	refused: ReadonlySet<string>,
+): Partial<Record<'ip' | 'sshPort' | 'mac', string>> {
+	const set = (...assignments: string[]) => farmcloneCommand(['farm', 'set', settings.name, ...assignments]);
+	const free: Partial<Record<'ip' | 'sshPort' | 'mac', string>> = {};
+	if (refused.has('ip')) {
+		const subnet = subnetOf(book, settings.ip) ?? book.subnets[0];
+		const pick = subnet && pickAddress(book, subnet, settings.ip);
+		// The port follows the address when it follows the seed's convention (or is refused too).
+		const withPort = refused.has('sshPort') || settings.sshPort === conventionalPort(settings.ip);
+		if (pick) {
+			free.ip = `${pick.ip} is free: ${set(`ip=${pick.ip}`, ...(withPort ? [`sshPort=${pick.sshPort}`] : []))}`;
+		}
+	}
+
+	if (refused.has('sshPort') && !free.ip) {
+		const port = freePort(book, conventionalPort(settings.ip));
+		if (port) free.sshPort = `${port} is free: ${set(`sshPort=${port}`)}`;
+	}
+
+	if (refused.has('mac')) {
+		const mac = freeMac(book, candidateMacs(settings.name));
+		if (mac) free.mac = `${mac} is free: ${set(`mac=${mac}`)}`;
+	}
+
+	return free;
+}
+
+/** A refused ip, port or MAC: its last finding names a free one. */
+async function nameFreeValues(
+	host: Host,
+	settings: FarmSettings,
+	findings: Finding[],
+	otherFarms: FarmSettings[],
+): Promise<void> {
+	const refused = new Set(
+		findings.map((finding) => finding.field).filter((field) => ['ip', 'sshPort', 'mac'].includes(field)),
+	);
+	if (refused.size === 0) return;
+	let book: AddressBook;
+	try {
+		book = addressBook(await readHostPicture(host, settings, otherFarms));
+	} catch {
+		// The findings already say what cannot be read.
+		return;
+	}
+
+	for (const [field, text] of Object.entries(freeValues(book, settings, refused))) {
+		const last = findings.filter((finding) => finding.field === field).at(-1);
+		if (last) last.reason = `${last.reason}; ${text}`;
+	}
+}
+
 /**
  * Every problem the run of `stageIds` (default: all) would meet, in the order
  * of the stages: empty when it may start. Read-only: runs only the checkers
@@ -280,6 +348,8 @@ export async function preflight(
 	settings: FarmSettings,
 	facts: Facts = {},
 	stageIds?: readonly string[],
+	/** The other saved farms: a free address named in a refusal is none of theirs. */
+	otherFarms: FarmSettings[] = [],
 ): Promise<Finding[]> {
 	const wanted = checks.filter((check) => !stageIds || check.stages.some((stage) => stageIds.includes(stage)));
 	if (wanted.length === 0) return [];
@@ -292,6 +362,7 @@ export async function preflight(
 	};
 
 	for (const check of wanted) await check.run(host, settings, facts, add);
+	await nameFreeValues(host, settings, findings, otherFarms);
 	return findings;
 }
 
@@ -301,7 +372,8 @@ export async function assertPreflight(
 	settings: FarmSettings,
 	facts: Facts = {},
 	stageIds?: readonly string[],
+	otherFarms: FarmSettings[] = [],
 ): Promise<void> {
-	const findings = await preflight(host, settings, facts, stageIds);
+	const findings = await preflight(host, settings, facts, stageIds, otherFarms);
 	if (findings.length > 0) throw new PreflightError(settings.name, findings);
 }

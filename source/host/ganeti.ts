@@ -89,6 +89,21 @@ export function parseInstanceVolumes(text: string): Map<string, InstanceVolume[]
 	return volumes;
 }
 
+const osLine = /^\s*(?:-\s+)?Operating system:\s*(\S+)\s*$/;
+
+/** The OS of each instance in the text of `gnt-instance info` (its "Operating system:" line). */
+export function parseInstanceOses(text: string): Map<string, string> {
+	const oses = new Map<string, string>();
+	let instance: string | undefined;
+	for (const line of text.split('\n')) {
+		instance = instanceLine.exec(line)?.[1] ?? instance;
+		const os = osLine.exec(line)?.[1];
+		if (instance && os && !oses.has(instance)) oses.set(instance, os);
+	}
+
+	return oses;
+}
+
 /**
  * Which volumes each instance owns, from Ganeti's configuration
  * (`gnt-instance info --static --all`: no node is asked, no lock taken).

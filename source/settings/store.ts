@@ -41,7 +41,7 @@ export class SettingsStore {
 		if (!settings) {
 			const known = this.list().map((farm) => farm.name);
 			throw new Error(
-				`no farm named ${name}${known.length > 0 ? ` (known: ${known.join(', ')})` : ''}; create it with: farmclone farm import FILE`,
+				`no farm named ${name}${known.length > 0 ? ` (known: ${known.join(', ')})` : ''}; create it with: farmclone farm new ${name} --from INSTANCE, or farmclone farm import FILE`,
 			);
 		}
 

@@ -7,6 +7,7 @@
 import {fileURLToPath} from 'node:url';
 import {simFarm} from '../../source/sim/tree.js';
 import type {FarmSettings} from '../../source/settings/schema.js';
+import {candidateMacs} from '../../source/stages/mac.js';
 
 /** A file of the sim tree, relative to its root, and how the case changes it. */
 export type FileEdit = {file: string; edit: (text: string) => string};
@@ -17,15 +18,19 @@ export type BadInputCase = {
 	/**
 	 * `import`: `farmclone farm import` of the settings with `settings` merged
 	 * (or of `json` as it is); `run`: the settings changed (saved directly,
-	 * valid) or the files edited, then `farmclone run --yes --confirm`.
+	 * valid) or the files edited, then `farmclone run --yes --confirm`; `new`:
+	 * `farmclone farm new ARGS --yes` beside the saved farm.
 	 */
-	command: 'import' | 'run';
+	command: 'import' | 'run' | 'new';
+	args?: string[];
 	settings?: Partial<Record<keyof FarmSettings, unknown>>;
 	json?: string;
 	files?: FileEdit[];
 	exitCode: number;
 	/** Words the error must contain, as farmclone prints them. */
 	error: string;
+	/** More words it must contain further on: the free value it names instead of a taken one. */
+	alsoSays?: string;
 };
 
 const skaro = simFarm.hosts.find((host) => host.record === 'skaro.xivo.vm')!;
@@ -103,6 +108,7 @@ export const badInputCases: BadInputCase[] = [
 		settings: {ip: gallifrey.ip},
 		exitCode: 2,
 		error: `already holds ${gallifrey.ip}`,
+		alsoSays: '10.10.60.6 is free: ',
 	},
 	{
 		input: 'ip outside every DHCP subnet (10.10.99.6)',
@@ -110,6 +116,7 @@ export const badInputCases: BadInputCase[] = [
 		settings: {ip: '10.10.99.6'},
 		exitCode: 2,
 		error: '10.10.99.6 is in no declared subnet',
+		alsoSays: '10.10.60.2 is free: ',
 	},
 	{
 		input: 'sshPort already forwarded (22005)',
@@ -117,6 +124,7 @@ export const badInputCases: BadInputCase[] = [
 		settings: {sshPort: 22_005},
 		exitCode: 2,
 		error: 'port 22005 is already forwarded',
+		alsoSays: '22006 is free: ',
 	},
 	{
 		input: `mac taken by another VM (${gallifrey.mac})`,
@@ -124,6 +132,7 @@ export const badInputCases: BadInputCase[] = [
 		settings: {mac: gallifrey.mac},
 		exitCode: 2,
 		error: `already has hardware ethernet ${gallifrey.mac}`,
+		alsoSays: `${candidateMacs('gallifrey-dev')[0]} is free: `,
 	},
 	{
 		input: "sourceLv that is another VM's disk, not the source instance's",
@@ -214,8 +223,47 @@ export const badInputCases: BadInputCase[] = [
 		exitCode: 2,
 		error: 'gallifrey-dev.dachary.org already exists and was not written by farmclone',
 	},
+	{
+		input: 'farm new from an instance that is not in the cluster',
+		command: 'new',
+		args: ['dev2', '--from', 'nosuch.xivo.vm.farm'],
+		exitCode: 2,
+		error: 'no Ganeti instance nosuch.xivo.vm.farm (gnt-instance list knows: gallifrey.xivo.vm.farm',
+	},
+	{
+		input: 'farm new from an instance without a disk',
+		command: 'new',
+		args: ['dev2', '--from', 'tardis.xivo.vm.farm'],
+		files: [
+			{
+				file: 'var/lib/farmclone-sim/ganeti.json',
+				edit: (text) => {
+					const state = JSON.parse(text) as {instances: Array<Record<string, unknown>>};
+					state.instances.push({...state.instances[0], name: 'tardis.xivo.vm.farm', disks: []});
+					return `${JSON.stringify(state, null, '\t')}\n`;
+				},
+			},
+		],
+		exitCode: 2,
+		error: 'tardis.xivo.vm.farm has no disk on LVM',
+	},
+	{
+		input: 'farm new with the name of a saved farm',
+		command: 'new',
+		args: ['gallifrey-dev', '--from', simFarm.sourceInstance],
+		exitCode: 2,
+		error: 'farm gallifrey-dev exists already',
+	},
+	{
+		input: 'farm new with a name the zone already has',
+		command: 'new',
+		args: ['skaro', '--from', simFarm.sourceInstance],
+		exitCode: 2,
+		error: 'the name skaro is taken on this host: skaro.xivo.vm.farm already has an A record',
+	},
 ];
 
+const commandCell = {import: '`farm import`', run: '`run`', new: '`farm new`'};
 const cell = (text: string) => text.replaceAll('|', '\\|');
 
 /** README's table: one row per case. */
@@ -225,7 +273,7 @@ export function badInputTable(): string {
 		'|---|---|---|---|',
 		...badInputCases.map(
 			(entry) =>
-				`| ${cell(entry.input)} | ${entry.command === 'import' ? '`farm import`' : '`run`'} | ${entry.exitCode} | ${cell(entry.error)} |`,
+				`| ${cell(entry.input)} | ${commandCell[entry.command]} | ${entry.exitCode} | ${cell(entry.alsoSays ? `${entry.error} … ${entry.alsoSays.replace(/: $/, '')}` : entry.error)} |`,
 		),
 	].join('\n');
 }

@@ -68,6 +68,7 @@ async function runCase(shared: Shared, entry: BadInputCase): Promise<{exitCode: 
 		return {exitCode: result.exitCode ?? -1, output: `${result.stdout}\n${result.stderr}`};
 	};
 
+	if (entry.command === 'new') return run(['farm', 'new', ...(entry.args ?? []), '--yes']);
 	if (entry.command === 'import') {
 		const file = path.join(work, 'import.json');
 		await fs.writeFile(file, entry.json ?? JSON.stringify({...farm.settings, ...entry.settings}));
@@ -111,8 +112,13 @@ test('bad input: a clear error, exit code 2, and the farm tree byte-identical', 
 				const {exitCode, output} = await runCase(shared, entry);
 				assert.equal(exitCode, entry.exitCode, output);
 				assert.ok(output.includes(entry.error), `expected "${entry.error}" in:\n${output}`);
+				if (entry.alsoSays) {
+					const after = output.slice(output.indexOf(entry.error));
+					assert.ok(after.includes(entry.alsoSays), `expected "${entry.alsoSays}" after it in:\n${output}`);
+				}
+
 				assert.deepEqual(changed(before, await treeHash(farm.root)), [], output);
-				if (entry.command === 'import') assert.equal(await fs.readFile(store.path, 'utf8'), settingsBefore);
+				if (entry.command !== 'run') assert.equal(await fs.readFile(store.path, 'utf8'), settingsBefore);
 				// Refused before stage 1: no stage ever started.
 				assert.doesNotMatch(output, /: started$/m);
 			} finally {
