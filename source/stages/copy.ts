@@ -31,6 +31,8 @@ import {StageError, type Stage, type LookContext, type StageContext} from './typ
 
 const snapshotPollMs = 3000;
 const offsetRecordMs = 5000;
+/** How long the disks are watched before dd starts, for their latency without the copy. */
+const idleSampleMs = 300;
 /**
  * After a reboot, a resumed copy starts this far before the last offset dd
  * reported: a device's volatile write cache may have lost the last writes it
@@ -224,8 +226,12 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 	const previousLimiter = limiterFrom(context.facts['copy.limiterKind'], context.facts['copy.limiterDir']);
 	if (previousLimiter) await removeLimiter(previousLimiter);
 	// dd's own cgroup, named after its progress file: the kernel keeps it at the limit even with farmclone gone.
-	const limiter =
-		rate.mode === 'max' ? undefined : await makeLimiter(`farmclone-${path.basename(progressFile, '.log')}`);
+	// `max` gets one too, without a limit, so that `-` can still slow it down.
+	const limiter = await makeLimiter(`farmclone-${path.basename(progressFile, '.log')}`);
+	// The disks' latency before dd adds its own: measured now, as dd's first look must follow its start at once
+	// (a short copy would otherwise end unwatched), and recorded for a farmclone that reattaches to this dd.
+	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
+	const idleLatencyMs = devices ? await CopyGovernor.idleLatency(devices, idleSampleMs) : undefined;
 	// Announced before dd starts: a farmclone killed right after the start still finds dd by its progress file.
 	await context.record({
 		'copy.pendingProgressFile': progressFile,
@@ -237,8 +243,9 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 		'copy.bootId': await bootId(),
 		'copy.completed': false,
 		'copy.rate': context.settings.copyRate,
-		'copy.limiterKind': limiter?.kind,
-		'copy.limiterDir': limiter?.dir,
+		'copy.limiterKind': limiter.kind,
+		'copy.limiterDir': limiter.dir,
+		'copy.idleLatencyMs': idleLatencyMs,
 	});
 	const idleClass = rate.mode !== 'max';
 	const request = {
@@ -289,6 +296,8 @@ export async function runCopy(context: StageContext, found: CopyVolumes): Promis
 		let outcome: CopyOutcome = {status: 'completed', bytes: found.source.size};
 		if (attached !== 'finished') {
 			const running = (job = attached);
+			// The snapshot's first look is taken at the copy's start: a copy shorter than a poll is still watched.
+			guard.tick();
 			governor = await startGovernor(context, found, running);
 			let recorded = Date.now();
 			outcome = await watchCopy(running, {
@@ -350,8 +359,8 @@ async function dropLimiter(context: StageContext): Promise<void> {
 
 /**
  * The rate keeper of a started or reattached dd, in the mode it was started
- * with. `max` has none. A reattached dd keeps its group; one started before
- * this version (no group recorded) is paced by the copy itself.
+ * with (`max`: no limit until `-`). A reattached dd keeps its group; one
+ * started before this version (no group recorded) is paced by the copy itself.
  */
 async function startGovernor(
 	context: StageContext,
@@ -360,13 +369,11 @@ async function startGovernor(
 ): Promise<CopyGovernor | undefined> {
 	const text = context.facts['copy.rate'];
 	const rate = parseCopyRate(typeof text === 'string' ? text : context.settings.copyRate);
-	if (rate.mode === 'max') return undefined;
 	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
 	if (!devices) return undefined;
 	const limiter = recordedLimiter(context) ?? {kind: 'pacing' as const};
-	// The disks' latency before the copy: read while dd is only starting, so it is a little high at worst.
-	const idle = await CopyGovernor.idleLatency(devices, 300);
-	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, idle);
+	const idle = context.facts['copy.idleLatencyMs'];
+	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, typeof idle === 'number' ? idle : undefined);
 }
 
 function percent(bytes: number, total: number): string {
@@ -425,7 +432,7 @@ export const copyStage: Stage = {
 			rate.mode === 'auto'
 				? 'copyRate auto: full speed while the disks are otherwise idle, gentle (a cgroup limit) while VMs use them; + and - change it'
 				: rate.mode === 'max'
-					? 'copyRate max: full speed, larger blocks, normal I/O class'
+					? 'copyRate max: full speed, larger blocks, normal I/O class; - slows it down'
 					: `copyRate ${copyRate}: limited by the kernel (cgroup), or paced by farmclone where there is none; + and - change it`,
 		];
 		const job = await latestJob(context);
