@@ -5,12 +5,16 @@ import {
 	autoStep,
 	blockSizeFor,
 	copyRateProblem,
+	nudgeCopyRate,
 	parseCopyRate,
 	parseDiskstats,
 	type AutoState,
 } from '../source/host/copy-rate.js';
+import {CopyGovernor} from '../source/host/copy-governor.js';
 import {defaultSettings} from '../source/settings/schema.js';
 import {validateSettings} from '../source/settings/validate.js';
+
+const MiB = 1024 * 1024;
 
 test('copyRate: auto, max and fixed rates parse; bad values get an error naming the problem', () => {
 	assert.deepEqual(parseCopyRate('auto'), {mode: 'auto'});
@@ -64,4 +68,32 @@ test('settings: copyRate defaults to auto and a bad one is refused', () => {
 		fine.find((error) => error.field === 'copyRate'),
 		undefined,
 	);
+});
+
+test('+ and - move a running copy limit by a half and a third, and auto stops adjusting', () => {
+	const devices = {throttled: [], watched: []};
+	const governor = new CopyGovernor(0, {mode: 'fixed', bytesPerSecond: 60 * MiB}, devices, {kind: 'pacing'}, MiB, 0.4);
+	try {
+		assert.equal(nudgeCopyRate(-1), true, 'a running copy listens');
+		assert.equal(governor.status().limit, 40 * MiB);
+		assert.equal(governor.status().mode, 'manual');
+		governor.nudge(1);
+		assert.equal(governor.status().limit, 60 * MiB);
+		assert.equal(governor.status().idleLatencyMs, 0.4, 'the idle latency recorded before dd started');
+	} finally {
+		governor.stop();
+	}
+
+	assert.equal(nudgeCopyRate(1), false, 'no copy, nobody listens');
+});
+
+test('max starts without a limit; - gives it one below what it reached', () => {
+	const governor = new CopyGovernor(0, {mode: 'max'}, {throttled: [], watched: []}, {kind: 'pacing'}, MiB, undefined);
+	try {
+		assert.equal(governor.status().limit, undefined);
+		governor.nudge(-1);
+		assert.ok(governor.status().limit! > 0 && governor.status().limit! <= 16 * MiB);
+	} finally {
+		governor.stop();
+	}
 });

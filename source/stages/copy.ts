@@ -7,6 +7,7 @@ import {
 	makeLimiter,
 	parseCopyRate,
 	removeLimiter,
+	setKernelLimit,
 	type Limiter,
 } from '../host/copy-rate.js';
 import {
@@ -232,6 +233,10 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 	// (a short copy would otherwise end unwatched), and recorded for a farmclone that reattaches to this dd.
 	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
 	const idleLatencyMs = devices ? await CopyGovernor.idleLatency(devices, idleSampleMs) : undefined;
+	// A fixed rate holds from dd's first block, not from the governor's first look.
+	if (rate.mode === 'fixed' && devices) {
+		await setKernelLimit(limiter, devices.throttled, rate.bytesPerSecond).catch(() => undefined);
+	}
 	// Announced before dd starts: a farmclone killed right after the start still finds dd by its progress file.
 	await context.record({
 		'copy.pendingProgressFile': progressFile,
