@@ -396,7 +396,13 @@ test('the copy shows its rate mode, limit and disk latency beside idle; + and - 
 	let release: () => void = () => {};
 	const engine = scripted(async (_drivers, emit) => {
 		emit({type: 'stage-start', stage: 'copy', title: 'copy the disk'});
-		const rate = {rateMode: 'auto', rateLimit: 16 * 1024 ** 2, diskLatencyMs: 0.94, idleLatencyMs: 0.4};
+		const rate = {
+			rateMode: 'auto',
+			rateLimit: 16 * 1024 ** 2,
+			otherRequestsPerSecond: 7240,
+			diskLatencyMs: 0.94,
+			idleLatencyMs: 0.4,
+		};
 		emit({type: 'progress', stage: 'copy', progress: {...copying, ...rate}});
 		await new Promise<void>((resolve) => {
 			release = resolve;
@@ -406,7 +412,7 @@ test('the copy shows its rate mode, limit and disk latency beside idle; + and - 
 	try {
 		const screen = mount(engine.start);
 		const frame = await screen.waitFor((text) => text.includes('disk latency'), 'the rate line');
-		assert.match(frame, /auto, limit 16 MiB\/s · disk latency 0\.9 ms, 0\.4 idle · \+\/- rate/);
+		assert.match(frame, /auto, limit 16 MiB\/s, 7\.2k other io\/s · disk latency 0\.9 ms, 0\.4 idle · \+\/- rate/);
 		screen.write('+');
 		await poll(
 			() => (nudges.length === 1 ? true : undefined),

@@ -316,6 +316,12 @@ try {
 	const maxRate = mbps('farmclone max') * 1e6;
 	const recoveryOf = async (method: Method, pidOf: () => number | undefined) => {
 		const samples: {at: number; bytes: number}[] = [];
+		const others: {at: number; rate: number}[] = [];
+		context.progress = (report) => {
+			if (report.otherRequestsPerSecond !== undefined) {
+				others.push({at: performance.now(), rate: report.otherRequestsPerSecond});
+			}
+		};
 		let copying = true;
 		const copy = method.run().finally(() => {
 			copying = false;
@@ -334,6 +340,10 @@ try {
 		const stopped = performance.now();
 		await copy;
 		await sampler;
+		context.progress = () => {};
+		const ended = (samples.at(-1)?.at ?? 0) < stopped ? 'before' : 'after';
+		const after = others.filter((other) => other.at >= stopped).map((other) => other.rate);
+		const othersAfter = after.length > 0 ? median(after) : undefined;
 		let best = 0;
 		for (const [index, sample] of samples.entries()) {
 			if (sample.at < stopped) continue;
@@ -344,10 +354,10 @@ try {
 			if (!start || start.at < stopped) continue;
 			const windowRate = (sample.bytes - start.bytes) / ((sample.at - start.at) / 1000);
 			best = Math.max(best, windowRate);
-			if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best};
+			if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ended, othersAfter};
 		}
 
-		return {seconds: Number.NaN, best};
+		return {seconds: Number.NaN, best, ended, othersAfter};
 	};
 
 	let todayPid: number | undefined;
@@ -374,11 +384,17 @@ try {
 	for (let round = 1; round <= rounds; round++) {
 		const order = round % 2 ? recovering : [...recovering].reverse();
 		for (const {method, pid} of order) {
-			const {seconds: recovered, best} = await recoveryOf(method, pid);
+			const {seconds: recovered, best, ended, othersAfter} = await recoveryOf(method, pid);
 			recoveries.get(method.name)!.push(recovered);
-			console.log(
-				`recovery round ${round}, ${method.name}: ${Number.isNaN(recovered) ? `never at 0.9x max before the copy ended (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})` : `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`}`,
-			);
+			const others =
+				othersAfter === undefined ? '' : `; other requests on the disk meanwhile ${othersAfter.toFixed(0)}/s`;
+			const outcome =
+				ended === 'before'
+					? 'the copy ended before the neighbour did'
+					: Number.isNaN(recovered)
+						? `never at 0.9x max before the copy ended (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})`
+						: `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`;
+			console.log(`recovery round ${round}, ${method.name}: ${outcome}${others}`);
 		}
 	}
 

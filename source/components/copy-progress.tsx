@@ -10,10 +10,19 @@ function ms(value: number | undefined): string {
 	return value === undefined ? '-' : value < 10 ? value.toFixed(1) : value.toFixed(0);
 }
 
-/** `auto, no limit · disk latency 0.9 ms, 0.4 idle · +/- rate`: what the copy's rate keeper sees and does. */
+function perSecond(value: number): string {
+	return value < 1000 ? value.toFixed(0) : `${(value / 1000).toFixed(1)}k`;
+}
+
+/**
+ * `auto, limit 16 MiB/s, 7.2k other io/s · disk latency 0.9 ms, 0.4 idle · +/- rate`: what the copy's rate
+ * keeper sees and does; the other processes' requests are what holds `auto` back.
+ */
 export function rateLine(progress: CopyProgress): string | undefined {
 	if (progress.rateMode === undefined) return undefined;
-	const limit = progress.rateLimit === undefined ? 'no limit' : `limit ${formatRate(progress.rateLimit)}`;
+	const others =
+		progress.otherRequestsPerSecond === undefined ? '' : `, ${perSecond(progress.otherRequestsPerSecond)} other io/s`;
+	const limit = (progress.rateLimit === undefined ? 'no limit' : `limit ${formatRate(progress.rateLimit)}`) + others;
 	const latency =
 		progress.diskLatencyMs === undefined && progress.idleLatencyMs === undefined
 			? ''

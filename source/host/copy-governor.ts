@@ -18,6 +18,8 @@ export type GovernorStatus = {
 	/** Mean milliseconds per request on the shared disks, last interval. */
 	latencyMs: number | undefined;
 	idleLatencyMs: number | undefined;
+	/** Other processes' requests per second on the shared disks, last interval (the VMs at work). */
+	otherRequestsPerSecond: number | undefined;
 	mode: CopyRate['mode'] | 'manual';
 };
 
@@ -45,6 +47,7 @@ export class CopyGovernor {
 	private mode: GovernorStatus['mode'];
 	private last: {disk: DiskSample; own: number | undefined; bytes: number | undefined} | undefined;
 	private latencyMs: number | undefined;
+	private otherRequestsPerSecond: number | undefined;
 	private applied: number | undefined | null = null;
 	private paced: {startedMs: number; startBytes: number} | undefined;
 	private busy = false;
@@ -83,6 +86,7 @@ export class CopyGovernor {
 			limit: this.auto.limit,
 			latencyMs: this.latencyMs,
 			idleLatencyMs: this.auto.idleLatencyMs,
+			otherRequestsPerSecond: this.otherRequestsPerSecond,
 			mode: this.mode,
 		};
 	}
@@ -141,9 +145,13 @@ export class CopyGovernor {
 			ownRate: ownBytes / 2 / Math.max(seconds, 0.001),
 		};
 		if (this.mode === 'auto') {
-			this.latencyMs = autoStep(this.auto, sampleFacts).latencyMs;
+			const decision = autoStep(this.auto, sampleFacts);
+			this.latencyMs = decision.latencyMs;
+			this.otherRequestsPerSecond = decision.foreignRate;
 		} else {
 			this.latencyMs = sampleFacts.completed > 0 ? sampleFacts.ticks / sampleFacts.completed : undefined;
+			this.otherRequestsPerSecond =
+				Math.max(0, sampleFacts.diskRequests - sampleFacts.ownRequests) / Math.max(seconds, 0.001);
 			if (this.auto.limit === undefined) this.auto.peakRate = Math.max(this.auto.peakRate, sampleFacts.ownRate);
 		}
 	}

@@ -156,6 +156,13 @@ async function mounts(): Promise<{type: string; dir: string; options: string[]}[
 		.map(([, dir, type, options]) => ({type: type!, dir: dir!.replace(/\\040/g, ' '), options: options!.split(',')}));
 }
 
+async function made(dir: string): Promise<boolean> {
+	return fs.mkdir(dir, {recursive: true}).then(
+		() => true,
+		() => false,
+	);
+}
+
 /** Finds the host's cgroup I/O controller at run time and makes dd's group under it (named after its job). */
 export async function makeLimiter(name: string): Promise<Limiter> {
 	const all = await mounts();
@@ -172,24 +179,12 @@ export async function makeLimiter(name: string): Promise<Limiter> {
 		}
 
 		const dir = path.join(mount.dir, name);
-		if (
-			await fs.mkdir(dir, {recursive: true}).then(
-				() => true,
-				() => false,
-			)
-		)
-			return {kind: 'cgroup2', dir};
+		if (await made(dir)) return {kind: 'cgroup2', dir};
 	}
 
 	for (const mount of all.filter((entry) => entry.type === 'cgroup' && entry.options.includes('blkio'))) {
 		const dir = path.join(mount.dir, name);
-		if (
-			await fs.mkdir(dir, {recursive: true}).then(
-				() => true,
-				() => false,
-			)
-		)
-			return {kind: 'cgroup1', dir};
+		if (await made(dir)) return {kind: 'cgroup1', dir};
 	}
 
 	return {kind: 'pacing'};

@@ -316,6 +316,7 @@ export async function runCopy(context: StageContext, found: CopyVolumes): Promis
 						rateLimit: status?.limit,
 						diskLatencyMs: status?.latencyMs,
 						idleLatencyMs: status?.idleLatencyMs,
+						otherRequestsPerSecond: status?.otherRequestsPerSecond,
 					});
 					if (Date.now() - recorded < offsetRecordMs) return;
 					recorded = Date.now();

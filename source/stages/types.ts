@@ -58,6 +58,8 @@ export type CopyProgress = {
 	/** Mean milliseconds per request of the shared disks now, and before the copy began. */
 	diskLatencyMs?: number;
 	idleLatencyMs?: number;
+	/** Other processes' requests per second on those disks: what makes `auto` hold back. */
+	otherRequestsPerSecond?: number;
 };
 
 /**

@@ -7,7 +7,7 @@ import {isAlive, parseDdOutput} from '../../source/host/copy.js';
 import {
 	completeRun,
 	farmTree,
-	isStopped,
+	heldCopy,
 	makeFarm,
 	MiB,
 	runArgs,
@@ -105,15 +105,7 @@ for (const {copyRate, slow} of killModes) {
 				})();
 			});
 			if (slow) {
-				let job = {pid: Number.NaN, startTime: Number.NaN};
-				await waitFor(
-					async () => {
-						job = await copyJob(farm).catch(() => job);
-						return Number.isInteger(job.pid) && (await isStopped(job.pid));
-					},
-					120_000,
-					'the copy to start',
-				);
+				const job = await heldCopy(farm);
 				if (!(await slowDisk(t, job.pid, target, 16 * MiB))) {
 					first.child.kill('SIGKILL');
 					t.skip('no cgroup I/O controller to slow the disk down');
@@ -169,15 +161,7 @@ for (const kind of ['SIGHUP', 'SIGKILL'] as const) {
 			// dd holds itself at its start (holdCopy): however fast the disk, it is still copying when farmclone goes.
 			const farm = await makeFarm(t, {size, settings: slowCopy, holdCopy: true});
 			const first = startCli(farm, await runArgs());
-			let job = {pid: Number.NaN, startTime: Number.NaN};
-			await waitFor(
-				async () => {
-					job = await copyJob(farm).catch(() => job);
-					return Number.isInteger(job.pid) && (await isStopped(job.pid));
-				},
-				120_000,
-				'the copy to start',
-			);
+			const job = await heldCopy(farm);
 			first.child.kill(kind);
 			const interrupted = await first.done;
 			assert.equal(await isAlive(job), true, 'dd outlives the session');

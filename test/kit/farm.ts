@@ -114,6 +114,21 @@ export async function slowDisk(t: TestContext, pid: number, file: string, bytesP
 	return true;
 }
 
+/** With holdCopy: the run's dd once it holds itself at its start (its pid and start time from the journal). */
+export async function heldCopy(farm: TestFarm): Promise<{pid: number; startTime: number}> {
+	let job = {pid: Number.NaN, startTime: Number.NaN};
+	await waitFor(
+		async () => {
+			const {facts} = await farm.journal().catch(() => ({facts: {} as Record<string, unknown>}));
+			job = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+			return Number.isInteger(job.pid) && (await isStopped(job.pid));
+		},
+		120_000,
+		'the copy to start',
+	);
+	return job;
+}
+
 /** Whether a process is stopped by a signal (state T), as a held dd is until it gets SIGCONT. */
 export async function isStopped(pid: number): Promise<boolean> {
 	return (await readProcStat(pid))?.state === 'T';
