@@ -105,13 +105,6 @@ export const badInputCases: BadInputCase[] = [
 		error: 'copyRate = "fast": is not auto, max or a rate such as 80M',
 	},
 	{
-		input: 'copyRate `fast` in the saved settings',
-		command: 'run',
-		settings: {copyRate: 'fast'},
-		exitCode: 2,
-		error: 'copyRate = "fast": is not auto, max or a rate such as 80M',
-	},
-	{
 		input: `ip taken by another VM (${gallifrey.ip})`,
 		command: 'run',
 		settings: {ip: gallifrey.ip},
