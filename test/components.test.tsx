@@ -14,6 +14,7 @@ const {render, cleanup} = await import('ink-testing-library');
 const {RunApp} = await import('../source/components/run-app.js');
 const {FarmPicker} = await import('../source/components/farm-picker.js');
 const {colorWanted} = await import('../source/components/theme.js');
+const {onCopyRateNudge} = await import('../source/host/copy-rate.js');
 
 const farm = 'gallifrey-dev';
 
@@ -387,6 +388,49 @@ test('the copy shows a bar, bytes done and total, rate, ETA and the snapshot fil
 	assert.ok(coloursBefore(screen.lastFrame(), 'snapshot 85% full').includes(yellow), 'yellow from 80%');
 	release();
 	await screen.waitFor((text) => text.includes('press any key'), 'the end');
+});
+
+test('the copy shows its rate mode, limit and disk latency beside idle; + and - reach the rate keeper', async () => {
+	const nudges: number[] = [];
+	const unsubscribe = onCopyRateNudge((delta) => nudges.push(delta));
+	let release: () => void = () => {};
+	const engine = scripted(async (_drivers, emit) => {
+		emit({type: 'stage-start', stage: 'copy', title: 'copy the disk'});
+		const rate = {
+			rateMode: 'auto',
+			rateLimit: 16 * 1024 ** 2,
+			otherRequestsPerSecond: 7240,
+			diskLatencyMs: 0.94,
+			idleLatencyMs: 0.4,
+		};
+		emit({type: 'progress', stage: 'copy', progress: {...copying, ...rate}});
+		await new Promise<void>((resolve) => {
+			release = resolve;
+		});
+		return 'done';
+	});
+	try {
+		const screen = mount(engine.start);
+		const frame = await screen.waitFor((text) => text.includes('disk latency'), 'the rate line');
+		assert.match(frame, /auto, limit 16 MiB\/s, 7\.2k other io\/s · disk latency 0\.9 ms, 0\.4 idle · \+\/- rate/);
+		screen.write('+');
+		await poll(
+			() => (nudges.length === 1 ? true : undefined),
+			'the + nudge',
+			() => String(nudges),
+		);
+		screen.write('-');
+		await poll(
+			() => (nudges.length === 2 ? true : undefined),
+			'the - nudge',
+			() => String(nudges),
+		);
+		assert.deepEqual(nudges, [1, -1]);
+		release();
+		await screen.waitFor((text) => text.includes('press any key'), 'the end');
+	} finally {
+		unsubscribe();
+	}
 });
 
 test('a burst of progress events is coalesced into one repaint per interval', async () => {

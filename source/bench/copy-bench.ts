@@ -1,7 +1,10 @@
 /**
- * Copy benchmark: farmclone's copy (the copy stage's own runCopy: detached
- * `ionice -c3 dd` with direct I/O, progress polling, snapshot watching)
- * against a bare `dd if=SRC of=DST bs=1M conv=fsync`, on a simulated farm.
+ * Copy benchmark: farmclone's copy (the copy stage's own runCopy) in `max`
+ * and `auto`, against today's `ionice -c3 dd bs=1M` direct, dd bs=1M and
+ * bs=64M direct, `qemu-img convert -n -t none -T none -m 8|16 -W` and fio's
+ * sequential read+write limit; then the neighbour bench (fio 4k randread
+ * qd1 alone and beside each copy: p99 and IOPS) and auto's recovery once the
+ * neighbour stops. Needs fio and qemu-utils.
  *
  *   npm run bench -- [size] [rounds]     (or FARMCLONE_BENCH_SIZE, FARMCLONE_BENCH_ROUNDS; default 1G, 5)
  *
@@ -26,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
-import {dropCache} from '../host/copy.js';
+import {dropCache, readDdReport} from '../host/copy.js';
 import {Host} from '../host/host.js';
 import {formatBytes, listLvs, parseSize} from '../host/lvm.js';
 import {defaultSettings} from '../settings/schema.js';
@@ -39,6 +42,7 @@ import type {Facts, StageContext} from '../stages/types.js';
 const sizeText = process.argv[2] ?? process.env['FARMCLONE_BENCH_SIZE'] ?? '1G';
 const rounds = Number(process.argv[3] ?? process.env['FARMCLONE_BENCH_ROUNDS'] ?? 5);
 const size = parseSize(sizeText);
+// Each method's run: its median over rounds.
 const settleSeconds = Number(process.env['FARMCLONE_BENCH_SETTLE'] ?? 0);
 
 function median(values: number[]): number {
@@ -112,51 +116,294 @@ try {
 		await sleep(settleSeconds * 1000);
 	};
 
-	const timeFarmclone = async (): Promise<number> => {
-		await createVolumeStage.undo(context);
-		await createVolumeStage.apply(context);
-		for (const key of Object.keys(facts).filter((key) => key.startsWith('copy.'))) delete facts[key];
-		const found = {source: await find(settings.sourceLv), snapshot, target: await find(settings.targetLv)};
-		await quiesce(snapshot.path);
-		const started = performance.now();
-		const outcome = await runCopy(context, found);
-		const seconds = (performance.now() - started) / 1000;
-		if (outcome.status !== 'completed') throw new Error(`farmclone copy failed: ${outcome.reason}`);
-		return seconds;
+	type Method = {name: string; run(): Promise<number>};
+	const farmclone = (rate: string): Method => ({
+		name: `farmclone ${rate}`,
+		async run() {
+			settings.copyRate = rate;
+			await createVolumeStage.undo(context);
+			await createVolumeStage.apply(context);
+			for (const key of Object.keys(facts).filter((key) => key.startsWith('copy.'))) delete facts[key];
+			const found = {source: await find(settings.sourceLv), snapshot, target: await find(settings.targetLv)};
+			await quiesce(snapshot.path);
+			const started = performance.now();
+			const outcome = await runCopy(context, found);
+			const seconds = (performance.now() - started) / 1000;
+			if (outcome.status !== 'completed') throw new Error(`farmclone copy failed: ${outcome.reason}`);
+			const report = await readDdReport(String(facts['copy.progressFile']));
+			ddSeconds.set(rate, [...(ddSeconds.get(rate) ?? []), report.seconds]);
+			return seconds;
+		},
+	});
+	/** dd's own time in farmclone's copy (its final report): the copy without farmclone's start and end. */
+	const ddSeconds = new Map<string, number[]>();
+	// Peers: each writes a freshly created file of the same size, data on disk (conv=fsync, qemu-img -t none) at the end.
+	const peer = (name: string, argv: () => string[]): Method => ({
+		name,
+		async run() {
+			await fs.rm(baselineFile, {force: true});
+			await execa('truncate', ['-s', String(size), baselineFile]);
+			await quiesce(snapshot.path);
+			const started = performance.now();
+			const [command, ...args] = argv();
+			await execa(command!, args);
+			return (performance.now() - started) / 1000;
+		},
+	});
+	const dd = (bs: string) => () => [
+		'dd',
+		`if=${snapshot.path}`,
+		`of=${baselineFile}`,
+		`bs=${bs}`,
+		'iflag=direct',
+		'oflag=direct',
+		'conv=fsync,notrunc',
+		'status=none',
+	];
+	const qemu = (streams: number) => () => [
+		'qemu-img',
+		'convert',
+		'-n',
+		'-t',
+		'none',
+		'-T',
+		'none',
+		'-m',
+		String(streams),
+		'-W',
+		'-f',
+		'raw',
+		'-O',
+		'raw',
+		snapshot.path,
+		baselineFile,
+	];
+	const today: Method = peer('today: ionice -c3 dd 1M', () => ['ionice', '-c3', '-t', ...dd('1M')()]);
+	const methods: Method[] = [
+		farmclone('max'),
+		farmclone('auto'),
+		today,
+		peer('dd bs=1M direct', dd('1M')),
+		peer('dd bs=64M direct', dd('64M')),
+		peer('qemu-img -m 8 -W', qemu(8)),
+		peer('qemu-img -m 16 -W', qemu(16)),
+	];
+
+	/** fio's ceiling: sequential reads of the source and writes of a fresh file at once, direct, MB/s of writes. */
+	const fioLimit = async (): Promise<number> => {
+		await fs.rm(baselineFile, {force: true});
+		const {stdout} = await execa('fio', [
+			'--output-format=json',
+			'--direct=1',
+			'--ioengine=libaio',
+			'--iodepth=16',
+			'--bs=1M',
+			`--size=${size}`,
+			'--name=read',
+			'--rw=read',
+			`--filename=${snapshot.path}`,
+			'--name=write',
+			'--rw=write',
+			`--filename=${baselineFile}`,
+			'--end_fsync=1',
+		]);
+		const jobs = (JSON.parse(stdout) as {jobs: {jobname: string; write: {bw_bytes: number}}[]}).jobs;
+		return (jobs.find((job) => job.jobname === 'write')?.write.bw_bytes ?? 0) / 1e6;
 	};
 
-	const timeBaseline = async (): Promise<number> => {
-		await fs.rm(baselineFile, {force: true});
-		await quiesce(snapshot.path);
-		const started = performance.now();
-		await execa('dd', [`if=${snapshot.path}`, `of=${baselineFile}`, 'bs=1M', 'conv=fsync', 'status=none']);
-		return (performance.now() - started) / 1000;
+	/** The neighbour: 4k random reads at queue depth 1 of the source, as a running VM reads its disk. */
+	const neighbour = async (seconds: number) => {
+		const {stdout} = await execa('fio', [
+			'--output-format=json',
+			'--name=neighbour',
+			'--rw=randread',
+			'--bs=4k',
+			'--direct=1',
+			'--iodepth=1',
+			'--ioengine=psync',
+			`--filename=${(await find(settings.sourceLv)).path}`,
+			`--size=${size}`,
+			'--time_based',
+			`--runtime=${seconds}`,
+		]);
+		const job = (JSON.parse(stdout) as {jobs: {read: {iops: number; clat_ns: {percentile: Record<string, number>}}}[]})
+			.jobs[0]!;
+		return {iops: job.read.iops, p99: (job.read.clat_ns.percentile['99.000000'] ?? 0) / 1e6};
 	};
 
 	console.log(
 		`copy benchmark: ${formatBytes(size)}, ${rounds} rounds, block size ${formatBytes(settings.copyBlockSize)}, ` +
 			`${os.cpus().length} CPUs, in ${base}`,
 	);
-	const ratios: number[] = [];
+	const seconds = new Map<string, number[]>(methods.map((method) => [method.name, []]));
+	const limits: number[] = [];
 	for (let round = 1; round <= rounds; round++) {
-		let farmclone: number;
-		let baseline: number;
-		if (round % 2) {
-			farmclone = await timeFarmclone();
-			baseline = await timeBaseline();
-		} else {
-			baseline = await timeBaseline();
-			farmclone = await timeFarmclone();
-		}
-
-		ratios.push(baseline / farmclone);
+		const order = round % 2 ? methods : [...methods].reverse();
+		for (const method of order) seconds.get(method.name)!.push(await method.run());
+		limits.push(await fioLimit());
 		console.log(
-			`round ${round}: farmclone ${farmclone.toFixed(2)} s ${rate(farmclone)}, ` +
-				`bare dd ${baseline.toFixed(2)} s ${rate(baseline)}, ratio ${(baseline / farmclone).toFixed(2)}`,
+			`round ${round}: ` +
+				methods.map((method) => `${method.name} ${rate(seconds.get(method.name)!.at(-1)!).trim()}`).join(', '),
 		);
 	}
 
-	console.log(`median throughput ratio farmclone/bare dd: ${median(ratios).toFixed(2)} (target >= 0.95)`);
+	const mbps = (name: string) => size / median(seconds.get(name)!) / 1e6;
+	const peers = ['dd bs=64M direct', 'qemu-img -m 8 -W', 'qemu-img -m 16 -W'];
+	const fastestPeer = Math.max(...peers.map(mbps));
+	console.log(`\nthroughput, median of ${rounds} (MB/s; ratio to dd 1M direct):`);
+	for (const method of methods) {
+		console.log(
+			`  ${method.name.padEnd(26)} ${mbps(method.name).toFixed(0).padStart(5)}  ${(mbps(method.name) / mbps('dd bs=1M direct')).toFixed(2)}`,
+		);
+	}
+
+	console.log(`  fio read+write limit       ${median(limits).toFixed(0).padStart(5)}`);
+	// A real disk is copied for minutes: farmclone's fixed cost at the start and end (O_DIRECT probes, the idle
+	// latency sample, lvs) weighs less there than in this bench. dd's own rate in farmclone's copy shows how much.
+	for (const [rate, list] of ddSeconds) {
+		console.log(
+			`  (farmclone ${rate}: dd alone ${(size / median(list) / 1e6).toFixed(0)} MB/s, so farmclone's start and end cost ${(median(seconds.get(`farmclone ${rate}`)!) - median(list)).toFixed(2)} s)`,
+		);
+	}
+
+	for (const name of ['farmclone max', 'farmclone auto', today.name]) {
+		console.log(
+			`${name} / fastest of dd 64M, qemu-img -m 8, -m 16: ${(mbps(name) / fastestPeer).toFixed(2)} (target for max >= 1.0)`,
+		);
+	}
+
+	// Neighbour bench: the random reader alone, then beside each copy (started together, the reader runs 4 s).
+	const neighbourSeconds = Number(process.env['FARMCLONE_BENCH_NEIGHBOUR_SECONDS'] ?? 4);
+	const beside = [farmclone('auto'), farmclone('max'), today, peer('qemu-img -m 8 -W', qemu(8))];
+	const results = new Map<string, {iops: number; p99: number}[]>([
+		['alone', []],
+		...beside.map((m) => [m.name, []] as [string, []]),
+	]);
+	for (let round = 1; round <= rounds; round++) {
+		results.get('alone')!.push(await neighbour(neighbourSeconds));
+		const order = round % 2 ? beside : [...beside].reverse();
+		for (const method of order) {
+			const copy = method.run();
+			await sleep(500);
+			results.get(method.name)!.push(await neighbour(neighbourSeconds));
+			await copy;
+		}
+	}
+
+	const alone = {
+		p99: median(results.get('alone')!.map((r) => r.p99)),
+		iops: median(results.get('alone')!.map((r) => r.iops)),
+	};
+	console.log(
+		`\nneighbour (fio randread 4k qd1, ${neighbourSeconds} s), median of ${rounds}: p99 ms (x alone), IOPS (x alone)`,
+	);
+	for (const [name, list] of results) {
+		const p99 = median(list.map((r) => r.p99));
+		const iops = median(list.map((r) => r.iops));
+		console.log(
+			`  ${name.padEnd(26)} ${p99.toFixed(2).padStart(7)} (${(p99 / alone.p99).toFixed(1)}x)  ${iops.toFixed(0).padStart(6)} (${(iops / alone.iops).toFixed(2)}x)`,
+		);
+	}
+
+	for (const name of ['farmclone auto', today.name]) {
+		console.log(
+			`${name} beside the neighbour: p99 ${(median(results.get(name)!.map((r) => r.p99)) / alone.p99).toFixed(1)}x alone (target for auto <= 3)`,
+		);
+	}
+
+	// Recovery: the copy with the neighbour for its first seconds; then how long until the copy writes at >= 0.9x
+	// `max`'s median rate, over half-second windows of the bytes dd has written (/proc/PID/io, every 100 ms).
+	const maxRate = mbps('farmclone max') * 1e6;
+	const recoveryOf = async (method: Method, pidOf: () => number | undefined) => {
+		const samples: {at: number; bytes: number}[] = [];
+		const others: {at: number; rate: number}[] = [];
+		context.progress = (report) => {
+			if (report.otherRequestsPerSecond !== undefined) {
+				others.push({at: performance.now(), rate: report.otherRequestsPerSecond});
+			}
+		};
+		let copying = true;
+		const copy = method.run().finally(() => {
+			copying = false;
+		});
+		const sampler = (async () => {
+			while (copying) {
+				const pid = pidOf();
+				const text = pid ? await fs.readFile(`/proc/${pid}/io`, 'utf8').catch(() => '') : '';
+				const written = /^wchar: (\d+)$/m.exec(text);
+				if (written) samples.push({at: performance.now(), bytes: Number(written[1])});
+				await sleep(100);
+			}
+		})();
+		await sleep(300);
+		await neighbour(neighbourSeconds);
+		const stopped = performance.now();
+		await copy;
+		await sampler;
+		context.progress = () => {};
+		const ended = (samples.at(-1)?.at ?? 0) < stopped ? 'before' : 'after';
+		const after = others.filter((other) => other.at >= stopped).map((other) => other.rate);
+		const othersAfter = after.length > 0 ? median(after) : undefined;
+		let best = 0;
+		for (const [index, sample] of samples.entries()) {
+			if (sample.at < stopped) continue;
+			const start = samples
+				.slice(0, index)
+				.reverse()
+				.find((earlier) => sample.at - earlier.at >= 500);
+			if (!start || start.at < stopped) continue;
+			const windowRate = (sample.bytes - start.bytes) / ((sample.at - start.at) / 1000);
+			best = Math.max(best, windowRate);
+			if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ended, othersAfter};
+		}
+
+		return {seconds: Number.NaN, best, ended, othersAfter};
+	};
+
+	let todayPid: number | undefined;
+	const todayTracked: Method = {
+		name: today.name,
+		async run() {
+			await fs.rm(baselineFile, {force: true});
+			await execa('truncate', ['-s', String(size), baselineFile]);
+			await quiesce(snapshot.path);
+			const [command, ...args] = ['ionice', '-c3', '-t', ...dd('1M')()];
+			const started = performance.now();
+			const child = execa(command!, args);
+			todayPid = child.pid;
+			await child;
+			todayPid = undefined;
+			return (performance.now() - started) / 1000;
+		},
+	};
+	const recovering = [
+		{method: farmclone('auto'), pid: () => (typeof facts['copy.pid'] === 'number' ? facts['copy.pid'] : undefined)},
+		{method: todayTracked, pid: () => todayPid},
+	];
+	const recoveries = new Map<string, number[]>(recovering.map(({method}) => [method.name, []]));
+	for (let round = 1; round <= rounds; round++) {
+		const order = round % 2 ? recovering : [...recovering].reverse();
+		for (const {method, pid} of order) {
+			const {seconds: recovered, best, ended, othersAfter} = await recoveryOf(method, pid);
+			recoveries.get(method.name)!.push(recovered);
+			const others =
+				othersAfter === undefined ? '' : `; other requests on the disk meanwhile ${othersAfter.toFixed(0)}/s`;
+			const outcome =
+				ended === 'before'
+					? 'the copy ended before the neighbour did'
+					: Number.isNaN(recovered)
+						? `never at 0.9x max before the copy ended (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})`
+						: `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`;
+			console.log(`recovery round ${round}, ${method.name}: ${outcome}${others}`);
+		}
+	}
+
+	for (const [name, list] of recoveries) {
+		const measured = list.filter((value) => !Number.isNaN(value));
+		console.log(
+			`${name} after the neighbour stops: at >= 0.9x max in ${measured.length ? median(measured).toFixed(1) : '-'} s (median of the ${measured.length} of ${list.length} rounds that got there; target <= 10)`,
+		);
+	}
 } finally {
 	await fs.rm(base, {recursive: true, force: true});
 }

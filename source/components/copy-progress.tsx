@@ -4,7 +4,31 @@ import type {CopyProgress} from '../stages/types.js';
 import {formatBytes, formatEta, formatRate, progressPercent} from '../ui/format.js';
 import {useTone} from './theme.js';
 
-export const copyProgressHeight = 2;
+export const copyProgressHeight = 3;
+
+function ms(value: number | undefined): string {
+	return value === undefined ? '-' : value < 10 ? value.toFixed(1) : value.toFixed(0);
+}
+
+function perSecond(value: number): string {
+	return value < 1000 ? value.toFixed(0) : `${(value / 1000).toFixed(1)}k`;
+}
+
+/**
+ * `auto, limit 16 MiB/s, 7.2k other io/s · disk latency 0.9 ms, 0.4 idle · +/- rate`: what the copy's rate
+ * keeper sees and does; the other processes' requests are what holds `auto` back.
+ */
+export function rateLine(progress: CopyProgress): string | undefined {
+	if (progress.rateMode === undefined) return undefined;
+	const others =
+		progress.otherRequestsPerSecond === undefined ? '' : `, ${perSecond(progress.otherRequestsPerSecond)} other io/s`;
+	const limit = (progress.rateLimit === undefined ? 'no limit' : `limit ${formatRate(progress.rateLimit)}`) + others;
+	const latency =
+		progress.diskLatencyMs === undefined && progress.idleLatencyMs === undefined
+			? ''
+			: ` · disk latency ${ms(progress.diskLatencyMs)} ms, ${ms(progress.idleLatencyMs)} idle`;
+	return `${progress.rateMode}, ${limit}${latency} · +/- rate`;
+}
 
 /** Bar and numbers of a running copy; the snapshot's fill turns yellow from `warnPercent`, red near full. */
 export function CopyProgressView(props: {progress: CopyProgress; width: number; warnPercent?: number}) {
@@ -33,6 +57,13 @@ export function CopyProgressView(props: {progress: CopyProgress; width: number; 
 					</Text>
 				)}
 			</Text>
+			{rateLine(progress) === undefined ? (
+				''
+			) : (
+				<Text wrap="truncate-end" dimColor>
+					{rateLine(progress)}
+				</Text>
+			)}
 		</Box>
 	);
 }

@@ -1,5 +1,6 @@
 import {useInput, type Key} from 'ink';
 import {useCallback, useLayoutEffect, useRef} from 'react';
+import {nudgeCopyRate} from '../host/copy-rate.js';
 import type {RunState} from '../ui/run-state.js';
 import type {GateAnswer} from '../ui/tui-prompt.js';
 
@@ -66,6 +67,12 @@ export function useRunKeys(state: RunState, onIntent: (intent: RunKeyIntent) => 
 	const handle = useCallback((input: string, key: Key) => {
 		// Several keys in one read (a slow link): the first decides, the rest would be judged against a stale screen.
 		const [first = ''] = Array.from(input);
+		// `+`/`-` while a copy runs: its rate keeper changes the limit at once, the screen shows it on the next report.
+		if ((first === '+' || first === '-') && latest.current.state.progress) {
+			nudgeCopyRate(first === '+' ? 1 : -1);
+			return;
+		}
+
 		const single = input.length > 1 && !key.ctrl && !key.meta ? {...key, return: first === '\r'} : key;
 		const intent = runKeyIntent(latest.current.state, input.length > 1 ? first : input, single);
 		if (intent) latest.current.onIntent(intent);

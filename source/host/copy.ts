@@ -3,6 +3,7 @@ import {constants as fsConstants} from 'node:fs';
 import fs, {type FileHandle} from 'node:fs/promises';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
+import {joinLimiter, type Limiter} from './copy-rate.js';
 import type {ReadOnlyHost} from './host.js';
 
 /** What to copy: whole devices (or the simulated farm's files), `total` bytes from offset 0. */
@@ -15,6 +16,8 @@ export type CopyRequest = {
 	offset: number;
 	/** dd's stderr (its `status=progress` reports) goes here, so any later farmclone can read it. */
 	progressFile: string;
+	/** Run dd in the idle I/O class (ionice -c3): every mode but `max`. */
+	idleClass?: boolean;
 };
 
 /** A dd started by some farmclone process: enough to find it again after that process is gone. */
@@ -74,15 +77,13 @@ export async function bothSupportDirectIo(source: string, target: string): Promi
  * where the scheduler refuses the class.
  */
 export function ddArgv(request: Omit<CopyRequest, 'progressFile'>, directIo: boolean): string[] {
-	const {source, target, blockSize, offset, total} = request;
+	const {source, target, blockSize, offset, total, idleClass = true} = request;
 	if (offset % blockSize !== 0) throw new Error(`resume offset ${offset} is not a multiple of ${blockSize}`);
 	const blocks = offset / blockSize;
 	const position = blocks > 0 ? [`skip=${blocks}`, `seek=${blocks}`] : [];
 	const flags = directIo ? ['iflag=direct', 'oflag=direct'] : ['oflag=dsync'];
 	return [
-		'ionice',
-		'-c3',
-		'-t',
+		...(idleClass ? ['ionice', '-c3', '-t'] : []),
 		'dd',
 		`if=${source}`,
 		`of=${target}`,
@@ -112,7 +113,11 @@ export async function isAlive(job: Pick<CopyJob, 'pid' | 'startTime'>): Promise<
  * that neither a dropped SSH connection (SIGHUP to the session) nor the end
  * of farmclone stops the copy.
  */
-export async function startDetachedCopy(host: ReadOnlyHost, request: CopyRequest): Promise<CopyJob & {argv: string[]}> {
+export async function startDetachedCopy(
+	host: ReadOnlyHost,
+	request: CopyRequest,
+	limiter?: Limiter,
+): Promise<CopyJob & {argv: string[]}> {
 	if (!(await host.exists(request.source))) throw new Error(`copy source ${request.source} does not exist`);
 	if (!(await host.exists(request.target))) throw new Error(`copy target ${request.target} does not exist`);
 	const argv = ddArgv(request, await bothSupportDirectIo(request.source, request.target));
@@ -144,6 +149,8 @@ export async function startDetachedCopy(host: ReadOnlyHost, request: CopyRequest
 	}
 
 	subprocess.unref();
+	// In its group before it has copied more than a few blocks: the kernel limits it from then on.
+	if (limiter) await joinLimiter(limiter, pid).catch(() => undefined);
 	const exited = subprocess.then((result) => result.exitCode);
 	// A dd that finished before /proc was read has no start time left to read; the exit code says how it went.
 	const startTime = (await processStartTime(pid)) ?? -1;
@@ -298,6 +305,16 @@ export async function watchCopy(job: CopyJob, options: WatchOptions): Promise<Co
 			...(job.exited ? [job.exited] : []),
 		]);
 	}
+}
+
+/** What dd's progress file says so far (an empty report when there is none yet). */
+export async function readDdReport(progressFile: string): Promise<DdReport> {
+	return parseDdOutput(await fs.readFile(progressFile, 'utf8').catch(() => ''));
+}
+
+/** Removes an earlier dd's progress file. */
+export async function removeProgressFile(progressFile: string): Promise<void> {
+	await fs.rm(progressFile, {force: true});
 }
 
 /** How a dd that is no longer running ended, from its progress file (and exit code, if it was our child). */

@@ -24,6 +24,8 @@ export type FarmSettings = {
 	targetLv: string;
 	/** dd block size, in bytes. */
 	copyBlockSize: number;
+	/** `auto` (full speed while the disks are otherwise idle, gentle while VMs use them), `max`, or a rate such as `80M`. */
+	copyRate: string;
 	/** Fill level at which the snapshot is extended (headless) or the admin asked (TUI). */
 	snapshotWarnPercent: number;
 	/** Extend the snapshot by this much when it fills up, LVM syntax; empty: never extend. */
@@ -154,6 +156,7 @@ export function defaultSettings(name: string, overrides: Partial<FarmSettings> =
 		snapshotLv: `${name}-farmclone-snap`,
 		targetLv: name,
 		copyBlockSize: 1024 * 1024,
+		copyRate: 'auto',
 		snapshotWarnPercent: 80,
 		snapshotExtendBy: '1G',
 		zoneFile: '/etc/bind/db.farm',

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import {copyRateProblem} from '../host/copy-rate.js';
 import {defaultSettings, type FarmSettings} from './schema.js';
 
 export type FieldError = {field: string; value: unknown; reason: string};
@@ -98,6 +99,7 @@ const rules: Record<keyof FarmSettings, Rule> = {
 	copyBlockSize: (value) =>
 		integer(4096, 64 * 1024 * 1024)(value, {}) ??
 		((value as number) % 4096 === 0 ? undefined : 'must be a multiple of 4096'),
+	copyRate: copyRateProblem,
 	snapshotWarnPercent: integer(1, 99),
 	snapshotExtendBy: (value) =>
 		string(value, {}) ?? (value === '' || lvmSize.test(value as string) ? undefined : 'must be an LVM size or empty'),

@@ -1,9 +1,20 @@
-import fs from 'node:fs/promises';
 import path from 'node:path';
+import {CopyGovernor} from '../host/copy-governor.js';
+import {
+	blockSizeFor,
+	copyDevices,
+	limiterFrom,
+	makeLimiter,
+	parseCopyRate,
+	removeLimiter,
+	setKernelLimit,
+	type Limiter,
+} from '../host/copy-rate.js';
 import {
 	bootId,
+	readDdReport,
+	removeProgressFile,
 	findCopyByProgressFile,
-	parseDdOutput,
 	bothSupportDirectIo,
 	copyOutcome,
 	ddArgv,
@@ -21,6 +32,8 @@ import {StageError, type Stage, type LookContext, type StageContext} from './typ
 
 const snapshotPollMs = 3000;
 const offsetRecordMs = 5000;
+/** How long the disks are watched before dd starts, for their latency without the copy. */
+const idleSampleMs = 300;
 /**
  * After a reboot, a resumed copy starts this far before the last offset dd
  * reported: a device's volatile write cache may have lost the last writes it
@@ -90,7 +103,7 @@ function sameVolumes(context: LookContext, found: CopyVolumes): boolean {
 
 /** Bytes a dd that is no longer running said it had written, counted from the start of the volume. */
 async function reportedBytes(job: CopyJob): Promise<number> {
-	return job.offset + parseDdOutput(await fs.readFile(job.progressFile, 'utf8').catch(() => '')).bytes;
+	return job.offset + (await readDdReport(job.progressFile)).bytes;
 }
 
 /**
@@ -197,9 +210,11 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 		return 'finished';
 	}
 
-	const blockSize = context.settings.copyBlockSize;
+	const rate = parseCopyRate(context.settings.copyRate);
+	const blockSize = blockSizeFor(rate, context.settings.copyBlockSize);
 	const total = found.source.size;
-	const offset = await resumeOffset(context, found, ours);
+	// A resume in another mode may use another block size: dd's skip= and seek= count in the new one.
+	const offset = Math.floor((await resumeOffset(context, found, ours)) / blockSize) * blockSize;
 	if (ours && offset > 0) {
 		const reported = await reportedBytes(ours);
 		context.log(
@@ -208,7 +223,20 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 	}
 
 	const progressFile = path.join(context.stateDir, `copy-progress.${Date.now()}.log`);
-	if (previous && previous.progressFile !== progressFile) await fs.rm(previous.progressFile, {force: true});
+	if (previous && previous.progressFile !== progressFile) await removeProgressFile(previous.progressFile);
+	const previousLimiter = limiterFrom(context.facts['copy.limiterKind'], context.facts['copy.limiterDir']);
+	if (previousLimiter) await removeLimiter(previousLimiter);
+	// dd's own cgroup, named after its progress file: the kernel keeps it at the limit even with farmclone gone.
+	// `max` gets one too, without a limit, so that `-` can still slow it down.
+	const limiter = await makeLimiter(`farmclone-${path.basename(progressFile, '.log')}`);
+	// The disks' latency before dd adds its own: measured now, as dd's first look must follow its start at once
+	// (a short copy would otherwise end unwatched), and recorded for a farmclone that reattaches to this dd.
+	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
+	const idleLatencyMs = devices ? await CopyGovernor.idleLatency(devices, idleSampleMs) : undefined;
+	// A fixed rate holds from dd's first block, not from the governor's first look.
+	if (rate.mode === 'fixed' && devices) {
+		await setKernelLimit(limiter, devices.throttled, rate.bytesPerSecond).catch(() => undefined);
+	}
 	// Announced before dd starts: a farmclone killed right after the start still finds dd by its progress file.
 	await context.record({
 		'copy.pendingProgressFile': progressFile,
@@ -219,9 +247,22 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 		'copy.targetUuid': found.target.uuid,
 		'copy.bootId': await bootId(),
 		'copy.completed': false,
+		'copy.rate': context.settings.copyRate,
+		'copy.limiterKind': limiter.kind,
+		'copy.limiterDir': limiter.dir,
+		'copy.idleLatencyMs': idleLatencyMs,
 	});
-	const request = {source: found.snapshot.path, target: found.target.path, total, blockSize, offset, progressFile};
-	const job = await startDetachedCopy(context.host, request);
+	const idleClass = rate.mode !== 'max';
+	const request = {
+		source: found.snapshot.path,
+		target: found.target.path,
+		total,
+		blockSize,
+		offset,
+		progressFile,
+		idleClass,
+	};
+	const job = await startDetachedCopy(context.host, request, limiter);
 	context.log(`${offset ? `resuming at ${formatBytes(offset)}: ` : ''}${job.argv.join(' ')} (pid ${job.pid})`);
 	await recordStarted(context, job);
 	return job;
@@ -254,23 +295,41 @@ async function discardCopy(context: StageContext): Promise<void> {
 export async function runCopy(context: StageContext, found: CopyVolumes): Promise<CopyOutcome> {
 	const guard = snapshotGuard(context);
 	let job: CopyJob | undefined;
+	let governor: CopyGovernor | undefined;
 	try {
 		const attached = await attachOrStart(context, found);
 		let outcome: CopyOutcome = {status: 'completed', bytes: found.source.size};
 		if (attached !== 'finished') {
 			const running = (job = attached);
+			// The snapshot's first look is taken at the copy's start: a copy shorter than a poll is still watched.
+			guard.tick();
+			governor = await startGovernor(context, found, running);
 			let recorded = Date.now();
 			outcome = await watchCopy(running, {
 				signal: context.signal,
 				async onProgress(report) {
-					context.progress({...report, snapshotPercent: guard.state.percent});
+					const status = governor?.status();
+					context.progress({
+						...report,
+						snapshotPercent: guard.state.percent,
+						rateMode: status?.mode,
+						rateLimit: status?.limit,
+						diskLatencyMs: status?.latencyMs,
+						idleLatencyMs: status?.idleLatencyMs,
+						otherRequestsPerSecond: status?.otherRequestsPerSecond,
+					});
 					if (Date.now() - recorded < offsetRecordMs) return;
 					recorded = Date.now();
 					await context.record({'copy.offset': Math.floor(report.bytes / running.blockSize) * running.blockSize});
 				},
-				onTick: () => guard.tick(),
+				async onTick() {
+					guard.tick();
+					await governor?.tick();
+				},
 			});
 		}
+
+		if (outcome.status === 'completed' || !(await isAlive(running(job)))) await dropLimiter(context);
 
 		// An overflowed snapshot fails reads, so a dd that read it all read it while valid. One that failed
 		// may have failed because of that: then it is no resumable failure, the snapshot is lost.
@@ -279,12 +338,48 @@ export async function runCopy(context: StageContext, found: CopyVolumes): Promis
 	} catch (error) {
 		if (!(error instanceof SnapshotOverflow)) throw error;
 		if (job) await killCopy(job);
+		await dropLimiter(context);
 		await discardCopy(context);
 		throw new StageError(
 			`${error.message}: the copy read from it is garbage and was stopped; it will be redone from scratch`,
 			'run farmclone again: the snapshot is recreated and the copy starts over (give it a larger snapshotSize)',
 		);
+	} finally {
+		governor?.stop();
 	}
+}
+
+function running(job: CopyJob | undefined): Pick<CopyJob, 'pid' | 'startTime'> {
+	return job ?? {pid: 0, startTime: -1};
+}
+
+/** The recorded dd's cgroup, if any. */
+function recordedLimiter(context: StageContext): Limiter | undefined {
+	return limiterFrom(context.facts['copy.limiterKind'], context.facts['copy.limiterDir']);
+}
+
+async function dropLimiter(context: StageContext): Promise<void> {
+	const limiter = recordedLimiter(context);
+	if (limiter) await removeLimiter(limiter);
+}
+
+/**
+ * The rate keeper of a started or reattached dd, in the mode it was started
+ * with (`max`: no limit until `-`). A reattached dd keeps its group; one
+ * started before this version (no group recorded) is paced by the copy itself.
+ */
+async function startGovernor(
+	context: StageContext,
+	found: CopyVolumes,
+	job: CopyJob,
+): Promise<CopyGovernor | undefined> {
+	const text = context.facts['copy.rate'];
+	const rate = parseCopyRate(typeof text === 'string' ? text : context.settings.copyRate);
+	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
+	if (!devices) return undefined;
+	const limiter = recordedLimiter(context) ?? {kind: 'pacing' as const};
+	const idle = context.facts['copy.idleLatencyMs'];
+	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, typeof idle === 'number' ? idle : undefined);
 }
 
 function percent(bytes: number, total: number): string {
@@ -294,7 +389,7 @@ function percent(bytes: number, total: number): string {
 export const copyStage: Stage = {
 	id: 'copy',
 	title: 'Copy the disk',
-	summary: 'ionice -c3 dd from the snapshot to the target volume, detached, with direct I/O and live progress',
+	summary: 'dd from the snapshot to the target volume at copyRate, detached, with direct I/O and live progress',
 	danger: 'typed',
 	skippable: false,
 	async check(context) {
@@ -335,10 +430,16 @@ export const copyStage: Stage = {
 		return {status: 'pending', detail: 'not copied yet'};
 	},
 	async plan(context) {
-		const {vg, snapshotLv, targetLv, copyBlockSize} = context.settings;
+		const {vg, snapshotLv, targetLv, copyBlockSize, copyRate} = context.settings;
+		const rate = parseCopyRate(copyRate);
 		const notes = [
 			'dd runs detached: it survives a dropped SSH session, and the next run reattaches to it',
 			'iflag=direct oflag=direct where the devices take O_DIRECT, else oflag=dsync',
+			rate.mode === 'auto'
+				? 'copyRate auto: full speed while the disks are otherwise idle, gentle (a cgroup limit) while VMs use them; + and - change it'
+				: rate.mode === 'max'
+					? 'copyRate max: full speed, larger blocks, normal I/O class; - slows it down'
+					: `copyRate ${copyRate}: limited by the kernel (cgroup), or paced by farmclone where there is none; + and - change it`,
 		];
 		const job = await latestJob(context);
 		if (job && (await isAlive(job))) {
@@ -360,8 +461,9 @@ export const copyStage: Stage = {
 			source: snapshot?.path ?? `<lv_path of ${vg}/${snapshotLv}>`,
 			target: target?.path ?? `<lv_path of ${vg}/${targetLv}>`,
 			total: source?.size ?? 0,
-			blockSize: copyBlockSize,
+			blockSize: blockSizeFor(rate, copyBlockSize),
 			offset: ready ? await resumeOffset(context, ready, job) : 0,
+			idleClass: rate.mode !== 'max',
 		};
 		const directIo = ready ? await bothSupportDirectIo(request.source, request.target) : true;
 		notes.unshift(
@@ -373,7 +475,8 @@ export const copyStage: Stage = {
 		const found = requireVolumes(context, await volumes(context));
 		const outcome = await runCopy(context, found);
 		if (outcome.status === 'failed') {
-			const offset = Math.floor(outcome.bytes / context.settings.copyBlockSize) * context.settings.copyBlockSize;
+			const block = Number(context.facts['copy.blockSize']) || context.settings.copyBlockSize;
+			const offset = Math.floor(outcome.bytes / block) * block;
 			await context.record({'copy.offset': offset});
 			throw new StageError(`copy failed: ${outcome.reason}`, 'run farmclone again to resume the copy');
 		}
@@ -408,5 +511,6 @@ export const copyStage: Stage = {
 	async undo(context) {
 		const job = await latestJob(context);
 		if (job && (await killCopy(job))) context.log(`stopped the copy (dd pid ${job.pid})`);
+		await dropLimiter(context);
 	},
 };

@@ -52,6 +52,14 @@ export type CopyProgress = {
 	etaSeconds: number | undefined;
 	/** Snapshot fill, 0-100, when known. */
 	snapshotPercent?: number;
+	/** The copy's rate mode and limit (bytes per second, none: full speed). */
+	rateMode?: string;
+	rateLimit?: number;
+	/** Mean milliseconds per request of the shared disks now, and before the copy began. */
+	diskLatencyMs?: number;
+	idleLatencyMs?: number;
+	/** Other processes' requests per second on those disks: what makes `auto` hold back. */
+	otherRequestsPerSecond?: number;
 };
 
 /**

@@ -7,10 +7,11 @@ import {isAlive, parseDdOutput} from '../../source/host/copy.js';
 import {
 	completeRun,
 	farmTree,
-	isStopped,
+	heldCopy,
 	makeFarm,
 	MiB,
 	runArgs,
+	slowDisk,
 	startCli,
 	treeDifferences,
 	waitFor,
@@ -22,7 +23,7 @@ import {
 /**
  * Inside the copy: SIGHUP and SIGKILL of farmclone (dd goes on, detached,
  * and the rerun reattaches to it by pid and start time), SIGKILL of dd
- * itself (the rerun resumes from dd's last report), and the snapshot filling
+ * itself in each copyRate mode (the rerun resumes from dd's last report), and the snapshot filling
  * up. dd copies in 4 KiB blocks here so that it is slow enough to be caught
  * in the middle; the final farm tree must be the uninterrupted run's.
  */
@@ -67,61 +68,90 @@ test('an uninterrupted run: the reference farm tree', {timeout: 300_000}, async 
 	await reference;
 });
 
-test(
-	'dd killed at about half: the rerun copies again at most one of its reports, and the clone is exact',
-	{timeout: 240_000},
-	async (t) => {
-		const farm = await makeFarm(t, {size: 128 * MiB, settings: slowCopy});
-		const target = path.join(farm.root, 'dev/all', farm.settings.targetLv);
-		let killed: {position: number; reports: number[]; pid: number} | undefined;
-		let killing: Promise<void> | undefined;
-		const first = startCli(farm, await runArgs(), (event) => {
-			const progress = copyProgress(event);
-			if (killing || !progress || progress.bytes < progress.total * 0.4) return;
-			killing = (async () => {
-				const {pid, startTime} = await copyJob(farm);
-				// Frozen first, so that what it wrote and what it said stay still while they are read.
-				process.kill(pid, 'SIGSTOP');
-				const position = await writePosition(pid, target);
-				const progressFile = String((await farm.journal()).facts['copy.progressFile']);
-				const text = await fs.readFile(progressFile, 'utf8');
-				const reports = [...text.matchAll(/(\d+) bytes .*? copied/g)].map((match) => Number(match[1]));
-				process.kill(pid, 'SIGKILL');
-				await waitFor(async () => !(await isAlive({pid, startTime})), 5000, 'dd to die');
-				killed = {position, reports, pid};
-			})();
-		});
-		const interrupted = await first.done;
-		await killing;
-		assert.ok(killed, 'dd was caught in the middle of the copy');
-		assert.equal(interrupted.exitCode, 1, 'farmclone saw its copy die and stopped');
-		assert.match(interrupted.stdout, /copy failed/);
+/**
+ * Each copyRate mode, killed at about half. `auto` and `max` copy at full speed, so their dd is held at its
+ * start and given a slow disk (16 MiB/s, the test's own cgroup) before it goes: still copying however fast
+ * this machine's disk is. A fixed rate is slow by its own limit.
+ */
+const killModes = [
+	{copyRate: 'auto', slow: true},
+	{copyRate: 'max', slow: true},
+	{copyRate: '16M', slow: false},
+];
 
-		const resumed = await completeRun(farm);
-		const {facts} = await farm.journal();
-		const restart = Number(facts['copy.startOffset']);
-		// The largest stretch dd copied between two of its reports: one checkpoint window.
-		const steps = killed.reports.map((bytes, index) => bytes - (killed!.reports[index - 1] ?? 0));
-		const window = Math.max(...steps);
-		t.diagnostic(
-			`dd had written ${killed.position} bytes; the rerun started at ${restart}: ${killed.position - restart} bytes copied again (window ${window})`,
-		);
-		assert.ok(restart > 0, 'the copy did not start over');
-		assert.ok(restart <= killed.position, 'nothing dd had not written is skipped');
-		assert.ok(killed.position - restart <= window + 4096, 'at most one checkpoint window is copied again');
-		assert.notEqual(Number(facts['copy.pid']), killed.pid);
-		const summary = resumed.find(
-			(event) => event.type === 'log' && event.stage === 'copy' && /^resume: /.test(event.text ?? ''),
-		);
-		assert.match(summary?.text ?? '', /the copy stopped at \d+ %.*dd is gone.*resumes at/);
+for (const {copyRate, slow} of killModes) {
+	test(
+		`copyRate ${copyRate}: dd killed at about half, the rerun copies again at most one of its reports, and the clone is exact`,
+		{timeout: 240_000},
+		async (t) => {
+			const farm = await makeFarm(t, {size: 128 * MiB, settings: {...slowCopy, copyRate}, holdCopy: slow});
+			const target = path.join(farm.root, 'dev/all', farm.settings.targetLv);
+			let killed: {position: number; reports: number[]; pid: number; blockSize: number} | undefined;
+			let killing: Promise<void> | undefined;
+			const first = startCli(farm, await runArgs(), (event) => {
+				const progress = copyProgress(event);
+				if (killing || !progress || progress.bytes < progress.total * 0.4) return;
+				killing = (async () => {
+					const {pid, startTime} = await copyJob(farm);
+					// Frozen first, so that what it wrote and what it said stay still while they are read.
+					process.kill(pid, 'SIGSTOP');
+					const position = await writePosition(pid, target);
+					const {facts} = await farm.journal();
+					const text = await fs.readFile(String(facts['copy.progressFile']), 'utf8');
+					const reports = [...text.matchAll(/(\d+) bytes .*? copied/g)].map((match) => Number(match[1]));
+					process.kill(pid, 'SIGKILL');
+					await waitFor(async () => !(await isAlive({pid, startTime})), 5000, 'dd to die');
+					killed = {position, reports, pid, blockSize: Number(facts['copy.blockSize'])};
+				})();
+			});
+			if (slow) {
+				const job = await heldCopy(farm);
+				if (!(await slowDisk(t, job.pid, target, 16 * MiB))) {
+					first.child.kill('SIGKILL');
+					t.skip('no cgroup I/O controller to slow the disk down');
+					return;
+				}
 
-		// Byte for byte: the adopted volume against the source.
-		const adopted = path.join(farm.root, 'dev/all', String(facts['ganeti-instance.disk']));
-		const source = path.join(farm.root, 'dev/all', farm.settings.sourceLv);
-		const [a, b] = await Promise.all([fs.readFile(adopted), fs.readFile(source)]);
-		assert.ok(a.equals(b), 'the clone has the bytes of the source');
-	},
-);
+				await farm.releaseCopies();
+				process.kill(job.pid, 'SIGCONT');
+			}
+
+			const interrupted = await first.done;
+			await killing;
+			assert.ok(killed, 'dd was caught in the middle of the copy');
+			assert.equal(interrupted.exitCode, 1, 'farmclone saw its copy die and stopped');
+			assert.match(interrupted.stdout, /copy failed/);
+
+			const resumed = await completeRun(farm);
+			const {facts} = await farm.journal();
+			const restart = Number(facts['copy.startOffset']);
+			// The largest stretch dd copied between two of its reports: one checkpoint window.
+			const steps = killed.reports.map((bytes, index) => bytes - (killed!.reports[index - 1] ?? 0));
+			const window = Math.max(...steps);
+			t.diagnostic(
+				`dd had written ${killed.position} bytes; the rerun started at ${restart}: ${killed.position - restart} bytes copied again (window ${window}, block ${killed.blockSize})`,
+			);
+			assert.ok(restart > 0, 'the copy did not start over');
+			assert.ok(restart <= killed.position, 'nothing dd had not written is skipped');
+			assert.ok(
+				killed.position - restart <= window + killed.blockSize,
+				'at most one checkpoint window is copied again',
+			);
+			assert.notEqual(Number(facts['copy.pid']), killed.pid);
+			assert.equal(facts['copy.rate'], copyRate, 'the rerun copied in the same mode');
+			const summary = resumed.find(
+				(event) => event.type === 'log' && event.stage === 'copy' && /^resume: /.test(event.text ?? ''),
+			);
+			assert.match(summary?.text ?? '', /the copy stopped at \d+ %.*dd is gone.*resumes at/);
+
+			// Byte for byte: the adopted volume against the source.
+			const adopted = path.join(farm.root, 'dev/all', String(facts['ganeti-instance.disk']));
+			const source = path.join(farm.root, 'dev/all', farm.settings.sourceLv);
+			const [a, b] = await Promise.all([fs.readFile(adopted), fs.readFile(source)]);
+			assert.ok(a.equals(b), 'the clone has the bytes of the source');
+		},
+	);
+}
 
 for (const kind of ['SIGHUP', 'SIGKILL'] as const) {
 	test(
@@ -131,15 +161,7 @@ for (const kind of ['SIGHUP', 'SIGKILL'] as const) {
 			// dd holds itself at its start (holdCopy): however fast the disk, it is still copying when farmclone goes.
 			const farm = await makeFarm(t, {size, settings: slowCopy, holdCopy: true});
 			const first = startCli(farm, await runArgs());
-			let job = {pid: Number.NaN, startTime: Number.NaN};
-			await waitFor(
-				async () => {
-					job = await copyJob(farm).catch(() => job);
-					return Number.isInteger(job.pid) && (await isStopped(job.pid));
-				},
-				120_000,
-				'the copy to start',
-			);
+			const job = await heldCopy(farm);
 			first.child.kill(kind);
 			const interrupted = await first.done;
 			assert.equal(await isAlive(job), true, 'dd outlives the session');

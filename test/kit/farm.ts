@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import type {TestContext} from 'node:test';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa, type ResultPromise} from 'execa';
+import {copyDevices, joinLimiter, makeLimiter, removeLimiter, setKernelLimit} from '../../source/host/copy-rate.js';
 import {Host} from '../../source/host/host.js';
 import {readProcStat} from '../../source/host/proc.js';
 import {defaultSettings, type FarmSettings} from '../../source/settings/schema.js';
@@ -48,6 +49,8 @@ export type TestFarm = {
 	env: Record<string, string>;
 	settings: FarmSettings;
 	journal(): Promise<Journal>;
+	/** With holdCopy: the dds started from now on copy at once. */
+	releaseCopies(): Promise<void>;
 };
 
 export type Journal = {
@@ -81,16 +84,49 @@ async function processesUnder(dir: string): Promise<number[]> {
  * before the test lets it, however fast this machine's disk is.
  */
 async function heldDdDir(dir: string): Promise<string> {
-	const real = await new Host({backupDir: dir}).which('dd');
-	assert.ok(real, 'dd is on PATH');
 	const bin = path.join(dir, 'held-bin');
 	await fs.mkdir(bin);
-	await fs.writeFile(
-		path.join(bin, 'dd'),
-		`#!/bin/sh\ncase " $* " in *" status=progress "*) kill -STOP $$ ;; esac\nexec ${real} "$@"\n`,
-		{mode: 0o755},
-	);
+	await writeHeldDd(bin, true);
 	return bin;
+}
+
+async function writeHeldDd(bin: string, hold: boolean): Promise<void> {
+	const real = await new Host({backupDir: bin}).which('dd');
+	assert.ok(real, 'dd is on PATH');
+	const stop = hold ? 'case " $* " in *" status=progress "*) kill -STOP $$ ;; esac\n' : '';
+	// Written aside and renamed: a dd starting meanwhile reads the old script or the new one, never half of one.
+	await fs.writeFile(path.join(bin, 'dd.new'), `#!/bin/sh\n${stop}exec ${real} "$@"\n`, {mode: 0o755});
+	await fs.rename(path.join(bin, 'dd.new'), path.join(bin, 'dd'));
+}
+
+/**
+ * A slow disk for one process: its reads and writes of the disk under `file`
+ * limited by the kernel (a cgroup of the test's own), so that a copy at full
+ * speed is still running when the test acts. False where the host has no
+ * cgroup I/O controller.
+ */
+export async function slowDisk(t: TestContext, pid: number, file: string, bytesPerSecond: number): Promise<boolean> {
+	const limiter = await makeLimiter(`farmclone-test-slow-${pid}`);
+	if (limiter.kind === 'pacing') return false;
+	t.after(async () => removeLimiter(limiter));
+	await setKernelLimit(limiter, (await copyDevices(file, file)).throttled, bytesPerSecond);
+	await joinLimiter(limiter, pid);
+	return true;
+}
+
+/** With holdCopy: the run's dd once it holds itself at its start (its pid and start time from the journal). */
+export async function heldCopy(farm: TestFarm): Promise<{pid: number; startTime: number}> {
+	let job = {pid: Number.NaN, startTime: Number.NaN};
+	await waitFor(
+		async () => {
+			const {facts} = await farm.journal().catch(() => ({facts: {} as Record<string, unknown>}));
+			job = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+			return Number.isInteger(job.pid) && (await isStopped(job.pid));
+		},
+		120_000,
+		'the copy to start',
+	);
+	return job;
 }
 
 /** Whether a process is stopped by a signal (state T), as a held dd is until it gets SIGCONT. */
@@ -148,6 +184,9 @@ export async function makeFarm(
 		settings,
 		async journal() {
 			return JSON.parse(await fs.readFile(path.join(stateDir, 'journal.json'), 'utf8')) as Journal;
+		},
+		async releaseCopies() {
+			if (held) await writeHeldDd(held, false);
 		},
 	};
 }

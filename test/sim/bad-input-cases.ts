@@ -103,6 +103,13 @@ export const badInputCases: BadInputCase[] = [
 		error: 'snapshotSize = "lots": must be an LVM size such as 1G or 512M',
 	},
 	{
+		input: 'copyRate `fast`',
+		command: 'import',
+		settings: {copyRate: 'fast'},
+		exitCode: 2,
+		error: 'copyRate = "fast": is not auto, max or a rate such as 80M',
+	},
+	{
 		input: `ip taken by another VM (${gallifrey.ip})`,
 		command: 'run',
 		settings: {ip: gallifrey.ip},

@@ -5,7 +5,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {isAlive} from '../../source/host/copy.js';
 import {execa} from 'execa';
-import {cli, isStopped, makeFarm, runArgs, startCli, waitFor} from '../kit/farm.js';
+import {cli, heldCopy, makeFarm, runArgs, startCli} from '../kit/farm.js';
 
 /**
  * One session per farm, through the real CLI: a second `farmclone run` on a
@@ -25,16 +25,7 @@ test(
 		});
 		// dd holds itself at its start (holdCopy) until the test lets it go: however fast the disk, the copy is
 		// still under way when the test looks, and the owner is held still too, as a session waiting at a prompt.
-		let dd = {pid: Number.NaN, startTime: Number.NaN};
-		await waitFor(
-			async () => {
-				const {facts} = await farm.journal().catch(() => ({facts: {} as Record<string, unknown>}));
-				dd = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
-				return Number.isInteger(dd.pid) && (await isStopped(dd.pid));
-			},
-			120_000,
-			'the first run to start its copy',
-		);
+		const dd = await heldCopy(farm);
 		owner.child.kill('SIGSTOP');
 		const pid = owner.child.pid!;
 

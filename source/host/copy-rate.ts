@@ -1,0 +1,335 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+/**
+ * How fast the copy goes. `auto`: full speed while nobody else uses the
+ * disks, backing off to `autoFloor` while other I/O (the running VMs) shows
+ * up in /proc/diskstats. `max`: full speed, larger blocks, no idle I/O class.
+ * A fixed rate: a kernel-enforced ceiling in bytes per second.
+ */
+export type CopyRate = {mode: 'auto'} | {mode: 'max'} | {mode: 'fixed'; bytesPerSecond: number};
+
+const units: Record<string, number> = {'': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3};
+/** Below this a 30 GB copy takes more than a day: surely a typo (80 instead of 80M). */
+const minimumFixedRate = 1024 * 1024;
+
+/** Parses the `copyRate` setting; throws an error naming the problem. */
+export function parseCopyRate(text: string): CopyRate {
+	const value = text.trim().toLowerCase();
+	if (value === 'auto' || value === 'max') return {mode: value};
+	const match = /^(\d+(?:\.\d+)?)([kmg]?)(?:i?b?)?(?:\/s)?$/.exec(value);
+	if (!match) {
+		throw new Error(`copyRate ${JSON.stringify(text)} is not auto, max or a rate such as 80M (bytes per second)`);
+	}
+
+	const bytesPerSecond = Math.round(Number(match[1]) * units[match[2]!]!);
+	if (bytesPerSecond < minimumFixedRate) {
+		throw new Error(`copyRate ${JSON.stringify(text)} is below 1M per second: write the unit, such as 80M`);
+	}
+
+	return {mode: 'fixed', bytesPerSecond};
+}
+
+export function copyRateProblem(value: unknown): string | undefined {
+	if (typeof value !== 'string') return 'must be auto, max or a rate such as 80M';
+	try {
+		parseCopyRate(value);
+		return undefined;
+	} catch (error) {
+		return (error as Error).message.replace(/^copyRate "[^"]*" /, '');
+	}
+}
+
+/** dd's block size in each mode: `max` takes larger blocks (fewer round trips: dd waits on each). */
+export function blockSizeFor(rate: CopyRate, copyBlockSize: number): number {
+	return rate.mode === 'max' ? Math.min(64 * 1024 * 1024, copyBlockSize * 64) : copyBlockSize;
+}
+
+// ---------------------------------------------------------------- devices
+
+export type DeviceNumber = `${number}:${number}`;
+
+/** The device a path's I/O goes to: a block device itself, else the filesystem's device it lives on. */
+async function deviceOf(file: string): Promise<DeviceNumber> {
+	const stat = await fs.stat(file, {bigint: true});
+	const device = stat.isBlockDevice() ? stat.rdev : stat.dev;
+	// Linux's encoding of dev_t (glibc's gnu_dev_major/minor).
+	const major = Number(((device >> 8n) & 0xfffn) | ((device >> 32n) & ~0xfffn));
+	const minor = Number((device & 0xffn) | ((device >> 12n) & ~0xffn));
+	return `${major}:${minor}`;
+}
+
+/** A partition's whole disk: cgroup limits take whole disks only, and diskstats of both would count twice. */
+async function wholeDisk(device: DeviceNumber): Promise<DeviceNumber> {
+	const sys = `/sys/dev/block/${device}`;
+	const isPartition = await fs
+		.access(path.join(sys, 'partition'))
+		.then(() => true)
+		.catch(() => false);
+	if (!isPartition) return device;
+	const parent = (await fs.readFile(path.join(sys, '..', 'dev'), 'utf8').catch(() => '')).trim();
+	return /^\d+:\d+$/.test(parent) ? (parent as DeviceNumber) : device;
+}
+
+/** The disks at the bottom of a device stack (LV, dm-crypt, md): the ones the VMs share. */
+async function leafDisks(device: DeviceNumber, seen = new Set<string>()): Promise<DeviceNumber[]> {
+	if (seen.has(device)) return [];
+	seen.add(device);
+	const slavesDir = `/sys/dev/block/${device}/slaves`;
+	const slaves = await fs.readdir(slavesDir).catch(() => [] as string[]);
+	if (slaves.length === 0) return [await wholeDisk(device)];
+	const found: DeviceNumber[] = [];
+	for (const slave of slaves) {
+		const number = (await fs.readFile(path.join(slavesDir, slave, 'dev'), 'utf8').catch(() => '')).trim();
+		if (/^\d+:\d+$/.test(number)) found.push(...(await leafDisks(number as DeviceNumber, seen)));
+	}
+
+	return found;
+}
+
+export type CopyDevices = {
+	/** Where dd's requests are limited: the LVs themselves, or the disk under the simulated farm's files. */
+	throttled: DeviceNumber[];
+	/** Whose /proc/diskstats tell how busy the shared disks are: the PVs' disks. */
+	watched: DeviceNumber[];
+};
+
+export async function copyDevices(source: string, target: string): Promise<CopyDevices> {
+	const throttled = [
+		...new Set(await Promise.all([source, target].map(async (file) => wholeDisk(await deviceOf(file))))),
+	];
+	const watched = new Set<DeviceNumber>();
+	for (const device of throttled) for (const leaf of await leafDisks(device)) watched.add(leaf);
+	return {throttled, watched: [...watched]};
+}
+
+// ---------------------------------------------------------------- diskstats
+
+export type DiskSample = {
+	/** Requests submitted (completed plus merged into others), reads and writes. */
+	submitted: number;
+	completed: number;
+	/** Milliseconds spent by completed requests, reads and writes. */
+	ticks: number;
+	atMs: number;
+};
+
+/** Sums /proc/diskstats over `devices`. */
+export function parseDiskstats(text: string, devices: DeviceNumber[], atMs: number): DiskSample {
+	const sample: DiskSample = {submitted: 0, completed: 0, ticks: 0, atMs};
+	for (const line of text.split('\n')) {
+		const fields = line.trim().split(/\s+/);
+		if (fields.length < 14 || !devices.includes(`${fields[0]}:${fields[1]}` as DeviceNumber)) continue;
+		const [reads, readMerges, , readTicks, writes, writeMerges, , writeTicks] = fields.slice(3, 11).map(Number);
+		sample.submitted += reads! + readMerges! + writes! + writeMerges!;
+		sample.completed += reads! + writes!;
+		sample.ticks += readTicks! + writeTicks!;
+	}
+
+	return sample;
+}
+
+export async function readDiskstats(devices: DeviceNumber[]): Promise<DiskSample | undefined> {
+	const text = await fs.readFile('/proc/diskstats', 'utf8').catch(() => undefined);
+	return text === undefined ? undefined : parseDiskstats(text, devices, performance.now());
+}
+
+// ---------------------------------------------------------------- limits
+
+/**
+ * A place the kernel enforces a byte rate on dd: a cgroup of its own, v2
+ * (io.max) or v1 (blkio.throttle.*), whichever the host mounts. Where
+ * neither exists the copy paces itself (`pace`: dd stopped and continued).
+ */
+export type Limiter = {
+	kind: 'cgroup2' | 'cgroup1' | 'pacing';
+	/** The cgroup directory (none for pacing). */
+	dir?: string;
+};
+
+async function mounts(): Promise<{type: string; dir: string; options: string[]}[]> {
+	const text = await fs.readFile('/proc/mounts', 'utf8').catch(() => '');
+	return text
+		.split('\n')
+		.map((line) => line.split(' '))
+		.filter((fields) => fields.length >= 4)
+		.map(([, dir, type, options]) => ({type: type!, dir: dir!.replace(/\\040/g, ' '), options: options!.split(',')}));
+}
+
+async function made(dir: string): Promise<boolean> {
+	return fs.mkdir(dir, {recursive: true}).then(
+		() => true,
+		() => false,
+	);
+}
+
+/** Finds the host's cgroup I/O controller at run time and makes dd's group under it (named after its job). */
+export async function makeLimiter(name: string): Promise<Limiter> {
+	const all = await mounts();
+	for (const mount of all.filter((entry) => entry.type === 'cgroup2')) {
+		const controllers = await fs.readFile(path.join(mount.dir, 'cgroup.controllers'), 'utf8').catch(() => '');
+		if (!controllers.split(/\s+/).includes('io')) continue;
+		const subtree = await fs.readFile(path.join(mount.dir, 'cgroup.subtree_control'), 'utf8').catch(() => '');
+		if (!subtree.split(/\s+/).includes('io')) {
+			const enabled = await fs
+				.writeFile(path.join(mount.dir, 'cgroup.subtree_control'), '+io')
+				.then(() => true)
+				.catch(() => false);
+			if (!enabled) continue;
+		}
+
+		const dir = path.join(mount.dir, name);
+		if (await made(dir)) return {kind: 'cgroup2', dir};
+	}
+
+	for (const mount of all.filter((entry) => entry.type === 'cgroup' && entry.options.includes('blkio'))) {
+		const dir = path.join(mount.dir, name);
+		if (await made(dir)) return {kind: 'cgroup1', dir};
+	}
+
+	return {kind: 'pacing'};
+}
+
+/** The limiter a running copy was given, recorded as kind + dir. */
+export function limiterFrom(kind: unknown, dir: unknown): Limiter | undefined {
+	if (kind === 'pacing') return {kind};
+	if ((kind === 'cgroup2' || kind === 'cgroup1') && typeof dir === 'string') return {kind, dir};
+	return undefined;
+}
+
+/** Puts dd into the limiter's group (before it has copied more than a few blocks). */
+export async function joinLimiter(limiter: Limiter, pid: number): Promise<void> {
+	if (!limiter.dir) return;
+	await fs.writeFile(path.join(limiter.dir, 'cgroup.procs'), String(pid));
+}
+
+/** Sets the kernel's limit on the group's reads and writes; undefined lifts it. */
+export async function setKernelLimit(
+	limiter: Limiter,
+	devices: DeviceNumber[],
+	bytesPerSecond: number | undefined,
+): Promise<void> {
+	if (!limiter.dir) return;
+	const rate = bytesPerSecond === undefined ? undefined : Math.max(1, Math.round(bytesPerSecond));
+	for (const device of devices) {
+		if (limiter.kind === 'cgroup2') {
+			const value = rate === undefined ? 'max' : String(rate);
+			await fs.writeFile(path.join(limiter.dir, 'io.max'), `${device} rbps=${value} wbps=${value}`);
+		} else {
+			for (const file of ['blkio.throttle.read_bps_device', 'blkio.throttle.write_bps_device']) {
+				await fs.writeFile(path.join(limiter.dir, file), `${device} ${rate ?? 0}`);
+			}
+		}
+	}
+}
+
+/** The requests dd's group has submitted to `devices`, from the group's own statistics (undefined: unknown). */
+export async function groupRequests(limiter: Limiter, devices: DeviceNumber[]): Promise<number | undefined> {
+	if (!limiter.dir) return undefined;
+	if (limiter.kind === 'cgroup2') {
+		const text = await fs.readFile(path.join(limiter.dir, 'io.stat'), 'utf8').catch(() => undefined);
+		if (text === undefined) return undefined;
+		let total = 0;
+		for (const line of text.split('\n')) {
+			const [device, ...pairs] = line.trim().split(/\s+/);
+			if (!devices.includes(device as DeviceNumber)) continue;
+			for (const pair of pairs) {
+				const [key, value] = pair.split('=');
+				if (key === 'rios' || key === 'wios') total += Number(value);
+			}
+		}
+
+		return total;
+	}
+
+	const text = await fs.readFile(path.join(limiter.dir, 'blkio.throttle.io_serviced'), 'utf8').catch(() => undefined);
+	if (text === undefined) return undefined;
+	let total = 0;
+	for (const line of text.split('\n')) {
+		const [device, kind, value] = line.trim().split(/\s+/);
+		if (devices.includes(device as DeviceNumber) && (kind === 'Read' || kind === 'Write')) total += Number(value);
+	}
+
+	return total;
+}
+
+/** Removes dd's group once dd is gone (a group with a process in it cannot be removed: then it stays). */
+export async function removeLimiter(limiter: Limiter): Promise<void> {
+	if (limiter.dir) await fs.rmdir(limiter.dir).catch(() => undefined);
+}
+
+// ---------------------------------------------------------------- the controller
+
+export type RateDecision = {
+	/** The limit to apply, bytes per second; undefined: none (full speed). */
+	limit: number | undefined;
+	/** Other requests per second on the watched disks: the VMs' I/O. */
+	foreignRate: number;
+	/** Mean milliseconds per request on the watched disks in the last interval. */
+	latencyMs: number | undefined;
+};
+
+export type AutoState = {
+	limit: number | undefined;
+	/** Highest copy rate seen without a limit: what `unlimited` is worth. */
+	peakRate: number;
+	quietIntervals: number;
+	/** Mean latency per request of the disks before the copy started. */
+	idleLatencyMs: number | undefined;
+};
+
+/** Other I/O below this (requests per second) is the filesystem's own journal, not a VM at work. */
+export const foreignThreshold = 25;
+/** While others use the disks, the copy goes no faster than this: gentle enough for a 4k random reader. */
+export const autoFloor = 16 * 1024 * 1024;
+
+/**
+ * One step of `auto`: cut to the floor as soon as another process's
+ * requests show up (a running VM waits behind every copy request), double
+ * back after one quiet interval, and lift the limit once it is well above
+ * what the copy reaches anyway. The other requests are the disks' submitted
+ * requests minus the copy's own (its cgroup's count, or its bytes divided by
+ * the request size where the kernel keeps no count).
+ */
+export function autoStep(
+	state: AutoState,
+	sample: {
+		seconds: number;
+		diskRequests: number;
+		ownRequests: number;
+		completed: number;
+		ticks: number;
+		ownRate: number;
+	},
+): RateDecision {
+	const foreignRate = Math.max(0, sample.diskRequests - sample.ownRequests) / Math.max(sample.seconds, 0.001);
+	const latencyMs = sample.completed > 0 ? sample.ticks / sample.completed : undefined;
+	if (state.limit === undefined) state.peakRate = Math.max(state.peakRate, sample.ownRate);
+	if (foreignRate > foreignThreshold) {
+		state.quietIntervals = 0;
+		state.limit = autoFloor;
+	} else if (state.limit !== undefined) {
+		state.quietIntervals++;
+		state.limit *= 2;
+		if (state.peakRate > 0 && state.limit > state.peakRate * 1.5) state.limit = undefined;
+		else if (state.peakRate === 0 && state.limit > 64 * autoFloor) state.limit = undefined;
+	}
+
+	return {limit: state.limit, foreignRate, latencyMs};
+}
+
+// ---------------------------------------------------------------- live changes from the screen
+
+type RateListener = (delta: 1 | -1) => void;
+const listeners = new Set<RateListener>();
+
+/** The screen's `+`/`-`: the running copy's controller raises or lowers its limit by one step. */
+export function nudgeCopyRate(delta: 1 | -1): boolean {
+	for (const listener of listeners) listener(delta);
+	return listeners.size > 0;
+}
+
+export function onCopyRateNudge(listener: RateListener): () => void {
+	listeners.add(listener);
+	return () => listeners.delete(listener);
+}
