@@ -277,12 +277,16 @@ test('s skips a skippable stage and does nothing on one that is not', async () =
 		return 'done';
 	});
 	const screen = mount(engine.start);
-	await screen.waitFor((frame) => frame.includes('Enter run · q quit'), 'the snapshot gate');
+	await screen.waitFor((frame) => frame.includes('Enter run · d whole plan · q quit'), 'the snapshot gate');
 	screen.write('s');
 	await sleep(50);
 	assert.deepEqual(answers, [], 's must not answer the gate of a stage that cannot be skipped');
 
-	await screen.press('\r', (frame) => frame.includes('Enter run · s skip · q quit'), 'the skippable gate');
+	await screen.press(
+		'\r',
+		(frame) => frame.includes('Enter run · s skip · d whole plan · q quit'),
+		'the skippable gate',
+	);
 	const end = await screen.press('s', (frame) => frame.includes('press any key'), 'the end');
 	assert.deepEqual(answers, ['run', 'skip']);
 	assert.match(end, /↷ 4 drop the snapshot skipped: skipped by the admin/);
@@ -322,7 +326,11 @@ test('a dangerous stage runs only once the farm name is typed; a wrong name is r
 	await sleep(20);
 	assert.deepEqual(answers, []);
 
-	const back = await screen.press('\u001B', (frame) => frame.includes('Enter run · q quit'), 'the key line again');
+	const back = await screen.press(
+		'\u001B',
+		(frame) => frame.includes('Enter run · d whole plan · q quit'),
+		'the key line again',
+	);
 	assert.doesNotMatch(back, /Type the farm's name/);
 	await screen.press('\r', (frame) => frame.includes("Type the farm's name"), 'the typed field again');
 	// A slow link delivers the name and Enter in one read.
@@ -511,8 +519,10 @@ async function busyScreen(options: {color: boolean}): Promise<{frames: string[]}
 		return 'failed';
 	});
 	const screen = mount(engine.start, {color: options.color});
-	await screen.waitFor((text) => text.includes('press d for the full diff'), 'the big plan');
-	await screen.press('d', (text) => text.includes('Plan of 3 copy the disk:'), 'the full plan in the log');
+	await screen.waitFor((text) => text.includes('d shows the whole plan'), 'the big plan');
+	await screen.press('d', (text) => /lines 1-\d+ of/.test(text), 'the whole plan paged');
+	await screen.press('\u001B[6~', (text) => !/lines 1-\d+ of/.test(text), 'its next page');
+	await screen.press('d', (text) => text.includes('d whole plan'), 'the plan cut to its changes');
 	await screen.press('\r', (text) => text.includes("Type the farm's name"), 'the typed field');
 	await screen.press('x'.repeat(100), (text) => text.includes('xxxx'), 'a long wrong name');
 	await screen.press('\r', (text) => text.includes('does not match'), 'the refusal');

@@ -1,8 +1,7 @@
 import {Box, Text} from 'ink';
 import React from 'react';
-import {commandOutputLines, formatArgv, formatDuration, planLines, repeatSuffix, sanitizeLine} from '../ui/format.js';
+import {commandOutputLines, formatArgv, formatDuration, repeatSuffix, sanitizeLine} from '../ui/format.js';
 import type {LogEntry} from '../ui/run-state.js';
-import {PlanLineView} from './plan-view.js';
 import {useTone, type Tone} from './theme.js';
 
 const stageMarks = {
@@ -100,17 +99,5 @@ export function LogItem({entry, width}: {entry: LogEntry; width: number}) {
 				</Box>
 			);
 		}
-
-		case 'plan':
-			return (
-				<Box width={width} flexDirection="column">
-					<Text bold>{`Plan of ${entry.number} ${entry.title}:`}</Text>
-					{planLines(entry.plan, width - 2).map((line, index) => (
-						<Box key={index} paddingLeft={2}>
-							<PlanLineView line={line} />
-						</Box>
-					))}
-				</Box>
-			);
 	}
 }

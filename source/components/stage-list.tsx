@@ -20,6 +20,27 @@ export function stageMark(state: StageState, tick: number): {mark: string; tone?
 	return marks[state];
 }
 
+/**
+ * Every stage as its mark, in order, the one in focus as `›`: the list as it
+ * is while a gate needs the room (never a spinner: nothing runs at a gate).
+ */
+export function StageMarks(props: {stages: StageRow[]; focus: number}) {
+	const tone = useTone();
+	return (
+		<>
+			{props.stages.map((stage, index) => {
+				const {mark, tone: markTone} =
+					index === props.focus ? {mark: '›', tone: 'info' as const} : stageMark(stage.state, 0);
+				return (
+					<Text key={stage.id} color={tone(markTone)} bold={index === props.focus}>
+						{stage.state === 'running' && index !== props.focus ? '·' : mark}
+					</Text>
+				);
+			})}
+		</>
+	);
+}
+
 /** How many lines the list takes for `count` stages when it may use `maxLines`. */
 export function stageListHeight(count: number, maxLines: number): number {
 	return Math.min(count, Math.max(3, maxLines));

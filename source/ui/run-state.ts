@@ -27,8 +27,7 @@ export type LogEntry =
 	  }>
 	/** `repeats`: this line stands for that many identical commands in a row (lvs polls), the last one's output. */
 	| Entry<{kind: 'command'; command: CommandRecord; repeats?: number}>
-	| Entry<{kind: 'log'; text: string}>
-	| Entry<{kind: 'plan'; number: number; title: string; plan: Plan}>;
+	| Entry<{kind: 'log'; text: string}>;
 
 type NewLogEntry = LogEntry extends infer Item ? (Item extends LogEntry ? Omit<Item, 'id'> : never) : never;
 
@@ -40,8 +39,11 @@ export type UiAction =
 	| {type: 'ui:ask-quit'}
 	| {type: 'ui:cancel-quit'}
 	| {type: 'ui:quitting'}
-	/** `d`: the whole plan of the stage at the gate goes to the log. */
-	| {type: 'ui:show-plan'}
+	/**
+	 * `d`, PgUp/PgDn, ↑↓ at a gate: the whole plan paged in place from line
+	 * `scroll` (undefined: back to the plan cut to the changes).
+	 */
+	| {type: 'ui:plan-view'; scroll: number | undefined}
 	| {type: 'ui:finished'; outcome: RunOutcome}
 	| {type: 'ui:start-failed'; error: string};
 
@@ -58,8 +60,8 @@ export type RunState = {
 	request?: PromptRequest;
 	typing: boolean;
 	typedError?: string;
-	/** Id of the gate whose whole plan is already in the log. */
-	planShownFor?: number;
+	/** At a gate: the first line of the whole plan in view; undefined while the plan cut to its changes is. */
+	planScroll?: number;
 	quit: 'no' | 'asked' | 'quitting';
 	end?: {outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string};
 	/** Set once the engine's promise settled: the screen can be left. */
@@ -79,7 +81,11 @@ export function initialRunState(options: {
 }): RunState {
 	const state: RunState = {
 		farm: options.farm,
-		stages: options.stages.map((stage) => ({...stage, state: options.initialStates?.[stage.id] ?? 'pending'})),
+		// A stage the journal left running runs in no session now: it is not shown spinning until it runs again.
+		stages: options.stages.map((stage) => {
+			const state = options.initialStates?.[stage.id] ?? 'pending';
+			return {...stage, state: state === 'running' ? 'pending' : state};
+		}),
 		plans: {},
 		checks: {},
 		log: [],
@@ -212,7 +218,7 @@ function applyUiAction(state: RunState, action: UiAction): RunState {
 			const {request} = action;
 			const focus = request?.kind === 'gate' ? request.stage : state.focus;
 			// A question stops the run: the log above it is complete.
-			return {...releaseCommand(state), request, focus, typing: false, typedError: undefined};
+			return {...releaseCommand(state), request, focus, typing: false, typedError: undefined, planScroll: undefined};
 		}
 
 		case 'ui:typing':
@@ -228,21 +234,8 @@ function applyUiAction(state: RunState, action: UiAction): RunState {
 			return state.quit === 'asked' ? {...state, quit: 'no'} : state;
 		case 'ui:quitting':
 			return {...state, quit: 'quitting'};
-		case 'ui:show-plan': {
-			const {request} = state;
-			if (request?.kind !== 'gate' || state.planShownFor === request.id) return state;
-			const stage = state.stages.find((row) => row.id === request.stage);
-			return {
-				...appendLog(state, {
-					kind: 'plan',
-					number: stageNumber(state, request.stage),
-					title: stage?.title ?? request.stage,
-					plan: request.plan,
-				}),
-				planShownFor: request.id,
-			};
-		}
-
+		case 'ui:plan-view':
+			return state.request?.kind === 'gate' ? {...state, planScroll: action.scroll} : state;
 		case 'ui:finished':
 			return {
 				...releaseCommand(state),
