@@ -305,7 +305,7 @@ test('q at a gate answers quit and leaves without another key', async () => {
 	screen.write('q');
 	assert.equal(await poll(screen.outcome, 'the outcome', screen.describe), 'stopped');
 	assert.deepEqual(answers, ['quit']);
-	assert.match(screen.describe(), /stopped \(0\/15 done\); resume with: farmclone run gallifrey-dev/);
+	assert.match(screen.describe(), /stopped \(0\/15 done\)\nresume with: farmclone run gallifrey-dev/);
 	assert.doesNotMatch(screen.describe(), /press any key/);
 });
 

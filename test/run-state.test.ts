@@ -168,7 +168,8 @@ test('summary line and focus', () => {
 		text: 'failed at copy the disk: dd: error (1/3 done, 1 skipped)',
 	});
 	const stopped = runReducer(fresh(), {type: 'ui:finished', outcome: 'stopped'});
-	assert.match(summaryLine(stopped).text, /^stopped \(1\/3 done\); resume with: farmclone run gallifrey-dev$/);
+	assert.equal(summaryLine(stopped).text, 'stopped (1/3 done)');
+	assert.equal(summaryLine(stopped).resume, 'farmclone run gallifrey-dev');
 });
 
 test('keys: Enter runs or asks for the name, s only where skippable, Ctrl+C always asks first', () => {
@@ -360,4 +361,19 @@ test('a day and a time a person reads: the day, then the one clock format', asyn
 	assert.match(when, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
 	assert.ok(when.endsWith(formatClock(at)), when);
 	assert.doesNotMatch(when, /T\d\d:|Z$|AM|PM/);
+});
+
+test('states tell the truth: a stage the journal left running does not spin, a stage a rollback undid is not done', () => {
+	const resumed = initialRunState({farm: 'gallifrey-dev', stages, initialStates: {snapshot: 'done', copy: 'running'}});
+	assert.equal(resumed.stages.find((stage) => stage.id === 'copy')?.state, 'pending', 'nothing runs yet');
+	const state = reduce(
+		fresh(),
+		{type: 'stage-failed', stage: 'copy', title: 'copy the disk', error: 'rolled back'},
+		{type: 'stage-reopened', stage: 'snapshot', title: 'snapshot the source disk', detail: 'no snapshot'},
+	);
+	assert.equal(state.stages.find((stage) => stage.id === 'snapshot')?.state, 'pending');
+	assert.equal(state.stages.find((stage) => stage.id === 'copy')?.state, 'failed');
+	const note = state.log.at(-1);
+	assert.ok(note?.kind === 'note');
+	assert.equal(note.text, '· 1 snapshot the source disk is no longer done: no snapshot');
 });

@@ -29,12 +29,13 @@ function Line({children, dim, bold, color}: {children: ReactNode; dim?: boolean;
 	);
 }
 
-function Wrapped({text, width, maxLines, bold}: {text: string; width: number; maxLines: number; bold?: boolean}) {
+function Wrapped(props: {text: string; width: number; maxLines: number; bold?: boolean; color?: string}) {
+	const {text, width, maxLines, bold, color} = props;
 	const lines = wrapText(text, width).slice(0, Math.max(1, maxLines));
 	return (
 		<>
 			{lines.map((line, index) => (
-				<Line key={index} bold={bold}>
+				<Line key={index} bold={bold} color={color}>
 					{line}
 				</Line>
 			))}
@@ -223,13 +224,14 @@ function RunningPanel(props: PanelProps) {
 	);
 }
 
-function EndPanel({state}: PanelProps) {
+function EndPanel({state, width}: PanelProps) {
 	const tone = useTone();
 	const summary = summaryLine(state);
 	const mark = summary.tone === 'success' ? '✔' : summary.tone === 'error' ? '✘' : '■';
 	return (
 		<Box flexDirection="column">
-			<Line bold color={tone(summary.tone)}>{`${mark} ${summary.text}`}</Line>
+			<Wrapped text={`${mark} ${summary.text}`} width={width} maxLines={4} bold color={tone(summary.tone)} />
+			{summary.resume ? <Wrapped text={`resume with: ${summary.resume}`} width={width} maxLines={4} /> : ''}
 			{state.quit === 'quitting' ? '' : <Line dim>press any key to exit</Line>}
 		</Box>
 	);

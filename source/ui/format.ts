@@ -1,6 +1,7 @@
 import {stripVTControlCharacters} from 'node:util';
 import {clockTime} from '../host/dhcpd-process.js';
 import {formatBytes as formatSize} from '../host/lvm.js';
+import {shellQuote} from '../host/self.js';
 import type {CopyProgress, Plan} from '../stages/types.js';
 
 /** Sizes in the copy's progress: `512 MiB`, `1.0 GiB`. */
@@ -72,13 +73,9 @@ export function progressSummary(progress: CopyProgress, separator = ' '): string
 	return parts.join(separator);
 }
 
-const plainArgument = /^[\w@%+=:,./-]+$/;
-
 /** An argv as an admin would type it, so a logged command can be pasted into a shell. */
 export function formatArgv(argv: readonly string[]): string {
-	return argv
-		.map((argument) => (plainArgument.test(argument) ? argument : `'${argument.replaceAll("'", `'\\''`)}'`))
-		.join(' ');
+	return argv.map(shellQuote).join(' ');
 }
 
 /**

@@ -1,5 +1,5 @@
 import {madeLines} from '../engine/made.js';
-import {farmcloneCommand} from '../commands/context.js';
+import {farmcloneCommand} from '../host/self.js';
 import type {StageInfo} from '../engine/api.js';
 import type {EngineEvent, StageState} from '../engine/events.js';
 import type {CommandRecord} from '../host/host.js';
@@ -198,6 +198,12 @@ function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
 				number: stageNumber(state, event.stage),
 				title: event.title,
 			});
+		case 'stage-reopened':
+			return appendLog(setStage(state, event.stage, {state: 'pending', seconds: undefined}), {
+				kind: 'note',
+				text: `· ${stageNumber(state, event.stage)} ${event.title} is no longer done: ${event.detail}`,
+				tone: 'warning',
+			});
 		case 'command':
 			return holdCommand(state, event.command);
 		case 'log':
@@ -264,8 +270,12 @@ export function focusIndex(state: RunState): number {
 	return next >= 0 ? next : Math.max(0, state.stages.length - 1);
 }
 
-/** One line for the end of the run. */
-export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'error'; text: string} {
+/**
+ * The end of the run: one line, and for a run that did not finish the
+ * command that resumes it, as it works from this shell (the demo's
+ * directories included).
+ */
+export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'error'; text: string; resume?: string} {
 	const count = (wanted: StageState) => state.stages.filter((stage) => stage.state === wanted).length;
 	const done = count('done');
 	const skipped = count('skipped');
@@ -274,13 +284,11 @@ export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'er
 	const message = state.end?.message ? `: ${state.end.message}` : '';
 	if (outcome === 'done') return {tone: 'success', text: `${state.farm} is ready (${tally})`};
 	if (outcome === 'undone') return {tone: 'success', text: `${state.farm} undone${message}`};
+	const resume = farmcloneCommand(['run', state.farm]);
 	if (outcome === 'failed') {
 		const failed = state.stages.find((stage) => stage.state === 'failed');
-		return {tone: 'error', text: `failed${failed ? ` at ${failed.title}` : ''}${message} (${tally})`};
+		return {tone: 'error', text: `failed${failed ? ` at ${failed.title}` : ''}${message} (${tally})`, resume};
 	}
 
-	return {
-		tone: 'warning',
-		text: `stopped${message} (${tally}); resume with: ${farmcloneCommand(['run', state.farm])}`,
-	};
+	return {tone: 'warning', text: `stopped${message} (${tally})`, resume};
 }
