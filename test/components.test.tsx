@@ -630,3 +630,32 @@ test('the farm picker returns the farm picked, or nothing on q', async () => {
 	);
 	assert.equal(quitPick, undefined);
 });
+
+test('the end of a done run says what it made, a line each, and the ssh command stays on screen', async () => {
+	const made = {
+		name: farm,
+		fqdn: 'gallifrey-dev.xivo.vm.farm',
+		ip: '10.10.60.6',
+		mac: '52:54:53:90:3d:9f',
+		ssh: 'ssh -p 22006 root@gallifrey-dev.dachary.org',
+		url: 'http://gallifrey-dev.dachary.org/',
+		memory: '4G (balloon 1G)',
+		sshHostKeys: ['SHA256:OuyYgJ9+QFHvFxkrckbVGAk0HWzguOBOzFMY8LvLHMU'],
+		backups: ['/var/lib/farmclone/gallifrey-dev/backups/db.farm.1'],
+	};
+	const start: StartRun = async (drivers) => {
+		drivers.onEvent({type: 'run-start', farm, resumed: false, at: new Date().toISOString()});
+		drivers.onEvent({type: 'run-end', farm, outcome: 'done', made});
+		return 'done';
+	};
+	const screen = mount(start);
+	const end = await screen.waitFor((frame) => frame.includes('press any key'), 'the end');
+	assert.match(
+		end,
+		/^gallifrey-dev \(gallifrey-dev\.xivo\.vm\.farm\): 10\.10\.60\.6, MAC 52:54:53:90:3d:9f,\nmemory 4G/m,
+	);
+	assert.match(end, /^ {2}ssh: ssh -p 22006 root@gallifrey-dev\.dachary\.org$/m, 'a line of its own in the log');
+	assert.match(end, /^ {4}SHA256:OuyYgJ9/m);
+	assert.match(end, /^ {4}\/var\/lib\/farmclone\/gallifrey-dev\/backups\/db\.farm\.1$/m);
+	assert.match(end, /is ready \(0\/15 done\)\nssh: ssh -p 22006 root@gallifrey-dev\.dachary\.org\nurl: http:/);
+});

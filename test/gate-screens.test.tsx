@@ -47,7 +47,7 @@ for (const gate of gates) {
 			const text = view.join('\n');
 			assert.ok(view.length <= 24);
 			assert.match(view[0] ?? '', /^farmclone gallifrey-dev · \d+\/15 done {2}[✔›·]+$/, 'the list is one line');
-			assert.match(text, /› \d+\/15 .* · waits for you/, 'the gate says it waits');
+			assert.match(text, /^\? \d+\/15 .* · waits for you$/m, 'the gate says it waits');
 			assert.doesNotMatch(text, spinner, 'no spinner while nothing runs');
 			assert.match(view.at(-1) ?? '', /^Enter run .*d whole plan · q quit$/, 'the footer lists d');
 			const lines = planLines(gate.plan, 80);

@@ -166,6 +166,7 @@ test('summary line and focus', () => {
 	assert.deepEqual(summaryLine(state), {
 		tone: 'error',
 		text: 'failed at copy the disk: dd: error (1/3 done, 1 skipped)',
+		resume: 'farmclone run gallifrey-dev',
 	});
 	const stopped = runReducer(fresh(), {type: 'ui:finished', outcome: 'stopped'});
 	assert.equal(summaryLine(stopped).text, 'stopped (1/3 done)');

@@ -33,9 +33,14 @@ export function LogItem({entry, width}: {entry: LogEntry; width: number}) {
 	const tone = useTone();
 	switch (entry.kind) {
 		case 'note':
+			// A note may hold several lines (what the run made): each is kept a line of its own.
 			return (
-				<Box width={width}>
-					<Text color={tone(entry.tone)}>{sanitizeLine(entry.text)}</Text>
+				<Box width={width} flexDirection="column">
+					{entry.text.split('\n').map((line, index) => (
+						<Text key={index} color={tone(entry.tone)}>
+							{sanitizeLine(line)}
+						</Text>
+					))}
 				</Box>
 			);
 		case 'log': {

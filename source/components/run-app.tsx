@@ -160,7 +160,8 @@ function RunController(props: RunAppProps) {
 				quit();
 				return;
 			case 'exit':
-				leave(state.finished ?? 'stopped');
+				// Left through the effect above, once the last frame no longer asks for a key.
+				dispatch({type: 'ui:quitting'});
 				return;
 		}
 	};

@@ -50,7 +50,13 @@ export function RunScreen(props: PanelHandlers & {state: RunState; columns: numb
 					''
 				) : (
 					<>
-						<StageList stages={state.stages} focus={focusIndex(state)} maxLines={layout.list} tick={tick} />
+						<StageList
+							stages={state.stages}
+							focus={focusIndex(state)}
+							maxLines={layout.list}
+							tick={tick}
+							waiting={state.request !== undefined}
+						/>
 						<Text> </Text>
 					</>
 				)}

@@ -8,7 +8,7 @@ import type {FirewallWaitAnswer} from '../stages/types.js';
 import {CopyProgressView, copyProgressHeight} from './copy-progress.js';
 import {FirewallWait} from './FirewallWait.js';
 import {PlanView} from './plan-view.js';
-import {stageMark} from './stage-list.js';
+import {stageMark, waitingMark} from './stage-list.js';
 import {useTone} from './theme.js';
 import {TypedField} from './typed-field.js';
 
@@ -64,7 +64,7 @@ function StageTitle(props: {stage: StageRow; number: number; total: number; tick
 	const tone = useTone();
 	const {stage, number, total, tick, waiting} = props;
 	// Waiting for an answer is not work: no spinner then, whatever the stage's state.
-	const {mark, tone: markTone} = waiting ? {mark: '›', tone: 'info' as const} : stageMark(stage.state, tick);
+	const {mark, tone: markTone} = waiting ? waitingMark : stageMark(stage.state, tick);
 	const doing = waiting
 		? ' · waits for you'
 		: stage.state === 'running'
@@ -228,10 +228,13 @@ function EndPanel({state, width}: PanelProps) {
 	const tone = useTone();
 	const summary = summaryLine(state);
 	const mark = summary.tone === 'success' ? '✔' : summary.tone === 'error' ? '✘' : '■';
+	const made = state.end?.outcome === 'done' ? state.end.made : undefined;
 	return (
 		<Box flexDirection="column">
 			<Wrapped text={`${mark} ${summary.text}`} width={width} maxLines={4} bold color={tone(summary.tone)} />
 			{summary.resume ? <Wrapped text={`resume with: ${summary.resume}`} width={width} maxLines={4} /> : ''}
+			{made ? <Wrapped text={`ssh: ${made.ssh}`} width={width} maxLines={2} /> : ''}
+			{made ? <Wrapped text={`url: ${made.url} · all it made is above`} width={width} maxLines={2} /> : ''}
 			{state.quit === 'quitting' ? '' : <Line dim>press any key to exit</Line>}
 		</Box>
 	);

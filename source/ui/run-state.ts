@@ -1,4 +1,4 @@
-import {madeLines} from '../engine/made.js';
+import {madeLines, type Made} from '../engine/made.js';
 import {farmcloneCommand} from '../host/self.js';
 import type {StageInfo} from '../engine/api.js';
 import type {EngineEvent, StageState} from '../engine/events.js';
@@ -63,7 +63,7 @@ export type RunState = {
 	/** At a gate: the first line of the whole plan in view; undefined while the plan cut to its changes is. */
 	planScroll?: number;
 	quit: 'no' | 'asked' | 'quitting';
-	end?: {outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string};
+	end?: {outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string; made?: Made};
 	/** Set once the engine's promise settled: the screen can be left. */
 	finished?: RunOutcome;
 	/**
@@ -211,7 +211,10 @@ function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
 		case 'progress':
 			return {...state, progress: {stage: event.stage, progress: event.progress}};
 		case 'run-end': {
-			const ended = {...releaseCommand(state), end: {outcome: event.outcome, message: event.message}};
+			const ended = {
+				...releaseCommand(state),
+				end: {outcome: event.outcome, message: event.message, ...(event.made ? {made: event.made} : {})},
+			};
 			// What was made stays in the scrollback after the screen is gone.
 			return event.made ? appendLog(ended, {kind: 'note', text: madeLines(event.made).join('\n')}) : ended;
 		}
