@@ -120,6 +120,8 @@ export function createHeadlessPrinter(options: HeadlessPrinterOptions): Headless
 
 			case 'stage-undone':
 				return [`↺ ${event.stage} undone`];
+			case 'stage-reopened':
+				return [`· ${event.stage} no longer done: ${event.detail}`];
 			case 'command':
 				return commandText(event.command, 1);
 

@@ -278,12 +278,16 @@ test('s skips a skippable stage and does nothing on one that is not', async () =
 		return 'done';
 	});
 	const screen = mount(engine.start);
-	await screen.waitFor((frame) => frame.includes('Enter run · q quit'), 'the snapshot gate');
+	await screen.waitFor((frame) => frame.includes('Enter run · d whole plan · q quit'), 'the snapshot gate');
 	screen.write('s');
 	await sleep(50);
 	assert.deepEqual(answers, [], 's must not answer the gate of a stage that cannot be skipped');
 
-	await screen.press('\r', (frame) => frame.includes('Enter run · s skip · q quit'), 'the skippable gate');
+	await screen.press(
+		'\r',
+		(frame) => frame.includes('Enter run · s skip · d whole plan · q quit'),
+		'the skippable gate',
+	);
 	const end = await screen.press('s', (frame) => frame.includes('press any key'), 'the end');
 	assert.deepEqual(answers, ['run', 'skip']);
 	assert.match(end, /↷ 4 drop the snapshot skipped: skipped by the admin/);
@@ -302,7 +306,7 @@ test('q at a gate answers quit and leaves without another key', async () => {
 	screen.write('q');
 	assert.equal(await poll(screen.outcome, 'the outcome', screen.describe), 'stopped');
 	assert.deepEqual(answers, ['quit']);
-	assert.match(screen.describe(), /stopped \(0\/15 done\); resume with: farmclone run gallifrey-dev/);
+	assert.match(screen.describe(), /stopped \(0\/15 done\)\nresume with: farmclone run gallifrey-dev/);
 	assert.doesNotMatch(screen.describe(), /press any key/);
 });
 
@@ -323,7 +327,11 @@ test('a dangerous stage runs only once the farm name is typed; a wrong name is r
 	await sleep(20);
 	assert.deepEqual(answers, []);
 
-	const back = await screen.press('\u001B', (frame) => frame.includes('Enter run · q quit'), 'the key line again');
+	const back = await screen.press(
+		'\u001B',
+		(frame) => frame.includes('Enter run · d whole plan · q quit'),
+		'the key line again',
+	);
 	assert.doesNotMatch(back, /Type the farm's name/);
 	await screen.press('\r', (frame) => frame.includes("Type the farm's name"), 'the typed field again');
 	// A slow link delivers the name and Enter in one read.
@@ -555,8 +563,10 @@ async function busyScreen(options: {color: boolean}): Promise<{frames: string[]}
 		return 'failed';
 	});
 	const screen = mount(engine.start, {color: options.color});
-	await screen.waitFor((text) => text.includes('press d for the full diff'), 'the big plan');
-	await screen.press('d', (text) => text.includes('Plan of 3 copy the disk:'), 'the full plan in the log');
+	await screen.waitFor((text) => text.includes('d shows the whole plan'), 'the big plan');
+	await screen.press('d', (text) => /lines 1-\d+ of/.test(text), 'the whole plan paged');
+	await screen.press('\u001B[6~', (text) => !/lines 1-\d+ of/.test(text), 'its next page');
+	await screen.press('d', (text) => text.includes('d whole plan'), 'the plan cut to its changes');
 	await screen.press('\r', (text) => text.includes("Type the farm's name"), 'the typed field');
 	await screen.press('x'.repeat(100), (text) => text.includes('xxxx'), 'a long wrong name');
 	await screen.press('\r', (text) => text.includes('does not match'), 'the refusal');
@@ -663,4 +673,33 @@ test('the farm picker returns the farm picked, or nothing on q', async () => {
 		() => plain(second.picker.lastFrame()),
 	);
 	assert.equal(quitPick, undefined);
+});
+
+test('the end of a done run says what it made, a line each, and the ssh command stays on screen', async () => {
+	const made = {
+		name: farm,
+		fqdn: 'gallifrey-dev.xivo.vm.farm',
+		ip: '10.10.60.6',
+		mac: '52:54:53:90:3d:9f',
+		ssh: 'ssh -p 22006 root@gallifrey-dev.dachary.org',
+		url: 'http://gallifrey-dev.dachary.org/',
+		memory: '4G (balloon 1G)',
+		sshHostKeys: ['SHA256:OuyYgJ9+QFHvFxkrckbVGAk0HWzguOBOzFMY8LvLHMU'],
+		backups: ['/var/lib/farmclone/gallifrey-dev/backups/db.farm.1'],
+	};
+	const start: StartRun = async (drivers) => {
+		drivers.onEvent({type: 'run-start', farm, resumed: false, at: new Date().toISOString()});
+		drivers.onEvent({type: 'run-end', farm, outcome: 'done', made});
+		return 'done';
+	};
+	const screen = mount(start);
+	const end = await screen.waitFor((frame) => frame.includes('press any key'), 'the end');
+	assert.match(
+		end,
+		/^gallifrey-dev \(gallifrey-dev\.xivo\.vm\.farm\): 10\.10\.60\.6, MAC 52:54:53:90:3d:9f,\nmemory 4G/m,
+	);
+	assert.match(end, /^ {2}ssh: ssh -p 22006 root@gallifrey-dev\.dachary\.org$/m, 'a line of its own in the log');
+	assert.match(end, /^ {4}SHA256:OuyYgJ9/m);
+	assert.match(end, /^ {4}\/var\/lib\/farmclone\/gallifrey-dev\/backups\/db\.farm\.1$/m);
+	assert.match(end, /is ready \(0\/15 done\)\nssh: ssh -p 22006 root@gallifrey-dev\.dachary\.org\nurl: http:/);
 });

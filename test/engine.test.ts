@@ -202,3 +202,62 @@ test('the lock names its owner and a dead owner is taken over', async (t) => {
 	await again();
 	assert.equal(await readLock(stateDir), undefined);
 });
+
+test('a resumed run follows work still under way without asking; anything else is asked', async (t) => {
+	const {hostDir, stateDir} = await setup(t);
+	const underway: Stage = {
+		...fileStage(hostDir, 'disk'),
+		async check() {
+			return {status: 'pending', detail: 'dd is still copying (pid 42)', underway: true};
+		},
+	};
+	// The first session approved the copy and stopped while it ran: the journal says running.
+	const asked: string[] = [];
+	await run([underway], stateDir, async ({stage}) => {
+		asked.push(stage.id);
+		return 'quit';
+	});
+	const {JournalWriter} = await import('../source/engine/journal.js');
+	const writer = new JournalWriter(stateDir, (await readJournal(stateDir))!);
+	await writer.setStage('disk', {state: 'running'});
+
+	const events: EngineEvent[] = [];
+	const later = fileStage(hostDir, 'zone');
+	const outcome = await run(
+		[underway, later],
+		stateDir,
+		async ({stage}) => {
+			asked.push(stage.id);
+			return 'run';
+		},
+		events,
+	);
+	assert.equal(outcome, 'done');
+	assert.deepEqual(asked, ['disk', 'zone'], 'the copy was asked about once, in the session that started it');
+	assert.ok(
+		events.some((event) => event.type === 'log' && /following without asking: dd is still copying/.test(event.text)),
+	);
+});
+
+test('after a failure, an earlier stage the failure undid is shown and journalled as to do again', async (t) => {
+	const {hostDir, stateDir} = await setup(t);
+	const rule = fileStage(hostDir, 'rule');
+	const restart: Stage = {
+		...fileStage(hostDir, 'restart'),
+		async apply() {
+			// A rollback puts the rule file back as it was.
+			await fs.rm(path.join(hostDir, 'rule'));
+			throw new Error('rolled back: no confirmation');
+		},
+	};
+	const events: EngineEvent[] = [];
+	assert.equal(await run([fileStage(hostDir, 'zone'), rule, restart], stateDir, async () => 'run', events), 'failed');
+	const reopened = events.filter((event) => event.type === 'stage-reopened');
+	assert.deepEqual(
+		reopened.map((event) => event.stage),
+		['rule'],
+	);
+	const journal = await readJournal(stateDir);
+	assert.equal(journal!.stages['rule']?.state, 'pending');
+	assert.equal(journal!.stages['zone']?.state, 'done');
+});

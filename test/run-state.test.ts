@@ -5,7 +5,7 @@ import type {EngineEvent} from '../source/engine/events.js';
 import {runKeyIntent} from '../source/hooks/use-run-keys.js';
 import type {Plan} from '../source/stages/types.js';
 import {
-	fitLines,
+	compactPlanLines,
 	formatArgv,
 	formatBytes,
 	formatClock,
@@ -125,7 +125,7 @@ test('a stage found already done says so instead of a duration', () => {
 	assert.equal(entry.detail, 'already done: snapshot all/snap exists');
 });
 
-test('requests: a gate focuses its stage; typing only on a gate; the full plan goes to the log once', () => {
+test('requests: a gate focuses its stage; typing only on a gate; the whole plan is paged in place, never logged', () => {
 	let state = runReducer(fresh(), {type: 'ui:typing', on: true});
 	assert.equal(state.typing, false, 'no gate, no field');
 	state = reduce(state, {type: 'ui:request', request: gate(1, 'copy')}, {type: 'ui:typing', on: true});
@@ -133,13 +133,16 @@ test('requests: a gate focuses its stage; typing only on a gate; the full plan g
 	assert.equal(state.typing, true);
 	state = runReducer(state, {type: 'ui:typed-mismatch', text: 'x'.repeat(40)});
 	assert.match(state.typedError ?? '', /^"x{23}…" does not match$/);
-	state = reduce(state, {type: 'ui:show-plan'}, {type: 'ui:show-plan'});
-	assert.equal(state.log.filter((entry) => entry.kind === 'plan').length, 1);
+	const logged = state.log.length;
+	state = runReducer(state, {type: 'ui:plan-view', scroll: 12});
+	assert.equal(state.planScroll, 12);
+	assert.equal(state.log.length, logged, 'nothing goes to the scrollback');
 	state = runReducer(state, {type: 'ui:request', request: gate(2, 'proxy')});
 	assert.equal(state.typing, false, 'a new request starts without the field');
 	assert.equal(state.typedError, undefined);
-	state = runReducer(state, {type: 'ui:show-plan'});
-	assert.equal(state.log.filter((entry) => entry.kind === 'plan').length, 2);
+	assert.equal(state.planScroll, undefined, 'a new gate starts with the plan cut to its changes');
+	state = runReducer(state, {type: 'ui:request', request: undefined});
+	assert.equal(runReducer(state, {type: 'ui:plan-view', scroll: 3}).planScroll, undefined, 'no gate, no paging');
 });
 
 test('quitting: asked, cancelled, not asked once finished', () => {
@@ -163,9 +166,11 @@ test('summary line and focus', () => {
 	assert.deepEqual(summaryLine(state), {
 		tone: 'error',
 		text: 'failed at copy the disk: dd: error (1/3 done, 1 skipped)',
+		resume: 'farmclone run gallifrey-dev',
 	});
 	const stopped = runReducer(fresh(), {type: 'ui:finished', outcome: 'stopped'});
-	assert.match(summaryLine(stopped).text, /^stopped \(1\/3 done\); resume with: farmclone run gallifrey-dev$/);
+	assert.equal(summaryLine(stopped).text, 'stopped (1/3 done)');
+	assert.equal(summaryLine(stopped).resume, 'farmclone run gallifrey-dev');
 });
 
 test('keys: Enter runs or asks for the name, s only where skippable, Ctrl+C always asks first', () => {
@@ -234,9 +239,58 @@ test('plan lines never exceed the width, and a cut keeps to the budget', () => {
 			['add', 'remove'],
 		);
 	}
+});
 
-	assert.deepEqual(fitLines([1, 2, 3], 3), {shown: [1, 2, 3], hidden: 0});
-	assert.deepEqual(fitLines([1, 2, 3, 4, 5], 3), {shown: [1, 2], hidden: 3});
+test('a plan cut to its budget keeps its changes first: context far from a change goes before context near it', () => {
+	const plan: Plan = {
+		commands: [['named-checkzone', 'farm', '/etc/bind/db.farm']],
+		diffs: [
+			{
+				path: '/etc/bind/db.farm',
+				diff: [
+					'--- a/db.farm',
+					'+++ b/db.farm',
+					'@@ -1,6 +1,7 @@',
+					' far',
+					' near',
+					'+new A',
+					' near2',
+					' far2',
+					' far3',
+					'-old',
+				].join('\n'),
+			},
+		],
+		notes: ['a note'],
+	};
+	const lines = planLines(plan, 80);
+	assert.deepEqual(compactPlanLines(lines, 100), {shown: lines, hidden: 0, onlyContext: true});
+	const texts = (budget: number) => compactPlanLines(lines, budget).shown.map((line) => line.text);
+	assert.deepEqual(texts(4), ['~ /etc/bind/db.farm', '+new A', '-old'], 'the file and its changes, then the count');
+	assert.deepEqual(texts(6), [
+		'• a note',
+		'$ named-checkzone farm /etc/bind/db.farm',
+		'~ /etc/bind/db.farm',
+		'+new A',
+		'-old',
+	]);
+	assert.deepEqual(texts(9), [
+		'• a note',
+		'$ named-checkzone farm /etc/bind/db.farm',
+		'~ /etc/bind/db.farm',
+		'@@ -1,6 +1,7 @@',
+		' near',
+		'+new A',
+		' near2',
+		'-old',
+	]);
+	assert.equal(compactPlanLines(lines, 9).hidden, 5);
+	assert.equal(compactPlanLines(lines, 9).onlyContext, true);
+	assert.equal(compactPlanLines(lines, 4).onlyContext, false, 'the note and the command are hidden too');
+	assert.ok(
+		texts(12).includes('--- a/db.farm') === texts(12).includes('+++ b/db.farm'),
+		'a file header whole or not at all',
+	);
 });
 
 test('the stage window keeps the focus in view within its line budget', () => {
@@ -308,4 +362,19 @@ test('a day and a time a person reads: the day, then the one clock format', asyn
 	assert.match(when, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/);
 	assert.ok(when.endsWith(formatClock(at)), when);
 	assert.doesNotMatch(when, /T\d\d:|Z$|AM|PM/);
+});
+
+test('states tell the truth: a stage the journal left running does not spin, a stage a rollback undid is not done', () => {
+	const resumed = initialRunState({farm: 'gallifrey-dev', stages, initialStates: {snapshot: 'done', copy: 'running'}});
+	assert.equal(resumed.stages.find((stage) => stage.id === 'copy')?.state, 'pending', 'nothing runs yet');
+	const state = reduce(
+		fresh(),
+		{type: 'stage-failed', stage: 'copy', title: 'copy the disk', error: 'rolled back'},
+		{type: 'stage-reopened', stage: 'snapshot', title: 'snapshot the source disk', detail: 'no snapshot'},
+	);
+	assert.equal(state.stages.find((stage) => stage.id === 'snapshot')?.state, 'pending');
+	assert.equal(state.stages.find((stage) => stage.id === 'copy')?.state, 'failed');
+	const note = state.log.at(-1);
+	assert.ok(note?.kind === 'note');
+	assert.equal(note.text, '· 1 snapshot the source disk is no longer done: no snapshot');
 });

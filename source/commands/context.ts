@@ -104,18 +104,4 @@ export function guardSession(controller: AbortController): SessionGuard {
 	};
 }
 
-/** Quotes a word for a POSIX shell only when it needs it, so a printed command pastes as is. */
-export function shellQuote(word: string): string {
-	return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/**
- * A farmclone command line that works as printed: the settings and state
- * directories this process uses (the demo's own, say) go in front of it.
- */
-export function farmcloneCommand(args: string[]): string {
-	const env = ['FARMCLONE_CONFIG_DIR', 'FARMCLONE_STATE_DIR']
-		.filter((name) => process.env[name])
-		.map((name) => `${name}=${shellQuote(process.env[name]!)}`);
-	return [...env, 'farmclone', ...args.map(shellQuote)].join(' ');
-}
+export {farmcloneCommand, shellQuote} from '../host/self.js';

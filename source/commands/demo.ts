@@ -42,6 +42,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
 
 	write(`building a simulated farm host in ${root} ...`);
 	const farm = await createSimFarm({root, sourceSize, farm: 'gallifrey-dev'});
+	let exitCode: number | undefined;
 	try {
 		const store = new SettingsStore();
 		store.save(farm.settings);
@@ -51,15 +52,18 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
 			return 0;
 		}
 
-		return await runCommand(store, farm.settings.name, {
+		exitCode = await runCommand(store, farm.settings.name, {
 			yes: flags.yes,
 			json: flags.json,
 			// A simulated farm: the demo confirms its own dangerous stages.
 			confirm: flags.yes ? farm.settings.name : undefined,
 			restartFirewall: flags.yes,
 		});
+		return exitCode;
 	} finally {
-		if (flags.keep || !flags.run) {
+		// A run that did not finish is resumed against the same simulated host: it keeps running for that.
+		const unfinished = flags.run && exitCode !== 0;
+		if (flags.keep || !flags.run || unfinished) {
 			write(
 				`the simulated host's services keep running; stop them with: ${farmcloneCommand(['demo', '--stop', '--dir', root])}`,
 			);

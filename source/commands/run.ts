@@ -9,7 +9,7 @@ import type {SettingsStore} from '../settings/store.js';
 import {SettingsError} from '../settings/validate.js';
 import {allStages} from '../stages/index.js';
 import {renderRun} from '../ui/render-run.js';
-import {farmDir, guardSession, isInteractive, UsageError, type SessionGuard} from './context.js';
+import {farmcloneCommand, farmDir, guardSession, isInteractive, UsageError, type SessionGuard} from './context.js';
 
 export type RunFlags = {
 	yes: boolean;
@@ -36,6 +36,18 @@ export async function leaveStoppedScreen(
 	if (!guard.signal.aborted) return;
 	await release();
 	process.exit(outcome === 'done' ? 0 : 1);
+}
+
+/** The arguments that run `farm` again as this run was started. */
+function resumeArgs(farm: string, flags: RunFlags): string[] {
+	if (!flags.yes) return ['run', farm];
+	return [
+		'run',
+		farm,
+		'--yes',
+		...(flags.confirm ? ['--confirm', flags.confirm] : []),
+		...(flags.restartFirewall ? ['--restart-firewall'] : []),
+	];
 }
 
 export async function runCommand(store: SettingsStore, farm: string, flags: RunFlags): Promise<number> {
@@ -108,6 +120,8 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 			if (refusal) throw refusal;
 		}
 
+		// After the screen is gone, a plain line: the terminal wraps it, so it pastes whole.
+		if (outcome !== 'done' && !flags.json) guard.print(`resume with: ${farmcloneCommand(resumeArgs(farm, flags))}`);
 		return outcome === 'done' ? 0 : 1;
 	} finally {
 		guard.dispose();

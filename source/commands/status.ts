@@ -46,11 +46,12 @@ export async function statusCommand(store: SettingsStore, farm: string, json: bo
 	if (lock && !held) {
 		lines.push(`left by pid ${lock.pid} (${lock.command}), which no longer runs: the next run or undo takes it over`);
 	}
+	const titleWidth = Math.max(...allStages.map((stage) => stage.title.length));
 	for (const [index, stage] of allStages.entries()) {
 		const record = journal.stages[stage.id];
 		const state = record?.state ?? 'pending';
 		lines.push(
-			`${marks[state] ?? '?'} ${String(index + 1).padStart(2)} ${stage.title.padEnd(26)} ${state}${record?.error ? `: ${record.error}` : ''}`,
+			`${marks[state] ?? '?'} ${String(index + 1).padStart(2)} ${stage.title.padEnd(titleWidth)} ${state}${record?.error ? `: ${record.error}` : ''}`,
 		);
 	}
 

@@ -66,7 +66,8 @@ export function FirewallWait({request, isActive, onAnswer}: Props) {
 		<Box flexDirection="column">
 			<Line bold>Firewall restarted. Keep it only if NEW ssh connections get in.</Line>
 			<Line>From a NEW ssh session to this host, run:</Line>
-			<Line bold color={tone('accent')}>{`  ${request.command}`}</Line>
+			{/* The command whole, over as many lines as it takes: a cut one would not work as printed. */}
+			<Text bold wrap="wrap" color={tone('accent')}>{`  ${request.command}`}</Text>
 			<Line color={tone('warning')}>
 				{`${left} s left · then the previous firewall comes back (${formatClock(request.deadline)})`}
 			</Line>

@@ -1,8 +1,7 @@
 import {Box, Text} from 'ink';
 import React from 'react';
-import {commandOutputLines, formatArgv, formatDuration, planLines, repeatSuffix, sanitizeLine} from '../ui/format.js';
+import {commandOutputLines, formatArgv, formatDuration, repeatSuffix, sanitizeLine} from '../ui/format.js';
 import type {LogEntry} from '../ui/run-state.js';
-import {PlanLineView} from './plan-view.js';
 import {useTone, type Tone} from './theme.js';
 
 const stageMarks = {
@@ -34,9 +33,14 @@ export function LogItem({entry, width}: {entry: LogEntry; width: number}) {
 	const tone = useTone();
 	switch (entry.kind) {
 		case 'note':
+			// A note may hold several lines (what the run made): each is kept a line of its own.
 			return (
-				<Box width={width}>
-					<Text color={tone(entry.tone)}>{sanitizeLine(entry.text)}</Text>
+				<Box width={width} flexDirection="column">
+					{entry.text.split('\n').map((line, index) => (
+						<Text key={index} color={tone(entry.tone)}>
+							{sanitizeLine(line)}
+						</Text>
+					))}
 				</Box>
 			);
 		case 'log': {
@@ -100,17 +104,5 @@ export function LogItem({entry, width}: {entry: LogEntry; width: number}) {
 				</Box>
 			);
 		}
-
-		case 'plan':
-			return (
-				<Box width={width} flexDirection="column">
-					<Text bold>{`Plan of ${entry.number} ${entry.title}:`}</Text>
-					{planLines(entry.plan, width - 2).map((line, index) => (
-						<Box key={index} paddingLeft={2}>
-							<PlanLineView line={line} />
-						</Box>
-					))}
-				</Box>
-			);
 	}
 }

@@ -1,6 +1,6 @@
 import {Box, Text} from 'ink';
 import React from 'react';
-import {fitLines, planLines, type PlanLine, type PlanLineTone} from '../ui/format.js';
+import {compactPlanLines, planLines, planPage, type PlanLine, type PlanLineTone} from '../ui/format.js';
 import type {Plan} from '../stages/types.js';
 import {useTone, type Tone} from './theme.js';
 
@@ -20,21 +20,38 @@ export function PlanLineView({line}: {line: PlanLine}) {
 	);
 }
 
-/** The plan cut to `budget` lines; what does not fit is counted, and `d` puts all of it in the log. */
-export function PlanView(props: {plan: Plan; width: number; budget: number}) {
+/**
+ * The plan in `budget` lines. Cut to its changes (`scroll` undefined): what
+ * gives way is counted on the last line. Paged (`scroll` a line number): the
+ * whole plan from that line, as much as fits.
+ */
+export function PlanView(props: {plan: Plan; width: number; budget: number; scroll?: number}) {
 	const lines = planLines(props.plan, props.width);
 	if (lines.length === 0) {
 		return <Text dimColor>nothing to run: no commands, no file changes</Text>;
 	}
 
-	const {shown, hidden} = fitLines(lines, Math.max(1, props.budget));
+	const budget = Math.max(1, props.budget);
+	let shown: PlanLine[];
+	let hidden = 0;
+	let onlyContext = true;
+	if (props.scroll === undefined) {
+		({shown, hidden, onlyContext} = compactPlanLines(lines, budget));
+	} else {
+		const page = planPage(lines.length, budget, props.scroll);
+		shown = lines.slice(page.first, page.end);
+	}
+
 	return (
 		<Box flexDirection="column">
 			{shown.map((line, index) => (
 				<PlanLineView key={index} line={line} />
 			))}
 			{hidden > 0 ? (
-				<Text dimColor wrap="truncate-end">{`(${hidden} more lines, press d for the full diff)`}</Text>
+				<Text
+					dimColor
+					wrap="truncate-end"
+				>{`… ${hidden} more line${hidden === 1 ? '' : 's'}${onlyContext ? ' of context' : ''}: d shows the whole plan`}</Text>
 			) : (
 				''
 			)}

@@ -2,14 +2,16 @@ import {useApp} from 'ink';
 import React, {useCallback, useEffect, useReducer, useRef} from 'react';
 import type {StageInfo, StartRun} from '../engine/api.js';
 import type {StageState} from '../engine/events.js';
-import type {FirewallWaitAnswer} from '../stages/types.js';
+import type {FirewallWaitAnswer, Plan} from '../stages/types.js';
 import {useCoalescedEvents} from '../hooks/use-coalesced-events.js';
-import {useRunKeys, type RunKeyIntent} from '../hooks/use-run-keys.js';
+import {useRunKeys, type PlanMove, type RunKeyIntent} from '../hooks/use-run-keys.js';
 import {useTerminalSize} from '../hooks/use-terminal-size.js';
 import {useTick} from '../hooks/use-tick.js';
-import {initialRunState, runReducer, type RunOutcome} from '../ui/run-state.js';
+import {planLines} from '../ui/format.js';
+import {initialRunState, runReducer, type RunOutcome, type RunState} from '../ui/run-state.js';
 import {createTuiPrompt, type TuiPrompt} from '../ui/tui-prompt.js';
-import {RunScreen} from './run-screen.js';
+import {liveRegionLayout, RunScreen} from './run-screen.js';
+import {gatePlanBudget} from './stage-panel.js';
 import {ColorProvider, colorWanted} from './theme.js';
 
 export type RunAppProps = {
@@ -29,6 +31,33 @@ export type RunAppProps = {
 	progressIntervalMs?: number;
 };
 
+/**
+ * Whether anything on screen moves by itself: a spinner while a stage runs
+ * and nobody is asked, a countdown while a question has a deadline.
+ */
+function ticking(state: RunState): boolean {
+	if (state.finished !== undefined) return false;
+	const {request} = state;
+	if (request) return request.kind === 'firewall' || (request.kind === 'confirm' && request.deadline !== undefined);
+	return state.stages.some((stage) => stage.state === 'running');
+}
+
+/** Where the whole plan's view goes on a key: its first line in view, or undefined for the plan cut to its changes. */
+function movePlanView(
+	state: RunState,
+	plan: Plan,
+	move: PlanMove,
+	size: {columns: number; rows: number},
+): number | undefined {
+	if (move === 'close' || (move === 'toggle' && state.planScroll !== undefined)) return undefined;
+	const page = gatePlanBudget(liveRegionLayout(size.rows, state.stages.length, true).panel, state);
+	const total = planLines(plan, size.columns).length;
+	const last = Math.max(0, total - page);
+	const now = Math.min(state.planScroll ?? 0, last);
+	const step = {toggle: 0, 'page-up': -page, 'page-down': page, up: -1, down: 1}[move];
+	return Math.max(0, Math.min(last, now + step));
+}
+
 /** The run screen with its wiring: starts the engine once, turns its events into state and keys into answers. */
 export function RunApp(props: RunAppProps) {
 	return (
@@ -42,7 +71,7 @@ function RunController(props: RunAppProps) {
 	const {exit} = useApp();
 	const [state, dispatch] = useReducer(runReducer, props, initialRunState);
 	const size = useTerminalSize({columns: props.columns, rows: props.rows});
-	const tick = useTick(state.finished === undefined && state.stages.some((stage) => stage.state === 'running'));
+	const tick = useTick(ticking(state));
 	const onEvent = useCoalescedEvents(dispatch, props.progressIntervalMs);
 	const abort = useRef(new AbortController());
 	const tui = useRef<TuiPrompt | undefined>(undefined);
@@ -114,8 +143,9 @@ function RunController(props: RunAppProps) {
 			case 'start-typing':
 				dispatch({type: 'ui:typing', on: true});
 				return;
-			case 'show-plan':
-				dispatch({type: 'ui:show-plan'});
+			case 'plan-view':
+				if (request?.kind !== 'gate') return;
+				dispatch({type: 'ui:plan-view', scroll: movePlanView(state, request.plan, intent.move, size)});
 				return;
 			case 'confirm':
 				if (request?.kind === 'confirm') tui.current?.answer(request.id, 'confirm', intent.yes);
@@ -130,7 +160,8 @@ function RunController(props: RunAppProps) {
 				quit();
 				return;
 			case 'exit':
-				leave(state.finished ?? 'stopped');
+				// Left through the effect above, once the last frame no longer asks for a key.
+				dispatch({type: 'ui:quitting'});
 				return;
 		}
 	};

@@ -1,14 +1,14 @@
 import {Select} from '@inkjs/ui';
 import {Box, Text} from 'ink';
 import React, {type ReactNode} from 'react';
-import {wrapText} from '../ui/format.js';
+import {planLines, planPage, wrapText} from '../ui/format.js';
 import {summaryLine, type RunState, type StageRow} from '../ui/run-state.js';
 import type {PromptRequest} from '../ui/tui-prompt.js';
 import type {FirewallWaitAnswer} from '../stages/types.js';
 import {CopyProgressView, copyProgressHeight} from './copy-progress.js';
 import {FirewallWait} from './FirewallWait.js';
 import {PlanView} from './plan-view.js';
-import {stageMark} from './stage-list.js';
+import {stageMark, waitingMark} from './stage-list.js';
 import {useTone} from './theme.js';
 import {TypedField} from './typed-field.js';
 
@@ -29,12 +29,13 @@ function Line({children, dim, bold, color}: {children: ReactNode; dim?: boolean;
 	);
 }
 
-function Wrapped({text, width, maxLines, bold}: {text: string; width: number; maxLines: number; bold?: boolean}) {
+function Wrapped(props: {text: string; width: number; maxLines: number; bold?: boolean; color?: string}) {
+	const {text, width, maxLines, bold, color} = props;
 	const lines = wrapText(text, width).slice(0, Math.max(1, maxLines));
 	return (
 		<>
 			{lines.map((line, index) => (
-				<Line key={index} bold={bold}>
+				<Line key={index} bold={bold} color={color}>
 					{line}
 				</Line>
 			))}
@@ -59,16 +60,31 @@ function QuitQuestion() {
 	);
 }
 
-function StageTitle({stage, number, total, tick}: {stage: StageRow; number: number; total: number; tick: number}) {
+function StageTitle(props: {stage: StageRow; number: number; total: number; tick: number; waiting?: boolean}) {
 	const tone = useTone();
-	const {mark, tone: markTone} = stageMark(stage.state, tick);
-	const doing = stage.state === 'running' ? ' running…' : stage.state === 'pending' ? '' : ` ${stage.state}`;
+	const {stage, number, total, tick, waiting} = props;
+	// Waiting for an answer is not work: no spinner then, whatever the stage's state.
+	const {mark, tone: markTone} = waiting ? waitingMark : stageMark(stage.state, tick);
+	const doing = waiting
+		? ' · waits for you'
+		: stage.state === 'running'
+			? ' running…'
+			: stage.state === 'pending'
+				? ''
+				: ` ${stage.state}`;
 	return (
 		<Line bold>
 			<Text color={tone(markTone)}>{mark}</Text>
-			{` ${number}/${total} ${stage.title}${doing}`}
+			{` ${number}/${total} ${stage.title}`}
+			<Text color={tone(waiting ? 'warning' : undefined)}>{doing}</Text>
 		</Line>
 	);
+}
+
+/** Lines of the gate around its plan: title, summary, key line, and the typed field when shown. */
+export function gatePlanBudget(panelHeight: number, state: Pick<RunState, 'typing' | 'typedError'>): number {
+	const typingLines = state.typing ? 2 + (state.typedError ? 1 : 0) : 0;
+	return Math.max(1, panelHeight - 3 - typingLines);
 }
 
 /** Before a stage runs: what it will do, then the keys (or the typed confirmation of a dangerous stage). */
@@ -80,14 +96,18 @@ function GatePanel(props: PanelProps & {request: Extract<PromptRequest, {kind: '
 	if (!stage) return <Line>{`unknown stage ${request.stage}`}</Line>;
 	const asking = state.quit === 'asked';
 	const detail = request.check.detail ? ` · ${request.check.detail}` : '';
-	const keys = ['Enter run', stage.skippable ? 's skip' : '', 'q quit'].filter(Boolean).join(' · ');
-	const typingLines = state.typing ? 2 + (state.typedError ? 1 : 0) : 0;
-	const planBudget = Math.max(1, height - 2 - typingLines - 1);
+	const planBudget = gatePlanBudget(height, state);
+	const paging = state.planScroll !== undefined;
+	const total = planLines(request.plan, width).length;
+	const page = planPage(total, planBudget, state.planScroll ?? 0);
+	const keys = paging
+		? [`lines ${page.first + 1}-${page.end} of ${total}`, '↑↓ PgUp PgDn scroll', 'd back', 'Enter run', 'q quit']
+		: ['Enter run', stage.skippable ? 's skip' : '', 'd whole plan', 'q quit'];
 	return (
 		<Box flexDirection="column">
-			<StageTitle stage={stage} number={number} total={state.stages.length} tick={props.tick} />
+			<StageTitle stage={stage} number={number} total={state.stages.length} tick={props.tick} waiting />
 			<Line dim>{`${stage.summary}${detail}`}</Line>
-			<PlanView plan={request.plan} width={width} budget={planBudget} />
+			<PlanView plan={request.plan} width={width} budget={planBudget} scroll={state.planScroll} />
 			{state.typing ? (
 				<>
 					<Line bold color={tone('warning')}>
@@ -103,7 +123,11 @@ function GatePanel(props: PanelProps & {request: Extract<PromptRequest, {kind: '
 			) : (
 				''
 			)}
-			{asking ? <QuitQuestion /> : <Line dim>{state.typing ? 'Enter confirm · Esc back' : keys}</Line>}
+			{asking ? (
+				<QuitQuestion />
+			) : (
+				<Line dim>{state.typing ? 'Enter confirm · Esc back' : keys.filter(Boolean).join(' · ')}</Line>
+			)}
 		</Box>
 	);
 }
@@ -116,7 +140,8 @@ function PromptPanel(props: PanelProps & {request: Exclude<PromptRequest, {kind:
 	const footer = asking ? <QuitQuestion /> : undefined;
 	// The stage that asks, when one is running; an undo asks before any stage runs.
 	const running = state.stages.find((row) => row.id === state.focus)?.state === 'running';
-	const context = running ? <RunningLine {...props} /> : '';
+	// The stage waits for this answer: its line says so, without a spinner.
+	const context = running ? <RunningLine {...props} waiting /> : '';
 	const room = height - (running ? 1 : 0) - (footer ? 1 : 0);
 	if (request.kind === 'confirm') {
 		const left = request.deadline === undefined ? undefined : secondsLeft(request.deadline);
@@ -174,7 +199,7 @@ function PromptPanel(props: PanelProps & {request: Exclude<PromptRequest, {kind:
 	);
 }
 
-function RunningLine({state, tick}: PanelProps) {
+function RunningLine({state, tick, waiting}: PanelProps & {waiting?: boolean}) {
 	const number = state.focus ? state.stages.findIndex((row) => row.id === state.focus) + 1 : 0;
 	const stage = state.stages[number - 1];
 	if (!stage) return <Line dim>starting…</Line>;
@@ -182,7 +207,7 @@ function RunningLine({state, tick}: PanelProps) {
 		return <Line dim>{`checking ${number}/${state.stages.length} ${stage.title}…`}</Line>;
 	}
 
-	return <StageTitle stage={stage} number={number} total={state.stages.length} tick={tick} />;
+	return <StageTitle stage={stage} number={number} total={state.stages.length} tick={tick} waiting={waiting} />;
 }
 
 /** While a stage runs: its line, the copy's progress when there is one, and how to leave. */
@@ -199,13 +224,17 @@ function RunningPanel(props: PanelProps) {
 	);
 }
 
-function EndPanel({state}: PanelProps) {
+function EndPanel({state, width}: PanelProps) {
 	const tone = useTone();
 	const summary = summaryLine(state);
 	const mark = summary.tone === 'success' ? '✔' : summary.tone === 'error' ? '✘' : '■';
+	const made = state.end?.outcome === 'done' ? state.end.made : undefined;
 	return (
 		<Box flexDirection="column">
-			<Line bold color={tone(summary.tone)}>{`${mark} ${summary.text}`}</Line>
+			<Wrapped text={`${mark} ${summary.text}`} width={width} maxLines={4} bold color={tone(summary.tone)} />
+			{summary.resume ? <Wrapped text={`resume with: ${summary.resume}`} width={width} maxLines={4} /> : ''}
+			{made ? <Wrapped text={`ssh: ${made.ssh}`} width={width} maxLines={2} /> : ''}
+			{made ? <Wrapped text={`url: ${made.url} · all it made is above`} width={width} maxLines={2} /> : ''}
 			{state.quit === 'quitting' ? '' : <Line dim>press any key to exit</Line>}
 		</Box>
 	);

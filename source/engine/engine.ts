@@ -18,6 +18,7 @@ import type {EngineEvent, StageState} from './events.js';
 import {isUnfinished, JournalWriter, newJournal, readJournal, type Journal} from './journal.js';
 import {assertPreflight} from './preflight.js';
 import {whatWasMade} from './made.js';
+import {farmcloneCommand} from '../host/self.js';
 
 export type Outcome = 'done' | 'failed' | 'stopped';
 
@@ -166,6 +167,24 @@ async function announceResume(
 	}
 }
 
+/**
+ * After a stage failed while changing the host: the stages done before it
+ * are checked again, and those it undid (a firewall rollback puts the rule
+ * files back) are marked to do again, so that the screen, the journal and
+ * `farmclone status` tell the host as it is.
+ */
+async function reopenUndone(session: Session, done: Stage[], context: (stage: Stage) => StageContext): Promise<void> {
+	const {journal, emit} = session;
+	for (const stage of done) {
+		if (journal.journal.stages[stage.id]?.state !== 'done') continue;
+		session.currentStage.id = stage.id;
+		const check = await stage.check(lookContext(context(stage))).catch(() => undefined);
+		if (!check || check.status === 'done') continue;
+		await journal.setStage(stage.id, {state: 'pending', detail: check.detail, endedAt: undefined});
+		emit({type: 'stage-reopened', stage: stage.id, title: stage.title, detail: check.detail});
+	}
+}
+
 /** The stage's context for looking (check, plan): the same, with a host whose file writes throw. */
 export function lookContext(context: StageContext): LookContext {
 	const {record: _record, updateSettings: _update, prompt: _prompt, progress: _progress, ...rest} = context;
@@ -193,7 +212,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 	if (journal.journal.mode === 'undo') {
 		throw new StageError(
 			`the last operation on ${settings.name} was an undo that did not finish`,
-			`run: farmclone undo ${settings.name}`,
+			`run: ${farmcloneCommand(['undo', settings.name])}`,
 		);
 	}
 
@@ -268,12 +287,15 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 			}
 
 			emit({type: 'plan', stage: stage.id, plan});
-			const answer = await unlessAborted(request.confirmStage({stage, index, plan, check}), signal).catch(
-				(error: unknown) => {
-					if (error instanceof AbortedError) return 'quit' as const;
-					throw error;
-				},
-			);
+			// Work approved in an earlier session and still under way is followed, not asked about again.
+			const following = check.status === 'pending' && check.underway === true && recorded === 'running';
+			if (following) emit({type: 'log', stage: stage.id, text: `following without asking: ${check.detail}`});
+			const answer = following
+				? 'run'
+				: await unlessAborted(request.confirmStage({stage, index, plan, check}), signal).catch((error: unknown) => {
+						if (error instanceof AbortedError) return 'quit' as const;
+						throw error;
+					});
 			if (answer === 'quit' || signal.aborted) return finish('stopped');
 			if (answer === 'skip' && stage.skippable) {
 				await journal.setStage(stage.id, {state: 'skipped', endedAt: new Date().toISOString()});
@@ -305,6 +327,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 				const failure = describe(error);
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
+				await reopenUndone(session, stages.slice(0, index), contextFor);
 				return finish('failed', failure.error);
 			}
 

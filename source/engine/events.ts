@@ -13,6 +13,8 @@ export type EngineEvent =
 	| {type: 'stage-skipped'; stage: string; title: string; reason: string}
 	| {type: 'stage-failed'; stage: string; title: string; error: string; hint?: string}
 	| {type: 'stage-undone'; stage: string; title: string}
+	/** A stage done earlier that the host no longer shows done (a rollback put its files back): to do again. */
+	| {type: 'stage-reopened'; stage: string; title: string; detail: string}
 	| {type: 'command'; stage: string; command: CommandRecord}
 	| {type: 'log'; stage: string; text: string}
 	| {type: 'progress'; stage: string; progress: CopyProgress}

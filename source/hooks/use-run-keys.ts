@@ -7,14 +7,18 @@ import type {GateAnswer} from '../ui/tui-prompt.js';
 export type RunKeyIntent =
 	| {type: 'gate'; answer: GateAnswer}
 	| {type: 'start-typing'}
-	| {type: 'show-plan'}
+	| {type: 'plan-view'; move: PlanMove}
 	| {type: 'confirm'; yes: boolean}
 	| {type: 'ask-quit'}
 	| {type: 'cancel-quit'}
 	| {type: 'quit'}
 	| {type: 'exit'};
 
-type KeyFacts = Pick<Key, 'ctrl' | 'return' | 'escape'>;
+/** How a key moves the view of the plan at a gate: `d` opens or closes the whole plan, the others scroll it. */
+export type PlanMove = 'toggle' | 'close' | 'page-up' | 'page-down' | 'up' | 'down';
+
+type KeyFacts = Pick<Key, 'ctrl' | 'return' | 'escape'> &
+	Partial<Pick<Key, 'pageUp' | 'pageDown' | 'upArrow' | 'downArrow'>>;
 
 /**
  * What a key means on the run screen, given what it shows. Text fields and
@@ -50,7 +54,12 @@ export function runKeyIntent(state: RunState, input: string, key: KeyFacts): Run
 	if (key.return) return stage?.danger === 'typed' ? {type: 'start-typing'} : {type: 'gate', answer: 'run'};
 	if (lower === 's' && stage?.skippable) return {type: 'gate', answer: 'skip'};
 	if (lower === 'q') return {type: 'gate', answer: 'quit'};
-	if (lower === 'd') return {type: 'show-plan'};
+	if (lower === 'd') return {type: 'plan-view', move: 'toggle'};
+	if (key.pageDown) return {type: 'plan-view', move: 'page-down'};
+	if (key.pageUp) return {type: 'plan-view', move: 'page-up'};
+	if (key.downArrow) return {type: 'plan-view', move: 'down'};
+	if (key.upArrow) return {type: 'plan-view', move: 'up'};
+	if (key.escape && state.planScroll !== undefined) return {type: 'plan-view', move: 'close'};
 	return undefined;
 }
 

@@ -29,6 +29,7 @@ import {
 } from '../host/copy.js';
 import {extendArgv, formatBytes, getLv, getVg, listLvs, parseSize, type LogicalVolume} from '../host/lvm.js';
 import {StageError, type Stage, type LookContext, type StageContext} from './types.js';
+import {farmcloneCommand} from '../host/self.js';
 
 const snapshotPollMs = 3000;
 const offsetRecordMs = 5000;
@@ -196,7 +197,10 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 	const previous = await latestJob(context);
 	const ours = previous && sameVolumes(context, found) ? previous : undefined;
 	if (previous && !ours && (await isAlive(previous))) {
-		throw new StageError(`an older copy (dd pid ${previous.pid}) is still running`, 'farmclone undo stops it');
+		throw new StageError(
+			`an older copy (dd pid ${previous.pid}) is still running`,
+			`${farmcloneCommand(['undo', context.settings.name])} stops it`,
+		);
 	}
 
 	if (ours && (await isAlive(ours))) {
@@ -409,11 +413,16 @@ export const copyStage: Stage = {
 			return {
 				status: 'pending',
 				detail: `dd is still copying (pid ${job.pid}): ${percent(bytes, job.total)}, ${formatBytes(bytes)} of ${formatBytes(job.total)}; farmclone follows it`,
+				underway: true,
 			};
 		}
 
 		if (job && (await copyOutcome(job)).status === 'completed') {
-			return {status: 'pending', detail: `dd (pid ${job.pid}) finished while farmclone was away: to be verified`};
+			return {
+				status: 'pending',
+				detail: `dd (pid ${job.pid}) finished while farmclone was away: to be verified`,
+				underway: true,
+			};
 		}
 
 		const found = await volumes(context);
@@ -478,7 +487,10 @@ export const copyStage: Stage = {
 			const block = Number(context.facts['copy.blockSize']) || context.settings.copyBlockSize;
 			const offset = Math.floor(outcome.bytes / block) * block;
 			await context.record({'copy.offset': offset});
-			throw new StageError(`copy failed: ${outcome.reason}`, 'run farmclone again to resume the copy');
+			throw new StageError(
+				`copy failed: ${outcome.reason}`,
+				`resume the copy with: ${farmcloneCommand(['run', context.settings.name])}`,
+			);
 		}
 
 		await context.record({'copy.completed': true, 'copy.offset': outcome.bytes});

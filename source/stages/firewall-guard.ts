@@ -5,6 +5,7 @@ import {nodeModuleArgv, spawnDetached} from '../host/detached.js';
 import {readUptimeSeconds} from '../host/proc.js';
 import {formatClock} from '../ui/format.js';
 import {StageError, type FirewallWaitAnswer, type LookContext, type StageContext} from './types.js';
+import {farmcloneCommand} from '../host/self.js';
 
 /**
  * Every Shorewall restart farmclone makes goes through here: the stage's,
@@ -213,7 +214,7 @@ export {recordOutcome as recordGuardOutcome};
  */
 export async function awaitDecision(context: StageContext, guard: Guard, live: LiveWatchdog): Promise<WatchdogResult> {
 	const files = guardFiles(context.stateDir, guard.name);
-	const command = `farmclone confirm ${context.settings.name}`;
+	const command = farmcloneCommand(['confirm', context.settings.name]);
 	if (live.deadline !== undefined && Date.now() < live.deadline) {
 		const watch = watchConfirmation(context, guard);
 		let answer: FirewallWaitAnswer;

@@ -2,6 +2,7 @@ import path from 'node:path';
 import {formatClock} from '../ui/format.js';
 import {StageError, type Stage, type LookContext, type StageContext} from './types.js';
 import {previousFirewallFiles} from './firewall-rule.js';
+import {farmcloneCommand} from '../host/self.js';
 import {
 	awaitDecision,
 	guardFiles,
@@ -83,7 +84,8 @@ export const firewallRestartStage: Stage = {
 		if (live) {
 			return {
 				status: 'pending',
-				detail: `a restart waits for confirmation until ${clock(live.deadline)}: run this stage to confirm it`,
+				detail: `a restart waits for confirmation until ${clock(live.deadline)}`,
+				underway: true,
 			};
 		}
 
@@ -125,7 +127,7 @@ export const firewallRestartStage: Stage = {
 				diffs: [],
 				notes: [
 					`the firewall was restarted by an earlier session; its watchdog (pid ${live.pid}) restores the previous firewall at ${clock(live.deadline)}`,
-					`running this stage waits for the proof again: from a NEW ssh connection to this host, run farmclone confirm ${context.settings.name}`,
+					`running this stage waits for the proof again: from a NEW ssh connection to this host, run ${farmcloneCommand(['confirm', context.settings.name])}`,
 				],
 			};
 		}
@@ -144,7 +146,7 @@ export const firewallRestartStage: Stage = {
 					? `safety net: the running firewall is saved as ${savedName(context)}; a watchdog in its own session (it outlives farmclone and this SSH connection) puts the previous rules and params back and runs "shorewall restore ${savedName(context)}" unless you confirm within ${firewallTimeout} s; it never runs shorewall clear`
 					: `Shorewall is not running now: unless you confirm within ${firewallTimeout} s, a watchdog in its own session puts the previous rules and params back and runs "shorewall clear" (no Shorewall ruleset, as now)`,
 				`the ${firewallTimeout} s start once shorewall restart returned; a restart that takes over ${context.settings.firewallRestartTimeout} s is rolled back`,
-				`proof: from a NEW ssh connection to this host, run farmclone confirm ${context.settings.name}; it is accepted only when that connection started after the restart (Shorewall keeps established connections, so this session proves nothing); no proof, or farmclone or SSH dying, rolls back`,
+				`proof: from a NEW ssh connection to this host, run ${farmcloneCommand(['confirm', context.settings.name])}; it is accepted only when that connection started after the restart (Shorewall keeps established connections, so this session proves nothing); no proof, or farmclone or SSH dying, rolls back`,
 				`without a second connection (console access), type "keep without proof" on the waiting screen: the journal records it as such; a headless run (--restart-firewall) keeps the new firewall without proof and so accepts that risk`,
 			],
 		};

@@ -21,6 +21,7 @@ import {
 } from './checked-edit.js';
 import {StageError, type Plan, type Stage, type LookContext} from './types.js';
 import {awaitDecision, startGuardedRestart, type Guard} from './firewall-guard.js';
+import {farmcloneCommand} from '../host/self.js';
 
 const undoGuard: Guard = {name: 'firewall-undo', facts: 'firewall-rule.undo'};
 const undoSaved = (context: LookContext) => `farmclone-${context.settings.name}-undo`;
@@ -217,7 +218,7 @@ export const firewallRuleStage: Stage = {
 			diffs: changeDiffs(changes(files, edit.params, edit.rules, true)),
 			notes: [
 				restart
-					? `the firewall is restarted without the rule, with the same watchdog as the firewall restart: unless a NEW ssh connection runs farmclone confirm ${settings.name} within ${settings.firewallTimeout} s (or you type "keep without proof"; a headless undo keeps it without proof), the rule and the previous firewall come back`
+					? `the firewall is restarted without the rule, with the same watchdog as the firewall restart: unless a NEW ssh connection runs ${farmcloneCommand(['confirm', settings.name])} within ${settings.firewallTimeout} s (or you type "keep without proof"; a headless undo keeps it without proof), the rule and the previous firewall come back`
 					: 'the running firewall never had the rule',
 			],
 		};

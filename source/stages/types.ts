@@ -9,7 +9,12 @@ import type {FarmSettings} from '../settings/schema.js';
  */
 export type CheckResult =
 	| {status: 'done'; detail: string}
-	| {status: 'pending'; detail: string; awaits?: string}
+	/**
+	 * `underway`: work an earlier session approved is still going on without
+	 * farmclone (a detached dd, a firewall watchdog) or ended while it was
+	 * away; the run follows it without asking again.
+	 */
+	| {status: 'pending'; detail: string; awaits?: string; underway?: true}
 	| {status: 'conflict'; detail: string; awaits?: string};
 
 import type {FileDiff} from '../host/diff.js';

@@ -3,6 +3,7 @@ import type {Host} from '../host/host.js';
 import type {LogicalVolume} from '../host/lvm.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {StageError, type Facts, type StageContext} from './types.js';
+import {farmcloneCommand} from '../host/self.js';
 
 export const noSuchInstance = 'no such Ganeti instance in the cluster';
 
@@ -98,7 +99,7 @@ export async function assertVolumeOwnership(
 	if (problems.length > 0) {
 		throw new StageError(
 			problems.map((problem) => `${problem.field}: ${problem.reason}`).join('\n'),
-			`choose other volumes: farmclone farm edit ${context.settings.name}`,
+			`choose other volumes: ${farmcloneCommand(['farm', 'edit', context.settings.name])}`,
 		);
 	}
 }

@@ -1,6 +1,7 @@
 import {stripVTControlCharacters} from 'node:util';
 import {clockTime} from '../host/dhcpd-process.js';
 import {formatBytes as formatSize} from '../host/lvm.js';
+import {shellQuote} from '../host/self.js';
 import type {CopyProgress, Plan} from '../stages/types.js';
 
 /** Sizes in the copy's progress: `512 MiB`, `1.0 GiB`. */
@@ -72,13 +73,9 @@ export function progressSummary(progress: CopyProgress, separator = ' '): string
 	return parts.join(separator);
 }
 
-const plainArgument = /^[\w@%+=:,./-]+$/;
-
 /** An argv as an admin would type it, so a logged command can be pasted into a shell. */
 export function formatArgv(argv: readonly string[]): string {
-	return argv
-		.map((argument) => (plainArgument.test(argument) ? argument : `'${argument.replaceAll("'", `'\\''`)}'`))
-		.join(' ');
+	return argv.map(shellQuote).join(' ');
 }
 
 /**
@@ -171,7 +168,12 @@ export function wrapText(text: string, width: number, indent = '  '): string[] {
 }
 
 export type PlanLineTone = 'note' | 'command' | 'file' | 'hunk' | 'add' | 'remove' | 'context';
-export type PlanLine = {text: string; tone: PlanLineTone};
+/**
+ * One screen line of a plan. `item` groups the pieces of one wrapped line:
+ * they are shown or hidden together. `rank` says what gives way first when
+ * the plan does not fit (higher goes first).
+ */
+export type PlanLine = {text: string; tone: PlanLineTone; item: number; rank: number};
 
 function diffTone(line: string): PlanLineTone {
 	if (line.startsWith('+++') || line.startsWith('---')) return 'file';
@@ -181,33 +183,98 @@ function diffTone(line: string): PlanLineTone {
 	return 'context';
 }
 
+/**
+ * Ranks of plan lines, kept first to last on a screen too small: the files a
+ * plan changes, its changed lines, commands, notes, changed comments, then
+ * from `contextRank` on context and headers, which hide no change.
+ */
+const ranks = {file: 0, change: 1, command: 2, note: 3, comment: 4} as const;
+const contextRank = 5;
+const fileHeaderRank = 20;
+
+/** A changed line that only comments or spaces: the first thing to go among changes. */
+const commentOnly = /^[+-]\s*(#.*|;.*|\/\/.*)?$/;
+
+/**
+ * What gives way first on a screen too small for the plan: the `---`/`+++`
+ * header (the `~ path` line names the file), then context by its distance
+ * from the nearest change, hunk headers, changed comments (see `ranks`).
+ */
+function diffRanks(lines: readonly string[]): number[] {
+	const changed = lines.map((line) => diffTone(line) === 'add' || diffTone(line) === 'remove');
+	return lines.map((line, index) => {
+		const tone = diffTone(line);
+		if (tone === 'file') return fileHeaderRank;
+		if (tone === 'hunk') return contextRank;
+		if (tone === 'add' || tone === 'remove') return commentOnly.test(line) ? ranks.comment : ranks.change;
+		let distance = 1;
+		while (!changed[index - distance] && !changed[index + distance] && distance < lines.length) distance++;
+		return contextRank + distance;
+	});
+}
+
 /** A plan as screen lines of at most `width` characters: notes, then commands, then each file's diff. */
 export function planLines(plan: Plan, width: number): PlanLine[] {
 	const lines: PlanLine[] = [];
-	const add = (text: string, tone: PlanLineTone, indent: string) => {
-		for (const piece of wrapText(text, width, indent)) lines.push({text: piece, tone});
+	let item = 0;
+	const add = (text: string, tone: PlanLineTone, indent: string, rank: number) => {
+		for (const piece of wrapText(text, width, indent)) lines.push({text: piece, tone, item, rank});
+		item++;
 	};
 
-	for (const note of plan.notes) add(`• ${note}`, 'note', '  ');
-	for (const argv of plan.commands) add(`$ ${formatArgv(argv)}`, 'command', '    ');
+	for (const note of plan.notes) add(`• ${note}`, 'note', '  ', ranks.note);
+	for (const argv of plan.commands) add(`$ ${formatArgv(argv)}`, 'command', '    ', ranks.command);
 	for (const file of plan.diffs) {
-		add(`~ ${file.path}`, 'file', '  ');
-		const diff = file.diff.endsWith('\n') ? file.diff.slice(0, -1) : file.diff;
-		for (const line of diff.split('\n')) add(line, diffTone(line), ' ');
+		add(`~ ${file.path}`, 'file', '  ', ranks.file);
+		const diff = (file.diff.endsWith('\n') ? file.diff.slice(0, -1) : file.diff).split('\n');
+		const lineRanks = diffRanks(diff);
+		for (const [index, line] of diff.entries()) {
+			// `---` and `+++` go together: half a file header says nothing.
+			if (line.startsWith('+++') && diff[index - 1]?.startsWith('---')) item--;
+			add(line, diffTone(line), ' ', lineRanks[index]!);
+		}
 	}
 
 	return lines;
 }
 
 /**
- * Keeps what fits in `budget` lines. When something is cut, the last line
- * kept gives way to the count of hidden lines, so the result is never longer
- * than the budget.
+ * The plan in `budget` lines, changes first: whole items are dropped by rank
+ * (context far from a change before context next to it, before notes and
+ * commands), the rest stays in its order. When anything is dropped, one line
+ * of the budget is kept for saying how many.
  */
-export function fitLines<T>(lines: readonly T[], budget: number): {shown: T[]; hidden: number} {
-	if (lines.length <= budget) return {shown: [...lines], hidden: 0};
-	const kept = Math.max(0, budget - 1);
-	return {shown: lines.slice(0, kept), hidden: lines.length - kept};
+/** Whether a plan line is one of its changes: a file it changes or a changed line other than a comment. */
+export function isChange(line: PlanLine): boolean {
+	return line.rank <= ranks.change;
+}
+
+export function compactPlanLines(
+	lines: readonly PlanLine[],
+	budget: number,
+): {shown: PlanLine[]; hidden: number; onlyContext: boolean} {
+	if (lines.length <= budget) return {shown: [...lines], hidden: 0, onlyContext: true};
+	const room = Math.max(0, budget - 1);
+	const items = new Map<number, PlanLine[]>();
+	for (const line of lines) items.set(line.item, [...(items.get(line.item) ?? []), line]);
+	const byRank = [...items.entries()].sort(([a, first], [b, second]) => first[0]!.rank - second[0]!.rank || a - b);
+	const kept = new Set<number>();
+	let used = 0;
+	for (const [item, pieces] of byRank) {
+		if (used + pieces.length > room) continue;
+		kept.add(item);
+		used += pieces.length;
+	}
+
+	const shown = lines.filter((line) => kept.has(line.item));
+	const onlyContext = lines.every((line) => kept.has(line.item) || line.rank >= contextRank);
+	return {shown, hidden: lines.length - shown.length, onlyContext};
+}
+
+/** The lines of a `total`-line plan in view from `scroll` on a page of `budget` lines, kept inside the plan. */
+export function planPage(total: number, budget: number, scroll: number): {first: number; end: number} {
+	const first = Math.max(0, Math.min(scroll, total - budget));
+	return {first, end: Math.min(total, first + budget)};
 }
 
 /**

@@ -1,5 +1,5 @@
-import {madeLines} from '../engine/made.js';
-import {farmcloneCommand} from '../commands/context.js';
+import {madeLines, type Made} from '../engine/made.js';
+import {farmcloneCommand} from '../host/self.js';
 import type {StageInfo} from '../engine/api.js';
 import type {EngineEvent, StageState} from '../engine/events.js';
 import type {CommandRecord} from '../host/host.js';
@@ -27,8 +27,7 @@ export type LogEntry =
 	  }>
 	/** `repeats`: this line stands for that many identical commands in a row (lvs polls), the last one's output. */
 	| Entry<{kind: 'command'; command: CommandRecord; repeats?: number}>
-	| Entry<{kind: 'log'; text: string}>
-	| Entry<{kind: 'plan'; number: number; title: string; plan: Plan}>;
+	| Entry<{kind: 'log'; text: string}>;
 
 type NewLogEntry = LogEntry extends infer Item ? (Item extends LogEntry ? Omit<Item, 'id'> : never) : never;
 
@@ -40,8 +39,11 @@ export type UiAction =
 	| {type: 'ui:ask-quit'}
 	| {type: 'ui:cancel-quit'}
 	| {type: 'ui:quitting'}
-	/** `d`: the whole plan of the stage at the gate goes to the log. */
-	| {type: 'ui:show-plan'}
+	/**
+	 * `d`, PgUp/PgDn, ↑↓ at a gate: the whole plan paged in place from line
+	 * `scroll` (undefined: back to the plan cut to the changes).
+	 */
+	| {type: 'ui:plan-view'; scroll: number | undefined}
 	| {type: 'ui:finished'; outcome: RunOutcome}
 	| {type: 'ui:start-failed'; error: string};
 
@@ -58,10 +60,10 @@ export type RunState = {
 	request?: PromptRequest;
 	typing: boolean;
 	typedError?: string;
-	/** Id of the gate whose whole plan is already in the log. */
-	planShownFor?: number;
+	/** At a gate: the first line of the whole plan in view; undefined while the plan cut to its changes is. */
+	planScroll?: number;
 	quit: 'no' | 'asked' | 'quitting';
-	end?: {outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string};
+	end?: {outcome: 'done' | 'failed' | 'stopped' | 'undone'; message?: string; made?: Made};
 	/** Set once the engine's promise settled: the screen can be left. */
 	finished?: RunOutcome;
 	/**
@@ -79,7 +81,11 @@ export function initialRunState(options: {
 }): RunState {
 	const state: RunState = {
 		farm: options.farm,
-		stages: options.stages.map((stage) => ({...stage, state: options.initialStates?.[stage.id] ?? 'pending'})),
+		// A stage the journal left running runs in no session now: it is not shown spinning until it runs again.
+		stages: options.stages.map((stage) => {
+			const state = options.initialStates?.[stage.id] ?? 'pending';
+			return {...stage, state: state === 'running' ? 'pending' : state};
+		}),
 		plans: {},
 		checks: {},
 		log: [],
@@ -192,6 +198,12 @@ function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
 				number: stageNumber(state, event.stage),
 				title: event.title,
 			});
+		case 'stage-reopened':
+			return appendLog(setStage(state, event.stage, {state: 'pending', seconds: undefined}), {
+				kind: 'note',
+				text: `· ${stageNumber(state, event.stage)} ${event.title} is no longer done: ${event.detail}`,
+				tone: 'warning',
+			});
 		case 'command':
 			return holdCommand(state, event.command);
 		case 'log':
@@ -199,7 +211,10 @@ function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
 		case 'progress':
 			return {...state, progress: {stage: event.stage, progress: event.progress}};
 		case 'run-end': {
-			const ended = {...releaseCommand(state), end: {outcome: event.outcome, message: event.message}};
+			const ended = {
+				...releaseCommand(state),
+				end: {outcome: event.outcome, message: event.message, ...(event.made ? {made: event.made} : {})},
+			};
 			// What was made stays in the scrollback after the screen is gone.
 			return event.made ? appendLog(ended, {kind: 'note', text: madeLines(event.made).join('\n')}) : ended;
 		}
@@ -212,7 +227,7 @@ function applyUiAction(state: RunState, action: UiAction): RunState {
 			const {request} = action;
 			const focus = request?.kind === 'gate' ? request.stage : state.focus;
 			// A question stops the run: the log above it is complete.
-			return {...releaseCommand(state), request, focus, typing: false, typedError: undefined};
+			return {...releaseCommand(state), request, focus, typing: false, typedError: undefined, planScroll: undefined};
 		}
 
 		case 'ui:typing':
@@ -228,21 +243,8 @@ function applyUiAction(state: RunState, action: UiAction): RunState {
 			return state.quit === 'asked' ? {...state, quit: 'no'} : state;
 		case 'ui:quitting':
 			return {...state, quit: 'quitting'};
-		case 'ui:show-plan': {
-			const {request} = state;
-			if (request?.kind !== 'gate' || state.planShownFor === request.id) return state;
-			const stage = state.stages.find((row) => row.id === request.stage);
-			return {
-				...appendLog(state, {
-					kind: 'plan',
-					number: stageNumber(state, request.stage),
-					title: stage?.title ?? request.stage,
-					plan: request.plan,
-				}),
-				planShownFor: request.id,
-			};
-		}
-
+		case 'ui:plan-view':
+			return state.request?.kind === 'gate' ? {...state, planScroll: action.scroll} : state;
 		case 'ui:finished':
 			return {
 				...releaseCommand(state),
@@ -271,8 +273,12 @@ export function focusIndex(state: RunState): number {
 	return next >= 0 ? next : Math.max(0, state.stages.length - 1);
 }
 
-/** One line for the end of the run. */
-export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'error'; text: string} {
+/**
+ * The end of the run: one line, and for a run that did not finish the
+ * command that resumes it, as it works from this shell (the demo's
+ * directories included).
+ */
+export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'error'; text: string; resume?: string} {
 	const count = (wanted: StageState) => state.stages.filter((stage) => stage.state === wanted).length;
 	const done = count('done');
 	const skipped = count('skipped');
@@ -281,13 +287,11 @@ export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'er
 	const message = state.end?.message ? `: ${state.end.message}` : '';
 	if (outcome === 'done') return {tone: 'success', text: `${state.farm} is ready (${tally})`};
 	if (outcome === 'undone') return {tone: 'success', text: `${state.farm} undone${message}`};
+	const resume = farmcloneCommand(['run', state.farm]);
 	if (outcome === 'failed') {
 		const failed = state.stages.find((stage) => stage.state === 'failed');
-		return {tone: 'error', text: `failed${failed ? ` at ${failed.title}` : ''}${message} (${tally})`};
+		return {tone: 'error', text: `failed${failed ? ` at ${failed.title}` : ''}${message} (${tally})`, resume};
 	}
 
-	return {
-		tone: 'warning',
-		text: `stopped${message} (${tally}); resume with: ${farmcloneCommand(['run', state.farm])}`,
-	};
+	return {tone: 'warning', text: `stopped${message} (${tally})`, resume};
 }

@@ -252,7 +252,8 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 		}
 
 		assert.match(screen, /From a NEW ssh session to this host, run:/);
-		assert.match(screen, /farmclone confirm gallifrey-dev/);
+		// The command as this session would run it (its settings and state directories first), over as many lines as it takes.
+		assert.match(screen.replaceAll(/\s*\n\s*/g, ' '), /FARMCLONE_STATE_DIR=\S+ \S+ confirm gallifrey-dev\b/);
 		assert.notEqual(await ruleset(namespace), original, 'the new firewall runs during the countdown');
 		const facts = await journalFacts();
 		const watchdog = {
