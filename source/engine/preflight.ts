@@ -16,7 +16,7 @@ import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVol
 import {isOurSite, nginxErrors} from '../host/nginx-site.js';
 import {inspectShorewall, readShorewallIncludes, ruleRequest, shorewallErrors} from '../host/shorewall-files.js';
 import {inspectZone, readZoneIncludes} from '../host/zone-file.js';
-import {farmcloneCommand} from '../commands/context.js';
+import {farmcloneCommand} from '../host/self.js';
 import {
 	addressBook,
 	conventionalPort,
