@@ -17,6 +17,7 @@ import {
 	type CopyProgressReport,
 } from '../source/host/copy.js';
 import {Host} from '../source/host/host.js';
+import {heldDdDir, isStopped, waitFor} from './kit/farm.js';
 
 const MiB = 1024 * 1024;
 
@@ -164,9 +165,11 @@ test('aborting the watch leaves dd copying', async (t) => {
 test('killCopy spares a process whose start time differs, and a killed copy is not complete', async (t) => {
 	const {dir, host, started} = await scratch(t);
 	const request = {...(await files(dir, 16 * MiB)), blockSize: 64 * 1024, offset: 0};
-	const job = await startDetachedCopy(host, request);
-	process.kill(job.pid, 'SIGSTOP');
+	// A dd that holds itself before its first block: however fast the disk, it is there to be killed.
+	const held = new Host({backupDir: host.options.backupDir, commandPath: [await heldDdDir(dir)]});
+	const job = await startDetachedCopy(held, request);
 	started.push(job);
+	await waitFor(async () => isStopped(job.pid), 60_000, 'the held dd to stop itself');
 	assert.equal(await killCopy({pid: job.pid, startTime: job.startTime - 1}), false);
 	assert.equal(await isAlive(job), true);
 	assert.equal(await killCopy(job, 'SIGKILL'), true);

@@ -83,7 +83,7 @@ async function processesUnder(dir: string): Promise<number[]> {
  * the pid and the start time farmclone recorded): a copy that cannot end
  * before the test lets it, however fast this machine's disk is.
  */
-async function heldDdDir(dir: string): Promise<string> {
+export async function heldDdDir(dir: string): Promise<string> {
 	const bin = path.join(dir, 'held-bin');
 	await fs.mkdir(bin);
 	await writeHeldDd(bin, true);
