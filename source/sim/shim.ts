@@ -1,7 +1,7 @@
 import {existsSync} from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import {fileURLToPath} from 'node:url';
+import {fromSources, ownModule} from '../host/own-files.js';
 import {simPaths} from './paths.js';
 
 /** Quotes `text` for a POSIX shell: single quotes, with embedded ones closed, escaped and reopened. */
@@ -19,17 +19,11 @@ export function shellQuote(text: string): string {
  * against 0.3-0.5 s compiled, and a farmclone run makes hundreds.
  */
 export function standInCommand(module: string): string[] {
-	const here = import.meta.url;
-	const compiled = !here.endsWith('.ts') || process.env['FARMCLONE_SIM_STANDINS'] === 'compiled';
-	const fromSources = !compiled;
-	const script = fileURLToPath(
-		here.endsWith('.ts') && compiled
-			? new URL(`../../dist/source/sim/bin/${module}.js`, here)
-			: new URL(`./bin/${module}${fromSources ? '.ts' : '.js'}`, here),
-	);
+	const compiled = !fromSources || process.env['FARMCLONE_SIM_STANDINS'] === 'compiled';
+	const script = ownModule(`sim/bin/${module}.js`, compiled);
 	if (compiled && !existsSync(script)) throw new Error(`the compiled stand-in ${script} is missing: run npm run build`);
 	// Warnings would land in the stand-in's stderr, where the real command prints nothing.
-	const loader = fromSources ? ['--import', import.meta.resolve('tsx')] : [];
+	const loader = compiled ? [] : ['--import', import.meta.resolve('tsx')];
 	return [process.execPath, '--no-warnings', ...loader, script];
 }
 

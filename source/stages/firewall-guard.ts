@@ -2,6 +2,7 @@ import path from 'node:path';
 import {isSameProcessAlive} from '../host/proc.js';
 import type {RestartRecord, WatchdogJob, WatchdogResult} from '../host/firewall-watchdog.js';
 import {nodeModuleArgv, spawnDetached} from '../host/detached.js';
+import {ownModuleUrl} from '../host/own-files.js';
 import {readUptimeSeconds} from '../host/proc.js';
 import {formatClock} from '../ui/format.js';
 import {StageError, type FirewallWaitAnswer, type LookContext, type StageContext} from './types.js';
@@ -129,10 +130,10 @@ export async function startGuardedRestart(
 		env: context.host.env(),
 	};
 	await context.host.writeStateFile(files.job, JSON.stringify(job));
-	const watchdog = await spawnDetached(
-		[...nodeModuleArgv(new URL('../host/firewall-watchdog.js', import.meta.url)), files.job],
-		{logFile: files.log, env: context.host.env()},
-	);
+	const watchdog = await spawnDetached([...nodeModuleArgv(ownModuleUrl('host/firewall-watchdog.js')), files.job], {
+		logFile: files.log,
+		env: context.host.env(),
+	});
 	// For farmclone confirm, which reads no journal: the waiting session may not have written it yet.
 	await context.host.writeStateFile(files.watchdog, JSON.stringify(watchdog));
 	await context.record({
