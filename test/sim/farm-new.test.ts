@@ -33,7 +33,7 @@ test('farm new: a farm by discovery, read-only until it saves', {timeout: 300_00
 	assert.match(made.stdout, /^ {2}ip +10\.10\.60\.9 +first free after gallifrey 10\.10\.60\.5$/m);
 	assert.match(made.stdout, /10\.10\.60\.6: farm gallifrey-dev's settings/);
 	assert.match(made.stdout, /10\.10\.60\.7: db\.farm line \d+\s+\(skaro\.xivo\.vm\)/);
-	assert.match(made.stdout, /saved farm dev2; next: .*farmclone plan dev2/);
+	assert.match(made.stdout, /saved farm dev2; next: (\S+ )*\S*(farmclone|cli\.js) plan dev2$/m);
 
 	const saved = new SettingsStore(farm.env['FARMCLONE_CONFIG_DIR']).get('dev2');
 	assert.ok(saved, 'dev2 is saved');
