@@ -20,14 +20,15 @@ export type ProcStat = {
 	stime: number;
 };
 
+/** /proc/PID/NAME, or undefined when there is no such process (or it ended while being read). */
+async function readProcFile(pid: number, name: string): Promise<string | undefined> {
+	return fs.readFile(`/proc/${pid}/${name}`, 'utf8').catch(() => undefined);
+}
+
 /** The fields of /proc/PID/stat farmclone needs, or undefined when there is no such process. */
 export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
-	let stat: string;
-	try {
-		stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-	} catch {
-		return undefined;
-	}
+	const stat = await readProcFile(pid, 'stat');
+	if (stat === undefined) return undefined;
 
 	// Field 2 is the command name in parentheses and may itself hold spaces or parentheses.
 	const close = stat.lastIndexOf(')');
@@ -66,12 +67,8 @@ export async function processStartedAt(stat: ProcStat): Promise<number> {
 
 /** The argument vector of a process; undefined when there is no such process. */
 export async function readProcCmdline(pid: number): Promise<string[] | undefined> {
-	let cmdline: string;
-	try {
-		cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
-	} catch {
-		return undefined;
-	}
+	const cmdline = await readProcFile(pid, 'cmdline');
+	if (cmdline === undefined) return undefined;
 
 	const words = cmdline.split('\0');
 	if (words.at(-1) === '') words.pop();
