@@ -6,6 +6,8 @@ import {test} from 'node:test';
 import {execa} from 'execa';
 import {clockTime} from '../source/host/clock.js';
 import {spawnDetached} from '../source/host/detached.js';
+import {Host} from '../source/host/host.js';
+import {isDeviceMounted} from '../source/host/image.js';
 import {isSameProcessAlive, processStartTime, readProcStat, recordedStartTime} from '../source/host/proc.js';
 import {waitFor} from './kit/farm.js';
 
@@ -78,4 +80,22 @@ test('clockTime is zero padded and 24-hour, with hundredths on request', () => {
 	const at = new Date(2026, 11, 3, 9, 5, 3, 470).getTime();
 	assert.equal(clockTime(at), '09:05:03');
 	assert.equal(clockTime(at, true), '09:05:03.47');
+});
+
+test('isDeviceMounted knows a volume by any of its names, from this namespace’s mountinfo', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-mounted-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	// As /dev/VG/LV leads to /dev/dm-N: a link standing for the volume, and the device a mount names.
+	const volume = path.join(dir, 'lv');
+	await fs.symlink('/dev/null', volume);
+	const mountinfo = (source: string) =>
+		`22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n` +
+		`40 22 1:3 / /mnt/clone\\040root rw shared:9 - ext4 ${source} rw\n`;
+	const lookingAt = (source: string) =>
+		({readFile: async (file: string) => (file === '/proc/self/mountinfo' ? mountinfo(source) : '')}) as never;
+	assert.equal(await isDeviceMounted(lookingAt('/dev/null'), volume), true, 'mounted under its real name');
+	assert.equal(await isDeviceMounted(lookingAt('/dev/null'), '/dev/null'), true, 'under the name asked for');
+	assert.equal(await isDeviceMounted(lookingAt('/dev/zero'), volume), false);
+	const nowhere = '/dev/farmclone-no-such-volume';
+	assert.equal(await isDeviceMounted(new Host({backupDir: dir}), nowhere), false, 'the real mountinfo');
 });
