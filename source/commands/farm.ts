@@ -67,6 +67,8 @@ async function editFarm(store: SettingsStore, name: string): Promise<number> {
 			if (!(error instanceof SettingsError || error instanceof UsageError)) throw error;
 			process.stderr.write(`${error.message}\nPress Enter to edit again, or Ctrl+C to leave the settings unchanged.\n`);
 			await new Promise((resolve) => process.stdin.once('data', resolve));
+			// A flowing stdin would keep farmclone alive after the settings are saved.
+			process.stdin.pause();
 			return undefined;
 		}
 	});
