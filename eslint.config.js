@@ -57,11 +57,6 @@ export default tseslint.config(
 		rules: restrict([noSim, noEngine], [...files, ...processes]),
 	},
 	{
-		// Temporary (issue 11 item 3): the copy is being rewritten on another branch; its fs calls move to host/ there.
-		files: ['source/stages/copy.ts'],
-		rules: restrict([noSim, noEngine], processes),
-	},
-	{
 		files: ['source/host/**/*.{ts,tsx}'],
 		rules: {...restrict([noSim, noEngine, noStages]), 'no-restricted-syntax': 'off'},
 	},
