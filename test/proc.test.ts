@@ -56,7 +56,10 @@ test('spawnDetached: its own session, output appended or started afresh, start t
 	const output = path.join(dir, 'out');
 	await fs.writeFile(output, 'before\n');
 	const script = 'echo out; echo err >&2; ps -o sid= -p $$; read line || exit 3';
-	const appended = await spawnDetached(['sh', '-c', script], {output, append: true, env: {}});
+	const spawned: number[] = [];
+	const onSpawn = async (pid: number) => void spawned.push(pid);
+	const appended = await spawnDetached(['sh', '-c', script], {output, append: true, env: {}, onSpawn});
+	assert.deepEqual(spawned, [appended.pid]);
 	// The child is unref'd, so that farmclone may exit before it: something else must keep this test's loop going.
 	const keepAlive = setInterval(() => undefined, 1000);
 	const exitCode = await appended.exited.finally(() => clearInterval(keepAlive));

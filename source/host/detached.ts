@@ -31,6 +31,8 @@ export type DetachedOptions = {
 	/** Append to `output` (a log kept across runs) or start it empty (dd's progress, read from the top). */
 	append: boolean;
 	env: Record<string, string>;
+	/** Runs as soon as the process exists, before anything else here waits (the copy puts dd in its cgroup). */
+	onSpawn?: (pid: number) => Promise<void>;
 };
 
 /**
@@ -68,6 +70,7 @@ export async function spawnDetached(argv: string[], options: DetachedOptions): P
 	}
 
 	child.unref();
+	await options.onSpawn?.(pid);
 	const exited = child.then((result) => result.exitCode);
 	return {pid, startTime: await processStartTime(pid), exited};
 }
