@@ -195,7 +195,7 @@ test('the lock names its owner and a dead owner is taken over', async (t) => {
 	await new Promise((resolve) => child.on('exit', resolve));
 	await fs.writeFile(
 		path.join(stateDir, 'lock'),
-		JSON.stringify({pid: child.pid, host: os.hostname(), since: 'then', startTime: '1', command: 'x'}),
+		JSON.stringify({pid: child.pid, host: os.hostname(), since: 'then', startTime: 1, command: 'x'}),
 	);
 	const again = await acquireLock(stateDir, 'third');
 	assert.equal((await readLock(stateDir))!.command, 'third');

@@ -110,8 +110,9 @@ const firstFrame = /farmclone gallifrey-dev/;
 const gate = /Enter run|Enter go on/;
 
 async function cpuTicks(pid: number): Promise<number> {
-	const fields = (await fs.readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '').split(' ');
-	return Number(fields[11]) + Number(fields[12]);
+	const stat = await readProcStat(pid);
+	if (!stat) throw new Error(`farmclone (pid ${pid}) ended before its CPU time was read`);
+	return stat.utime + stat.stime;
 }
 
 /** Answers gates and typed confirmations until the copy shows progress, then samples until it is done. */

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import {formatClock} from '../ui/format.js';
 import {Host} from '../host/host.js';
-import {clockTicksPerSecond, sessionSshd} from '../host/proc.js';
+import {clockTicksPerSecond, recordedStartTime, sessionSshd} from '../host/proc.js';
 import type {SettingsStore} from '../settings/store.js';
 import {
 	guardFiles,
@@ -34,9 +34,9 @@ export async function confirmFarm(store: SettingsStore, farm: string): Promise<O
 	let underway = false;
 	for (const name of guardNames) {
 		const text = await host.readFileIfExists(guardFiles(stateDir, name).watchdog);
-		const watchdog = text === undefined ? undefined : (JSON.parse(text) as {pid?: number; startTime?: string});
+		const watchdog = text === undefined ? undefined : (JSON.parse(text) as {pid?: number; startTime?: unknown});
 		if (typeof watchdog?.pid !== 'number') continue;
-		const live = await watchdogWaiting(context, name, watchdog.pid, watchdog.startTime);
+		const live = await watchdogWaiting(context, name, watchdog.pid, recordedStartTime(watchdog.startTime));
 		if (!live) continue;
 		const restarted = await readRestarted(context, name);
 		if (!restarted) underway = true;
@@ -68,7 +68,7 @@ export async function confirmFarm(store: SettingsStore, farm: string): Promise<O
 		};
 	}
 
-	const startedUptime = Number(sshd.startTime) / clockTicksPerSecond;
+	const startedUptime = sshd.startTime / clockTicksPerSecond;
 	const client = connection[0]!;
 	if (!(startedUptime > waiting.restartedUptime)) {
 		const before = (waiting.restartedUptime - startedUptime).toFixed(1);

@@ -1,7 +1,4 @@
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import {execa} from 'execa';
+import {editInEditor, readAdminFile} from '../host/admin-files.js';
 import type {SettingsStore} from '../settings/store.js';
 import {completeSettings, SettingsError} from '../settings/validate.js';
 import {isInteractive, UsageError} from './context.js';
@@ -19,10 +16,7 @@ function parseJson(text: string, source: string): unknown {
 async function importFile(store: SettingsStore, file: string, name?: string): Promise<number> {
 	let text: string;
 	try {
-		text =
-			file === '-'
-				? await new Response(process.stdin as unknown as ReadableStream).text()
-				: await fs.readFile(file, 'utf8');
+		text = await readAdminFile(file);
 	} catch (error) {
 		throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
 	}
@@ -54,37 +48,30 @@ function applyAssignments(current: Record<string, unknown>, assignments: string[
 	return next;
 }
 
-async function editInEditor(store: SettingsStore, name: string): Promise<number> {
+async function editFarm(store: SettingsStore, name: string): Promise<number> {
 	const current = store.require(name);
 	if (!isInteractive())
 		throw new UsageError('farm edit opens $EDITOR and needs a terminal; use: farmclone farm set NAME key=value');
-	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-edit-'));
-	const file = path.join(dir, `${name}.json`);
-	await fs.writeFile(file, `${JSON.stringify(current, null, 2)}\n`);
-	const editor = process.env['VISUAL'] || process.env['EDITOR'] || 'editor';
-	try {
-		for (;;) {
-			await execa(editor, [file], {stdio: 'inherit'});
-			try {
-				const edited = completeSettings(parseJson(await fs.readFile(file, 'utf8'), file), name);
-				if (edited.name !== name)
-					throw new UsageError(
-						`the name cannot change in edit (${name} -> ${edited.name}); export, rm and import instead`,
-					);
-				store.save(edited);
-				process.stdout.write(`saved farm ${name}\n`);
-				return 0;
-			} catch (error) {
-				if (!(error instanceof SettingsError || error instanceof UsageError)) throw error;
-				process.stderr.write(
-					`${error.message}\nPress Enter to edit again, or Ctrl+C to leave the settings unchanged.\n`,
+	const file = `${name}.json`;
+	return editInEditor(file, `${JSON.stringify(current, null, 2)}\n`, async (text) => {
+		try {
+			const edited = completeSettings(parseJson(text, file), name);
+			if (edited.name !== name)
+				throw new UsageError(
+					`the name cannot change in edit (${name} -> ${edited.name}); export, rm and import instead`,
 				);
-				await new Promise((resolve) => process.stdin.once('data', resolve));
-			}
+			store.save(edited);
+			process.stdout.write(`saved farm ${name}\n`);
+			return 0;
+		} catch (error) {
+			if (!(error instanceof SettingsError || error instanceof UsageError)) throw error;
+			process.stderr.write(`${error.message}\nPress Enter to edit again, or Ctrl+C to leave the settings unchanged.\n`);
+			await new Promise((resolve) => process.stdin.once('data', resolve));
+			// A flowing stdin would keep farmclone alive after the settings are saved.
+			process.stdin.pause();
+			return undefined;
 		}
-	} finally {
-		await fs.rm(dir, {recursive: true, force: true});
-	}
+	});
 }
 
 export async function farmCommand(
@@ -149,7 +136,7 @@ export async function farmCommand(
 		}
 
 		case 'edit': {
-			return editInEditor(store, need('a farm name'));
+			return editFarm(store, need('a farm name'));
 		}
 
 		case 'rm': {

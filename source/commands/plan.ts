@@ -1,9 +1,8 @@
 import path from 'node:path';
-import os from 'node:os';
-import fs from 'node:fs/promises';
 import {lookContext, stageContext} from '../engine/engine.js';
 import {newJournal, JournalWriter, readJournal} from '../engine/journal.js';
 import {Host} from '../host/host.js';
+import {withScratchDir} from '../host/scratch.js';
 import type {SettingsStore} from '../settings/store.js';
 import {allStages} from '../stages/index.js';
 import type {CheckResult, Plan, Prompt} from '../stages/types.js';
@@ -38,8 +37,7 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 	// The MAC stage's plan names the MAC the run will pick; later stages plan with it. Not saved.
 	const settings = {...stored};
 	const journal = (await readJournal(farmDir(farm))) ?? newJournal(farm);
-	const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-plan-'));
-	try {
+	return withScratchDir('farmclone-plan', async (scratch) => {
 		const host = new Host({commandPath: settings.commandPath, backupDir: path.join(scratch, 'backups')});
 		const writer = new JournalWriter(scratch, structuredClone(journal));
 		const session = {journal: writer, host, currentStage: {id: ''}, emit: () => undefined};
@@ -70,9 +68,7 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 		}
 
 		return {findings, stages: planned};
-	} finally {
-		await fs.rm(scratch, {recursive: true, force: true});
-	}
+	});
 }
 
 /**

@@ -1,9 +1,9 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import {isSameProcessAlive, processStartTime} from '../host/proc.js';
+import {isSameProcessAlive, processStartTime, recordedStartTime, type StartTime} from '../host/proc.js';
 
-export type LockOwner = {pid: number; host: string; since: string; startTime?: string; command: string};
+export type LockOwner = {pid: number; host: string; since: string; startTime?: StartTime; command: string};
 
 function ago(since: string, now = Date.now()): string {
 	const seconds = Math.max(0, Math.round((now - Date.parse(since)) / 1000));
@@ -23,16 +23,14 @@ export class LockedError extends Error {
 	}
 }
 
-// Re-exported for the stages that still import them from here.
-export {isSameProcessAlive, processStartTime};
-
 function lockPath(farmDir: string): string {
 	return path.join(farmDir, 'lock');
 }
 
 export async function readLock(farmDir: string): Promise<LockOwner | undefined> {
 	try {
-		return JSON.parse(await fs.readFile(lockPath(farmDir), 'utf8')) as LockOwner;
+		const owner = JSON.parse(await fs.readFile(lockPath(farmDir), 'utf8')) as LockOwner;
+		return {...owner, startTime: recordedStartTime(owner.startTime)};
 	} catch {
 		return undefined;
 	}

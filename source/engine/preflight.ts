@@ -7,11 +7,11 @@
  * instances own. Nobody wants to learn about a taken IP after a 30 GB copy. What this run already did (the
  * journal's facts, farmclone's marked lines) is not a conflict.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
 import {dhcpdErrors, inspectDhcpd, readDhcpdIncludes} from '../host/dhcpd-conf.js';
 import {listInstances, type GanetiInstance} from '../host/ganeti.js';
 import type {Host} from '../host/host.js';
+import {isDeviceMounted} from '../host/image.js';
 import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVolume} from '../host/lvm.js';
 import {isOurSite, nginxErrors} from '../host/nginx-site.js';
 import {inspectShorewall, readShorewallIncludes, ruleRequest, shorewallErrors} from '../host/shorewall-files.js';
@@ -156,23 +156,6 @@ async function cluster(host: Host, settings: FarmSettings, add: Collect): Promis
 	}
 }
 
-async function mountedDevices(): Promise<Set<string>> {
-	const mounts = await fs.readFile('/proc/self/mounts', 'utf8').catch(() => '');
-	const devices = new Set<string>();
-	for (const line of mounts.split('\n')) {
-		const device = line.split(' ')[0];
-		if (!device?.startsWith('/dev/')) continue;
-		devices.add(device);
-		devices.add(await fs.realpath(device).catch(() => device));
-	}
-
-	return devices;
-}
-
-async function isMounted(lv: LogicalVolume, mounted: Set<string>): Promise<boolean> {
-	return mounted.has(lv.path) || mounted.has(await fs.realpath(lv.path).catch(() => lv.path));
-}
-
 /**
  * Snapshot only the source instance's disk, write only to a volume this run
  * creates and no instance owns, and room for both in the VG.
@@ -210,7 +193,7 @@ async function volumes(host: Host, settings: FarmSettings, facts: Facts, add: Co
 
 	// A target of this run may be open: the detached copy of an earlier session writing it.
 	if (target && facts['create-volume.uuid'] !== target.uuid && !owned('targetLv')) {
-		const busy = target.open || (await isMounted(target, await mountedDevices())) ? ', and it is open or mounted' : '';
+		const busy = target.open || (await isDeviceMounted(host, target.path)) ? ', and it is open or mounted' : '';
 		add('targetLv', `${vg}/${targetLv} already exists and this run did not create it${busy}: it is never written to`);
 	}
 

@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import {readProcStat} from './proc.js';
+import {processStartTime} from './proc.js';
 
 export type AtomicWriteResult = {
 	/** Copy of the file as it was before, or undefined when the file is new. */
@@ -33,8 +33,7 @@ async function removeLeftTemporaries(file: string): Promise<void> {
 	for (const name of names) {
 		const pid = /^(\d+)-\d+$/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : '')?.[1];
 		if (!pid || Number(pid) === process.pid) continue;
-		const owner = await readProcStat(Number(pid));
-		if (!owner || owner.state === 'Z' || owner.state === 'X') {
+		if ((await processStartTime(Number(pid))) === undefined) {
 			await fs.rm(path.join(path.dirname(file), name), {force: true});
 		}
 	}

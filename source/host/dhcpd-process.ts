@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type {ReadOnlyHost} from './host.js';
+import {clockTime} from './clock.js';
 import {processStartedAt, readProcCmdline, readProcStat} from './proc.js';
 
 /**
@@ -32,15 +33,6 @@ export type DhcpdLook =
 
 /** A point in time the running dhcpd must not have started before, and what happened then. */
 export type StartedAfter = {at: number; what: string};
-
-const pad = (value: number, width = 2) => String(value).padStart(width, '0');
-
-/** Local HH:MM:SS, with hundredths when two close instants must be told apart. */
-export function clockTime(epochMs: number, hundredths = false): string {
-	const date = new Date(epochMs);
-	const time = `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
-	return hundredths ? `${time}.${pad(Math.floor(date.getMilliseconds() / 10))}` : time;
-}
 
 async function realPath(file: string): Promise<string> {
 	return fs.realpath(file).catch(() => path.resolve(file));

@@ -212,6 +212,20 @@ export async function listMounts(host: ReadOnlyHost): Promise<MountEntry[]> {
 	});
 }
 
+/**
+ * Whether `device` is mounted in this namespace, under any of its names:
+ * /dev/VG/LV and /dev/mapper/VG-LV both lead to the same /dev/dm-N.
+ */
+export async function isDeviceMounted(host: ReadOnlyHost, device: string): Promise<boolean> {
+	const canonical = async (file: string) => fs.realpath(file).catch(() => file);
+	const target = await canonical(device);
+	for (const {source} of await listMounts(host)) {
+		if (source.startsWith('/dev/') && (source === device || (await canonical(source)) === target)) return true;
+	}
+
+	return false;
+}
+
 /** Unmounts, retrying a few times while something (a shell's cwd, a scan) still holds the filesystem. */
 export async function unmount(host: ReadOnlyHost, mountpoint: string): Promise<void> {
 	for (let attempt = 1; ; attempt++) {

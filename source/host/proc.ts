@@ -1,31 +1,45 @@
 import fs from 'node:fs/promises';
 
+/**
+ * When a process started: /proc/PID/stat field 22, in clock ticks since boot.
+ * With the pid it names one process for good, so a later process reusing the
+ * pid is not taken for it.
+ */
+export type StartTime = number;
+
 export type ProcStat = {
 	/** One letter: R, S, D, Z (zombie), X (dead)... */
 	state: string;
-	/** Field 22, clock ticks since boot: with the pid it names one process for good. */
-	startTime: string;
+	startTime: StartTime;
 	/** Field 4. */
 	ppid: number;
 	/** Field 2, the command name (at most 15 bytes). */
 	comm: string;
+	/** Fields 14 and 15: CPU time spent in user and in kernel mode, in clock ticks. */
+	utime: number;
+	stime: number;
 };
+
+/** /proc/PID/NAME, or undefined when there is no such process (or it ended while being read). */
+async function readProcFile(pid: number, name: string): Promise<string | undefined> {
+	return fs.readFile(`/proc/${pid}/${name}`, 'utf8').catch(() => undefined);
+}
 
 /** The fields of /proc/PID/stat farmclone needs, or undefined when there is no such process. */
 export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
-	let stat: string;
-	try {
-		stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-	} catch {
-		return undefined;
-	}
+	const stat = await readProcFile(pid, 'stat');
+	if (stat === undefined) return undefined;
 
 	// Field 2 is the command name in parentheses and may itself hold spaces or parentheses.
 	const close = stat.lastIndexOf(')');
 	const comm = stat.slice(stat.indexOf('(') + 1, close);
 	const fields = stat.slice(close + 2).split(' ');
-	const [state, ppid, startTime] = [fields[0], Number(fields[1]), fields[22 - 3]];
-	return state === undefined || startTime === undefined ? undefined : {state, startTime, ppid, comm};
+	// fields[0] is field 3 of the whole line.
+	const field = (number: number) => Number(fields[number - 3]);
+	const state = fields[0];
+	const startTime = field(22);
+	if (state === undefined || !Number.isFinite(startTime)) return undefined;
+	return {state, startTime, ppid: field(4), comm, utime: field(14), stime: field(15)};
 }
 
 /**
@@ -48,40 +62,48 @@ export async function readUptimeSeconds(): Promise<number> {
 export async function processStartedAt(stat: ProcStat): Promise<number> {
 	const now = Date.now();
 	const uptime = await readUptimeSeconds();
-	return now - (uptime - Number(stat.startTime) / clockTicksPerSecond) * 1000;
+	return now - (uptime - stat.startTime / clockTicksPerSecond) * 1000;
 }
 
 /** The argument vector of a process; undefined when there is no such process. */
 export async function readProcCmdline(pid: number): Promise<string[] | undefined> {
-	let cmdline: string;
-	try {
-		cmdline = await fs.readFile(`/proc/${pid}/cmdline`, 'utf8');
-	} catch {
-		return undefined;
-	}
+	const cmdline = await readProcFile(pid, 'cmdline');
+	if (cmdline === undefined) return undefined;
 
 	const words = cmdline.split('\0');
 	if (words.at(-1) === '') words.pop();
 	return words;
 }
 
-/** Field 22 of /proc/PID/stat: start time in clock ticks, which with the pid names one process for good. */
-export async function processStartTime(pid: number): Promise<string | undefined> {
-	return (await readProcStat(pid))?.startTime;
+/** Whether a process in this state has ended: a zombie only waits for its parent to reap it. */
+const hasEnded = (stat: ProcStat) => stat.state === 'Z' || stat.state === 'X';
+
+/** The start time of the running process `pid`; undefined when there is none, or it has ended (a zombie). */
+export async function processStartTime(pid: number): Promise<StartTime | undefined> {
+	const stat = await readProcStat(pid);
+	return stat && !hasEnded(stat) ? stat.startTime : undefined;
 }
 
 /**
  * Whether the process `pid` that started at `startTime` (any, when undefined)
- * still runs. A zombie has ended: it only waits for its parent to reap it.
+ * still runs. A zombie has ended.
  */
-export async function isSameProcessAlive(pid: number, startTime: string | undefined): Promise<boolean> {
-	const stat = await readProcStat(pid);
-	if (stat === undefined || stat.state === 'Z' || stat.state === 'X') return false;
-	return startTime === undefined || stat.startTime === startTime;
+export async function isSameProcessAlive(pid: number, startTime: StartTime | undefined): Promise<boolean> {
+	const current = await processStartTime(pid);
+	return current !== undefined && (startTime === undefined || current === startTime);
+}
+
+/**
+ * A start time as it was recorded (journal facts, lock and state files):
+ * a number, or the string of digits that earlier versions wrote.
+ */
+export function recordedStartTime(value: unknown): StartTime | undefined {
+	const startTime = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+	return typeof startTime === 'number' && Number.isFinite(startTime) ? startTime : undefined;
 }
 
 /** A process of the session's sshd: the one forked for this connection, or its privilege-separated child. */
-export type SessionSshd = {pid: number; comm: string; startTime: string};
+export type SessionSshd = {pid: number; comm: string; startTime: StartTime};
 
 /**
  * The sshd nearest above `pid` in its ancestry: the process sshd forked for

@@ -1,9 +1,8 @@
 import path from 'node:path';
-import {isSameProcessAlive} from '../host/proc.js';
+import {isSameProcessAlive, readUptimeSeconds, recordedStartTime, type StartTime} from '../host/proc.js';
 import type {RestartRecord, WatchdogJob, WatchdogResult} from '../host/firewall-watchdog.js';
 import {nodeModuleArgv, spawnDetached} from '../host/detached.js';
 import {ownModuleUrl} from '../host/own-files.js';
-import {readUptimeSeconds} from '../host/proc.js';
 import {formatClock} from '../ui/format.js';
 import {StageError, type FirewallWaitAnswer, type LookContext, type StageContext} from './types.js';
 import {farmcloneCommand} from '../host/self.js';
@@ -63,15 +62,14 @@ export const readConfirmation = async (context: Pick<LookContext, 'host' | 'stat
 export const readRestarted = async (context: Pick<LookContext, 'host' | 'stateDir'>, name: GuardName) =>
 	readJson<RestartRecord>(context, guardFiles(context.stateDir, name).restarted);
 
-export type LiveWatchdog = {pid: number; startTime: string | undefined; deadline: number | undefined};
+export type LiveWatchdog = {pid: number; startTime: StartTime | undefined; deadline: number | undefined};
 
 /** The watchdog of an earlier session that still waits (farmclone or SSH died meanwhile), from the journal's facts. */
 export async function liveWatchdog(context: LookContext, guard: Guard): Promise<LiveWatchdog | undefined> {
 	const pid = context.facts[`${guard.facts}.watchdogPid`];
 	const startTime = context.facts[`${guard.facts}.watchdogStart`];
 	if (typeof pid !== 'number') return undefined;
-	const start = typeof startTime === 'string' ? startTime : undefined;
-	return watchdogWaiting(context, guard.name, pid, start);
+	return watchdogWaiting(context, guard.name, pid, recordedStartTime(startTime));
 }
 
 /** Whether the watchdog `pid` is alive and has not decided yet. */
@@ -79,7 +77,7 @@ export async function watchdogWaiting(
 	context: Pick<LookContext, 'host' | 'stateDir'>,
 	name: GuardName,
 	pid: number,
-	startTime: string | undefined,
+	startTime: StartTime | undefined,
 ): Promise<LiveWatchdog | undefined> {
 	if (!(await isSameProcessAlive(pid, startTime))) return undefined;
 	const files = guardFiles(context.stateDir, name);
@@ -131,11 +129,12 @@ export async function startGuardedRestart(
 	};
 	await context.host.writeStateFile(files.job, JSON.stringify(job));
 	const watchdog = await spawnDetached([...nodeModuleArgv(ownModuleUrl('host/firewall-watchdog.js')), files.job], {
-		logFile: files.log,
+		output: files.log,
+		append: true,
 		env: context.host.env(),
 	});
 	// For farmclone confirm, which reads no journal: the waiting session may not have written it yet.
-	await context.host.writeStateFile(files.watchdog, JSON.stringify(watchdog));
+	await context.host.writeStateFile(files.watchdog, JSON.stringify({pid: watchdog.pid, startTime: watchdog.startTime}));
 	await context.record({
 		[`${guard.facts}.watchdogPid`]: watchdog.pid,
 		[`${guard.facts}.watchdogStart`]: watchdog.startTime,

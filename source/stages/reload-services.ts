@@ -1,11 +1,6 @@
 import {StageError, type Stage, type LookContext} from './types.js';
-import {
-	clockTime,
-	inspectLoadedDhcpd,
-	waitForLoadedDhcpd,
-	type DhcpdLook,
-	type RunningDhcpd,
-} from '../host/dhcpd-process.js';
+import {clockTime} from '../host/clock.js';
+import {inspectLoadedDhcpd, waitForLoadedDhcpd, type DhcpdLook, type RunningDhcpd} from '../host/dhcpd-process.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 
 /** The serial `named-checkzone` read from the file. */

@@ -1,5 +1,5 @@
 import {stripVTControlCharacters} from 'node:util';
-import {clockTime} from '../host/dhcpd-process.js';
+import {clockTime} from '../host/clock.js';
 import {formatBytes as formatSize} from '../host/lvm.js';
 import {shellQuote} from '../host/self.js';
 import type {CopyProgress, Plan} from '../stages/types.js';

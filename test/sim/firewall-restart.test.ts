@@ -6,7 +6,7 @@ import path from 'node:path';
 import {test} from 'node:test';
 import {execa} from 'execa';
 import type {WatchdogResult} from '../../source/host/firewall-watchdog.js';
-import {isSameProcessAlive} from '../../source/engine/lock.js';
+import {isSameProcessAlive} from '../../source/host/proc.js';
 import {Host} from '../../source/host/host.js';
 import {SettingsStore} from '../../source/settings/store.js';
 import {createSimFarm} from '../../source/sim/farm.js';
@@ -100,7 +100,7 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 		NO_COLOR: '1',
 	};
 	const stateDir = path.join(env.FARMCLONE_STATE_DIR, farm.settings.name);
-	const watchdogs: Array<{pid: number; start?: string}> = [];
+	const watchdogs: Array<{pid: number; start?: number}> = [];
 	t.after(async () => {
 		await execa('tmux', ['kill-session', '-t', session], {reject: false});
 		for (const watchdog of watchdogs) {
@@ -258,7 +258,7 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 		const facts = await journalFacts();
 		const watchdog = {
 			pid: Number(facts['firewall-restart.watchdogPid']),
-			start: String(facts['firewall-restart.watchdogStart']),
+			start: Number(facts['firewall-restart.watchdogStart']),
 		};
 		watchdogs.push(watchdog);
 		const lock = JSON.parse(await fs.readFile(path.join(stateDir, 'lock'), 'utf8')) as {pid: number};
