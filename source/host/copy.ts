@@ -1,8 +1,8 @@
-import {readProcStat} from './proc.js';
+import {spawnDetached} from './detached.js';
+import {isSameProcessAlive, processStartTime, type StartTime} from './proc.js';
 import {constants as fsConstants} from 'node:fs';
 import fs, {type FileHandle} from 'node:fs/promises';
 import {setTimeout as sleep} from 'node:timers/promises';
-import {execa} from 'execa';
 import {joinLimiter, type Limiter} from './copy-rate.js';
 import type {ReadOnlyHost} from './host.js';
 
@@ -24,7 +24,7 @@ export type CopyRequest = {
 export type CopyJob = {
 	pid: number;
 	/** /proc/<pid>/stat field 22, in clock ticks since boot: tells our dd from a later process reusing the pid. */
-	startTime: number;
+	startTime: StartTime;
 	progressFile: string;
 	offset: number;
 	total: number;
@@ -96,16 +96,8 @@ export function ddArgv(request: Omit<CopyRequest, 'progressFile'>, directIo: boo
 	];
 }
 
-/** Start time of `pid` from /proc/<pid>/stat (field 22), or undefined when no such process is running. */
-export async function processStartTime(pid: number): Promise<number | undefined> {
-	const stat = await readProcStat(pid);
-	if (!stat || stat.state === 'Z' || stat.state === 'X') return undefined;
-	const startTime = Number(stat.startTime);
-	return Number.isFinite(startTime) ? startTime : undefined;
-}
-
 export async function isAlive(job: Pick<CopyJob, 'pid' | 'startTime'>): Promise<boolean> {
-	return (await processStartTime(job.pid)) === job.startTime;
+	return isSameProcessAlive(job.pid, job.startTime);
 }
 
 /**
@@ -121,41 +113,18 @@ export async function startDetachedCopy(
 	if (!(await host.exists(request.source))) throw new Error(`copy source ${request.source} does not exist`);
 	if (!(await host.exists(request.target))) throw new Error(`copy target ${request.target} does not exist`);
 	const argv = ddArgv(request, await bothSupportDirectIo(request.source, request.target));
-	const [command, ...args] = argv;
-	const output = await fs.open(request.progressFile, 'w');
-	// execa's types only name descriptors 3-9; at run time it hands any open descriptor to the child.
-	const descriptor = output.fd as 3;
-	let subprocess;
-	try {
-		subprocess = execa(command!, args, {
-			detached: true,
-			cleanup: false,
-			stdin: 'ignore',
-			stdout: descriptor,
-			stderr: descriptor,
-			env: host.env(),
-			extendEnv: true,
-			reject: false,
-			buffer: false,
-		});
-	} finally {
-		await output.close();
-	}
-
-	const {pid} = subprocess;
-	if (pid === undefined) {
-		const failure = await subprocess;
-		throw new Error(`could not start ${argv.join(' ')}: ${failure.shortMessage ?? failure.message}`);
-	}
-
-	subprocess.unref();
-	// In its group before it has copied more than a few blocks: the kernel limits it from then on.
-	if (limiter) await joinLimiter(limiter, pid).catch(() => undefined);
-	const exited = subprocess.then((result) => result.exitCode);
+	const {pid, startTime, exited} = await spawnDetached(argv, {
+		output: request.progressFile,
+		append: false,
+		env: host.env(),
+		// In its group before it has copied more than a few blocks: the kernel limits it from then on.
+		onSpawn: async (pid) => {
+			if (limiter) await joinLimiter(limiter, pid).catch(() => undefined);
+		},
+	});
 	// A dd that finished before /proc was read has no start time left to read; the exit code says how it went.
-	const startTime = (await processStartTime(pid)) ?? -1;
 	const {progressFile, offset, total, blockSize} = request;
-	return {pid, startTime, progressFile, offset, total, blockSize, exited, argv};
+	return {pid, startTime: startTime ?? -1, progressFile, offset, total, blockSize, exited, argv};
 }
 
 /** This boot's id: a copy recorded under another one may have lost writes the device had only cached. */
