@@ -154,6 +154,8 @@ export class Guest {
 		const result = await execa('ssh', [...this.sshArgs(), 'root@127.0.0.1', '--', argv.map(quote).join(' ')], {
 			input: options.input ?? '',
 			reject: false,
+			// Byte for byte: real output is captured as fixtures.
+			stripFinalNewline: false,
 			timeout: options.timeoutMs ?? patience.commandMs,
 		});
 		return {stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode ?? -1};

@@ -6,7 +6,9 @@
  * readRealFixture; the host test rewrites them when FARMCLONE_CAPTURE=1.
  */
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
+import {Host} from '../../source/host/host.js';
 
 export const realFixtureDir = path.resolve('test/fixtures/real');
 
@@ -35,4 +37,23 @@ export async function writeRealVersions(versions: Record<string, string>): Promi
 	const index = await readRealIndex().catch((): RealFixtureIndex => ({versions: {}, fixtures: {}}));
 	index.versions = versions;
 	await fs.writeFile(path.join(realFixtureDir, 'index.json'), `${JSON.stringify(index, null, '\t')}\n`);
+}
+
+/**
+ * A Host whose `command` prints a captured real output, as the real program
+ * did (a script on the host's commandPath, found before PATH), exiting as it
+ * exited. The directory is removed with the test.
+ */
+export async function hostAnswering(
+	t: {after: (fn: () => Promise<void>) => void},
+	answers: Record<string, string>,
+): Promise<Host> {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-real-'));
+	t.after(async () => fs.rm(dir, {recursive: true, force: true}));
+	for (const [command, fixture] of Object.entries(answers)) {
+		const file = path.join(realFixtureDir, `${fixture}.out`);
+		await fs.writeFile(path.join(dir, command), `#!/bin/sh\nexec cat '${file}'\n`, {mode: 0o755});
+	}
+
+	return new Host({commandPath: [dir], backupDir: path.join(dir, 'backups')});
 }
