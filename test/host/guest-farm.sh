@@ -1,25 +1,22 @@
 #!/bin/bash
 # Runs inside the farm-host guest (as root, from test/kit/guest.ts), once per
-# image: makes it the seed's farm host. Phase `volume`: VG `all` on the second
-# disk and the LV the source VM's disk is written to. Phase `farm`: BIND
-# serving zone farm, dhcpd, Shorewall, nginx, a one-node Ganeti cluster, and the
-# source instance adopting that LV (never started: only its disk is cloned).
+# image: makes it the seed's farm host. VG `all` on the second disk, the source
+# VM's disk (the third, read-only disk) copied to an LV, BIND serving zone farm,
+# dhcpd, Shorewall, nginx, a one-node Ganeti cluster, and the source instance
+# adopting that LV (never started: only its disk is cloned).
 set -euo pipefail
 export LC_ALL=C PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-phase=$1
 step() { echo "[farm $(date -u +%T)] $*"; }
 
 # The source VM's disk before adoption; Ganeti renames it <uuid>.disk0.
 source_lv=gallifrey-source
 source_size=1024M  # Ganeti's default instance policy refuses disks under 1024 MiB.
 
-if [ "$phase" = volume ]; then
-	step "VG all on /dev/vdb"
-	pvcreate -q /dev/vdb
-	vgcreate -q all /dev/vdb
-	lvcreate -q -y -L "$source_size" -n "$source_lv" all
-	exit 0
-fi
+step "VG all on /dev/vdb, the source VM's disk from /dev/vdc"
+pvcreate -q /dev/vdb
+vgcreate -q all /dev/vdb
+lvcreate -q -y -L "$source_size" -n "$source_lv" all
+dd if=/dev/vdc of="/dev/all/$source_lv" bs=1M conv=sparse,fsync status=none
 
 step "network: net0, the host's public side (a dummy with the failover address)"
 cat > /etc/systemd/network/10-net0.netdev <<'NET'
@@ -145,13 +142,6 @@ CONF
 cat > /etc/shorewall/rules <<'CONF'
 #ACTION		SOURCE		DEST		PROTO	DEST	SOURCE		ORIGINAL
 #							PORT	PORT(S)		DEST
-?SECTION ALL
-?SECTION ESTABLISHED
-?SECTION RELATED
-?SECTION INVALID
-?SECTION UNTRACKED
-?SECTION NEW
-
 Invalid(DROP)	net		all		tcp
 SSH(ACCEPT)	net		$FW
 SSH(ACCEPT)	loc		$FW

@@ -19,6 +19,8 @@ const hostDir = path.resolve('test/host');
 const guestMemory = '4G';
 const vgDiskSize = '24G';
 const snapshotName = 'farm-ready';
+/** What a saved guest's machine is made of: a snapshot restores only into the same machine. */
+const machine = `pc, ${guestMemory}, virtio root+vg+source (read-only) disks, virtio-net user 10.10.60.0/24`;
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -182,15 +184,6 @@ export class Guest {
 		await execa('scp', [...args, '-r', '-q', ...local, `root@127.0.0.1:${remote}`], {timeout: patience.commandMs});
 	}
 
-	/** Streams a local disk image onto a guest block device, holes kept as holes. */
-	async writeDevice(file: string, device: string): Promise<void> {
-		const command = ['dd', `of=${device}`, 'bs=1M', 'conv=sparse,fsync', 'status=none'];
-		await execa('ssh', [...this.sshArgs(), 'root@127.0.0.1', '--', command.join(' ')], {
-			inputFile: file,
-			timeout: patience.commandMs,
-		});
-	}
-
 	async waitForSsh(limitMs = patience.bootMs): Promise<void> {
 		await waitFor(
 			'the guest to answer SSH',
@@ -243,7 +236,13 @@ export class Guest {
 }
 
 /** Starts QEMU on the disks in dir (root.qcow2, vg.qcow2), restoring `loadvm` when given. */
-export async function startGuest(dir: string, image: string, accel: Accel, loadvm?: string): Promise<Guest> {
+export async function startGuest(
+	dir: string,
+	image: string,
+	accel: Accel,
+	sourceDisk: string,
+	loadvm?: string,
+): Promise<Guest> {
 	const sshPort = await freePort();
 	const serial = createWriteStream(path.join(dir, 'serial.log'), {flags: 'a'});
 	const args = [
@@ -270,6 +269,9 @@ export async function startGuest(dir: string, image: string, accel: Accel, loadv
 		`file=${path.join(dir, 'root.qcow2')},if=virtio,format=qcow2,cache=unsafe`,
 		'-drive',
 		`file=${path.join(dir, 'vg.qcow2')},if=virtio,format=qcow2,cache=unsafe`,
+		// The source VM's disk image, read-only (so savevm leaves it out): the guest copies it to its LV.
+		'-drive',
+		`file=${sourceDisk},if=virtio,format=raw,readonly=on`,
 		// The user network: the guest's 10.10.60.0/24, restricted (no route out), SSH reachable on loopback only.
 		'-netdev',
 		`user,id=farm,net=10.10.60.0/24,host=10.10.60.2,dns=10.10.60.3,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-10.10.60.1:22`,
@@ -297,7 +299,7 @@ async function qemuImg(args: string[]) {
 /** The name of the saved, initialised guest: the image's and the setup script's hash. */
 async function stateKey(image: string): Promise<string> {
 	const setup = await fs.readFile(path.join(hostDir, 'guest-farm.sh'));
-	return createHash('sha256').update(path.basename(image)).update(setup).digest('hex').slice(0, 16);
+	return createHash('sha256').update(path.basename(image)).update(machine).update(setup).digest('hex').slice(0, 16);
 }
 
 export type FarmHost = {guest: Guest; times: Record<string, number>};
@@ -327,7 +329,7 @@ export async function farmHost(): Promise<FarmHost> {
 	}
 
 	const restoreStarted = Date.now();
-	const guest = await startGuest(work, image, accel, snapshotName);
+	const guest = await startGuest(work, image, accel, path.join(state, 'source-disk.raw'), snapshotName);
 	await guest.waitForSsh();
 	// The restored clock is the saved one: set it, as Ganeti's certificates and job timestamps need a sane time.
 	await guest.must(['date', '-u', '-s', `@${Math.floor(Date.now() / 1000)}`]);
@@ -360,19 +362,16 @@ async function saveFarmHost(image: string, accel: Accel, state: string, times: R
 		path.join(building, 'root.qcow2'),
 	]);
 	await qemuImg(['create', '-q', '-f', 'qcow2', path.join(building, 'vg.qcow2'), vgDiskSize]);
+	const disk = await sourceDisk(building);
 	let started = Date.now();
-	const guest = await startGuest(building, image, accel);
+	const guest = await startGuest(building, image, accel, disk);
 	try {
 		await guest.waitForSsh();
 		times['boot'] = Math.round((Date.now() - started) / 1000);
 		log(`booted in ${times['boot']} s`);
 		started = Date.now();
 		const setup = await fs.readFile(path.join(hostDir, 'guest-farm.sh'), 'utf8');
-		let output = await guest.script(setup, ['volume']);
-		const disk = await sourceDisk(building);
-		await guest.writeDevice(disk, '/dev/all/gallifrey-source');
-		await fs.rm(disk);
-		output += await guest.script(setup, ['farm']);
+		const output = await guest.script(setup);
 		await fs.writeFile(path.join(building, 'setup.log'), output);
 		times['setup'] = Math.round((Date.now() - started) / 1000);
 		log(`farm set up (cluster, services, source instance) in ${times['setup']} s`);
