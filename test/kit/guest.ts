@@ -25,7 +25,7 @@ const machine = `pc, ${guestMemory}, virtio root+vg+source (read-only) disks, vi
 export type Accel = 'kvm' | 'tcg';
 
 /** How long a step may take on a shared 2-core machine under TCG: a guard against hangs, never a pace. */
-export const patience = {bootMs: 20 * 60_000, commandMs: 30 * 60_000, pollMs: 2000};
+export const patience = {bootMs: 20 * 60_000, commandMs: 60 * 60_000, pollMs: 2000};
 
 function log(text: string) {
 	console.log(`[guest ${new Date().toISOString().slice(11, 19)}] ${text}`);
