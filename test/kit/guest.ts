@@ -322,6 +322,7 @@ export async function farmHost(): Promise<FarmHost> {
 	const started = Date.now();
 	if (!(await fs.stat(path.join(state, 'ready')).catch(() => undefined))) {
 		await saveFarmHost(image, accel, state, times);
+		await pruneCache([image, state]);
 	}
 
 	for (const disk of ['root.qcow2', 'vg.qcow2']) {
@@ -337,6 +338,17 @@ export async function farmHost(): Promise<FarmHost> {
 	times['ready'] = Math.round((Date.now() - started) / 1000);
 	log(`farm host ready in ${times['ready']} s (restore ${times['restore']} s)`);
 	return {guest, times};
+}
+
+/** Removes the cache's stale images and saved guests (another key: older inputs), keeping `current`. */
+async function pruneCache(current: string[]): Promise<void> {
+	for (const entry of await fs.readdir(cacheDir)) {
+		const dir = path.join(cacheDir, entry);
+		if (/^(image|state)-[\da-f]{16}$/.test(entry) && !current.includes(dir)) {
+			log(`removing the stale ${dir}`);
+			await fs.rm(dir, {recursive: true, force: true});
+		}
+	}
 }
 
 /** The source VM's disk: the sim's (an MBR, an ext4 Debian-like root, the pattern around it), 1 GiB as Ganeti's policy wants. */
