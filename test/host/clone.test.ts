@@ -166,9 +166,9 @@ test('the headless clone runs every stage to done on the real host', async () =>
 	assert.equal(run.exitCode, 0, `farmclone run failed:\n${run.stdout}\n${run.stderr}`);
 	assert.ok(stream.length > 0, 'farmclone printed JSON events');
 	const status = JSON.parse(await host.guest.must(['farmclone', 'status', farm, '--json'])) as {
-		stages: Record<string, {state: string}>;
+		journal: {stages: Record<string, {state: string}>};
 	};
-	const notDone = Object.entries(status.stages).filter(([, stage]) => stage.state !== 'done');
+	const notDone = Object.entries(status.journal.stages).filter(([, stage]) => stage.state !== 'done');
 	assert.deepEqual(notDone, [], 'every stage is done');
 
 	await captureReal('cloned', {
