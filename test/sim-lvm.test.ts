@@ -17,6 +17,7 @@ import {
 import {simPaths} from '../source/sim/paths.js';
 import {writeShim} from '../source/sim/shim.js';
 import {lvmCommands} from '../source/sim/tree.js';
+import {readRealFixture, readRealIndex} from './kit/real-fixtures.js';
 
 const MiB = 1024 * 1024;
 const vgSize = 64 * MiB;
@@ -434,4 +435,21 @@ test('sizes display like libdm: two decimals, < when rounded up, exact bytes', (
 	assert.equal(displaySize(12 * MiB, parseUnits('b', false)!), String(12 * MiB));
 	assert.equal(displaySize(12 * MiB, parseUnits('k', true)!), '12288.00k');
 	assert.equal(displaySize(12 * MiB, parseUnits('M', true)!), '12.58M', 'capitals are powers of 1000');
+});
+
+/** A report with its values blanked: what is left is the shape lvs prints (indents, one row a line, key order). */
+function reportShape(text: string): string {
+	return text.replaceAll(/"([a-z_]+)":"[^"]*"/g, '"$1":""').trimEnd();
+}
+
+test('the stand-in prints lvs and vgs JSON in the shape real LVM 2.03 printed (test/fixtures/real/)', async (t) => {
+	const farm = await lvmFarm(t);
+	const index = await readRealIndex();
+	for (const name of ['before.lvs', 'before.vgs', 'before.lvs-name-attr']) {
+		const argv = index.fixtures[name]!.argv;
+		const real = await readRealFixture(name);
+		const standIn = await farm.run(argv);
+		assert.equal(standIn.exitCode, 0, standIn.stderr);
+		assert.equal(reportShape(standIn.stdout), reportShape(real), `${argv.join(' ')}`);
+	}
 });

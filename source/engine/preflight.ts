@@ -10,7 +10,7 @@
 import path from 'node:path';
 import {dhcpdErrors, inspectDhcpd, readDhcpdIncludes} from '../host/dhcpd-conf.js';
 import {listInstances, type GanetiInstance} from '../host/ganeti.js';
-import type {Host} from '../host/host.js';
+import {missingProgram, type Host} from '../host/host.js';
 import {isDeviceMounted} from '../host/image.js';
 import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVolume} from '../host/lvm.js';
 import {isOurSite, nginxErrors} from '../host/nginx-site.js';
@@ -239,6 +239,11 @@ async function proxy(host: Host, settings: FarmSettings, add: Collect): Promise<
 	if ((await readSetting(host, settings, 'nginxConf', add)) === undefined) return;
 	const refusal = await checker(host, ['nginx', '-t', '-c', settings.nginxConf], nginxErrors);
 	if (refusal) add('nginxConf', `nginx -t refuses it:\n${refusal}`);
+	// The stage proves nginx loaded the site by asking it with curl; a farm host need not have curl
+	// (Debian's ganeti pulls only libcurl): found out at the last stage, after the firewall restart.
+	if (!(await host.which('curl'))) {
+		add('serverName', `${missingProgram('curl')}: the reverse proxy stage asks the site with it`);
+	}
 	const site = path.join(settings.sitesAvailable, settings.serverName);
 	const text = await host.readFileIfExists(site).catch(() => undefined);
 	if (text !== undefined && !isOurSite(text, settings.name)) {

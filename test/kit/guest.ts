@@ -1,0 +1,433 @@
+/**
+ * A real farm host in a QEMU guest (test/host/): its image built by
+ * test/host/image.sh, booted once with its VG disk, driven over SSH on a
+ * loopback port forward, its booted and initialised state saved in the cache
+ * (savevm on qcow2) so that later runs restore it instead of booting.
+ */
+import {createHash} from 'node:crypto';
+import {createWriteStream} from 'node:fs';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import {setTimeout as sleep} from 'node:timers/promises';
+import {execa, type ResultPromise} from 'execa';
+import {writeSimDisk} from '../../source/sim/disk.js';
+
+export const cacheDir = process.env['FARMCLONE_TEST_CACHE'] ?? '/var/cache/farmclone-test';
+const hostDir = path.resolve('test/host');
+const guestMemory = '4G';
+const vgDiskSize = '24G';
+const snapshotName = 'farm-ready';
+/** What a saved guest's machine is made of: a snapshot restores only into the same machine. */
+const machine = `pc, ${guestMemory}, virtio root+vg+source (read-only) disks, virtio-net user 10.10.60.0/24`;
+
+export type Accel = 'kvm' | 'tcg';
+
+/** How long a step may take on a shared 2-core machine under TCG: a guard against hangs, never a pace. */
+export const patience = {bootMs: 20 * 60_000, commandMs: 60 * 60_000, pollMs: 2000};
+
+function log(text: string) {
+	console.log(`[guest ${new Date().toISOString().slice(11, 19)}] ${text}`);
+}
+
+/** Polls `condition` until it is true; fails naming `what` after `limitMs`. */
+export async function waitFor(what: string, condition: () => Promise<boolean>, limitMs: number): Promise<void> {
+	const deadline = Date.now() + limitMs;
+	for (;;) {
+		if (await condition()) return;
+		if (Date.now() > deadline) throw new Error(`gave up waiting for ${what} after ${Math.round(limitMs / 1000)} s`);
+		await sleep(patience.pollMs);
+	}
+}
+
+/** The image directory (built or cached by image.sh) and how long getting it took. */
+export async function farmHostImage(): Promise<{dir: string; seconds: number}> {
+	const started = Date.now();
+	const {stdout} = await execa(path.join(hostDir, 'image.sh'), [], {stderr: 'inherit', timeout: 2 * 60 * 60_000});
+	const dir = stdout.trim().split('\n').at(-1) ?? '';
+	return {dir, seconds: Math.round((Date.now() - started) / 1000)};
+}
+
+/**
+ * KVM when the image's kernel really runs under it, else TCG. Starting QEMU is
+ * not proof: some paravirtual /dev/kvm make QEMU abort ("failed to set MSR")
+ * or leave the vCPU silent forever. The probe boots the kernel with no root
+ * (it prints its banner, then panics and QEMU exits) and waits a bounded time
+ * for the banner.
+ */
+export async function chooseAccel(image: string): Promise<Accel> {
+	try {
+		await fs.access('/dev/kvm');
+	} catch {
+		return 'tcg';
+	}
+
+	const banner = execa(
+		'qemu-system-x86_64',
+		[
+			...['-accel', 'kvm', '-machine', 'pc', '-cpu', 'host', '-m', '256', '-display', 'none', '-nodefaults'],
+			...[
+				'-no-reboot',
+				'-serial',
+				'stdio',
+				'-kernel',
+				path.join(image, 'vmlinuz'),
+				'-append',
+				'console=ttyS0 panic=-1',
+			],
+		],
+		{reject: false, buffer: false, stdin: 'ignore', stderr: 'ignore'},
+	);
+	let seen = '';
+	banner.stdout?.on('data', (data: Buffer) => (seen += data.toString()));
+	let ended = false;
+	void banner.then(() => (ended = true));
+	try {
+		await waitFor('the kernel banner under KVM', async () => /Linux version/.test(seen) || ended, 90_000);
+	} catch {}
+
+	banner.kill('SIGKILL');
+	return /Linux version/.test(seen) ? 'kvm' : 'tcg';
+}
+
+function quote(arg: string): string {
+	return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", "'\\''")}'`;
+}
+
+async function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = net.createServer();
+		server.once('error', reject);
+		server.listen(0, '127.0.0.1', () => {
+			const address = server.address();
+			server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+		});
+	});
+}
+
+export type GuestRun = {stdout: string; stderr: string; exitCode: number};
+
+export class Guest {
+	private exited = false;
+
+	constructor(
+		readonly dir: string,
+		readonly accel: Accel,
+		private readonly qemu: ResultPromise,
+		private readonly sshPort: number,
+		private readonly key: string,
+	) {
+		void qemu.then(
+			() => (this.exited = true),
+			() => (this.exited = true),
+		);
+	}
+
+	get serialLog() {
+		return path.join(this.dir, 'serial.log');
+	}
+
+	private sshArgs(): string[] {
+		return [
+			'-i',
+			this.key,
+			'-p',
+			String(this.sshPort),
+			'-o',
+			'StrictHostKeyChecking=no',
+			'-o',
+			'UserKnownHostsFile=/dev/null',
+			'-o',
+			'LogLevel=ERROR',
+			'-o',
+			'BatchMode=yes',
+			'-o',
+			'ConnectTimeout=60',
+			'-o',
+			'ServerAliveInterval=30',
+			'-o',
+			'ServerAliveCountMax=20',
+		];
+	}
+
+	/** Runs argv in the guest as root (quoted for the remote shell); never rejects. */
+	async run(argv: string[], options: {input?: string; timeoutMs?: number} = {}): Promise<GuestRun> {
+		const result = await execa('ssh', [...this.sshArgs(), 'root@127.0.0.1', '--', argv.map(quote).join(' ')], {
+			input: options.input ?? '',
+			reject: false,
+			// Byte for byte: real output is captured as fixtures.
+			stripFinalNewline: false,
+			timeout: options.timeoutMs ?? patience.commandMs,
+		});
+		return {stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode ?? -1};
+	}
+
+	/** Like run, but a failure throws with the command's output. */
+	async must(argv: string[], options: {input?: string; timeoutMs?: number} = {}): Promise<string> {
+		const result = await this.run(argv, options);
+		if (result.exitCode !== 0) {
+			throw new Error(`guest: ${argv.join(' ')} exited ${result.exitCode}\n${result.stdout}\n${result.stderr}`);
+		}
+
+		return result.stdout;
+	}
+
+	/** A bash script in the guest, read from stdin (arguments after it). */
+	async script(text: string, args: string[] = [], timeoutMs?: number): Promise<string> {
+		return this.must(['bash', '-s', '--', ...args], {input: text, timeoutMs});
+	}
+
+	/** Copies local files into the guest (scp -r). */
+	async copyIn(local: string[], remote: string): Promise<void> {
+		const args = this.sshArgs().map((arg) => (arg === '-p' ? '-P' : arg));
+		await execa('scp', [...args, '-r', '-q', ...local, `root@127.0.0.1:${remote}`], {timeout: patience.commandMs});
+	}
+
+	async waitForSsh(limitMs = patience.bootMs): Promise<void> {
+		await waitFor(
+			'the guest to answer SSH',
+			async () => {
+				if (this.exited) throw new Error(`QEMU exited; see ${this.serialLog}`);
+				return (await this.run(['true'], {timeoutMs: 120_000})).exitCode === 0;
+			},
+			limitMs,
+		);
+	}
+
+	/** One HMP command on the monitor socket; returns what it printed. */
+	async monitor(command: string, timeoutMs = patience.commandMs): Promise<string> {
+		const socket = path.join(this.dir, 'monitor.sock');
+		return new Promise((resolve, reject) => {
+			let text = '';
+			let sent = false;
+			const connection = net.createConnection(socket);
+			const timer = setTimeout(() => {
+				connection.destroy();
+				reject(new Error(`monitor: no answer to ${command} in ${timeoutMs / 1000} s`));
+			}, timeoutMs);
+			connection.on('data', (data) => {
+				text += data.toString();
+				if (!text.endsWith('(qemu) ')) return;
+				if (!sent) {
+					sent = true;
+					text = '';
+					connection.write(`${command}\n`);
+					return;
+				}
+
+				clearTimeout(timer);
+				connection.end();
+				resolve(text);
+			});
+			connection.on('error', (error) => {
+				clearTimeout(timer);
+				reject(error);
+			});
+		});
+	}
+
+	async stop(): Promise<void> {
+		if (!this.exited) {
+			await this.monitor('quit', 60_000).catch(() => undefined);
+			await waitFor('QEMU to exit', async () => this.exited, 120_000).catch(() => this.qemu.kill('SIGKILL'));
+		}
+	}
+}
+
+/** Starts QEMU on the disks in dir (root.qcow2, vg.qcow2), restoring `loadvm` when given. */
+export async function startGuest(
+	dir: string,
+	image: string,
+	accel: Accel,
+	sourceDisk: string,
+	loadvm?: string,
+): Promise<Guest> {
+	const sshPort = await freePort();
+	const serial = createWriteStream(path.join(dir, 'serial.log'), {flags: 'a'});
+	const args = [
+		'-accel',
+		accel,
+		'-machine',
+		'pc',
+		...(accel === 'kvm' ? ['-cpu', 'host'] : ['-cpu', 'max']),
+		'-smp',
+		'2',
+		'-m',
+		guestMemory,
+		'-display',
+		'none',
+		'-nodefaults',
+		'-no-user-config',
+		'-kernel',
+		path.join(image, 'vmlinuz'),
+		'-initrd',
+		path.join(image, 'initrd.img'),
+		'-append',
+		'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet',
+		'-drive',
+		`file=${path.join(dir, 'root.qcow2')},if=virtio,format=qcow2,cache=unsafe`,
+		'-drive',
+		`file=${path.join(dir, 'vg.qcow2')},if=virtio,format=qcow2,cache=unsafe`,
+		// The source VM's disk image, read-only (so savevm leaves it out): the guest copies it to its LV.
+		'-drive',
+		`file=${sourceDisk},if=virtio,format=raw,readonly=on`,
+		// The user network: the guest's 10.10.60.0/24, restricted (no route out), SSH reachable on loopback only.
+		'-netdev',
+		`user,id=farm,net=10.10.60.0/24,host=10.10.60.2,dns=10.10.60.3,restrict=on,hostfwd=tcp:127.0.0.1:${sshPort}-10.10.60.1:22`,
+		'-device',
+		'virtio-net-pci,netdev=farm,mac=52:54:00:12:34:01',
+		'-serial',
+		'stdio',
+		'-monitor',
+		`unix:${path.join(dir, 'monitor.sock')},server=on,wait=off`,
+		...(loadvm ? ['-loadvm', loadvm] : []),
+	];
+	log(
+		`qemu-system-x86_64 with ${accel.toUpperCase()}${loadvm ? `, restoring ${loadvm}` : ''}, SSH on 127.0.0.1:${sshPort}`,
+	);
+	const qemu = execa('qemu-system-x86_64', args, {stdin: 'ignore', reject: false, buffer: false});
+	qemu.stdout?.pipe(serial);
+	qemu.stderr?.pipe(serial);
+	return new Guest(dir, accel, qemu, sshPort, path.join(image, 'id_ed25519'));
+}
+
+async function qemuImg(args: string[]) {
+	await execa('qemu-img', args, {timeout: 600_000});
+}
+
+/** The name of the saved, initialised guest: the image's and the setup script's hash. */
+async function stateKey(image: string): Promise<string> {
+	const setup = await fs.readFile(path.join(hostDir, 'guest-farm.sh'));
+	return createHash('sha256').update(path.basename(image)).update(machine).update(setup).digest('hex').slice(0, 16);
+}
+
+export type FarmHost = {guest: Guest; times: Record<string, number>};
+
+/**
+ * A booted farm host with its Ganeti cluster, services and source instance:
+ * restored from the cached snapshot when one matches the image and setup
+ * script, else booted and set up (guest-farm.sh), then saved for next time.
+ * The guest runs on copies in a fresh temp dir; the cache is never written
+ * to by a run.
+ */
+export async function farmHost(): Promise<FarmHost> {
+	const times: Record<string, number> = {};
+	const {dir: image, seconds} = await farmHostImage();
+	times['image'] = seconds;
+	const accel = await chooseAccel(image);
+	log(`accelerator: ${accel.toUpperCase()}`);
+	const state = path.join(cacheDir, `state-${await stateKey(image)}`);
+	const work = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-host-'));
+	const started = Date.now();
+	if (!(await fs.stat(path.join(state, 'ready')).catch(() => undefined))) {
+		await saveFarmHost(image, accel, state, times);
+		await pruneCache([image, state]);
+	}
+
+	for (const disk of ['root.qcow2', 'vg.qcow2']) {
+		await execa('cp', ['--sparse=always', path.join(state, disk), path.join(work, disk)]);
+	}
+
+	const restoreStarted = Date.now();
+	const guest = await startGuest(work, image, accel, path.join(state, 'source-disk.raw'), snapshotName);
+	await guest.waitForSsh();
+	// The restored clock is the saved one: set it, as Ganeti's certificates and job timestamps need a sane time.
+	await guest.must(['date', '-u', '-s', `@${Math.floor(Date.now() / 1000)}`]);
+	times['restore'] = Math.round((Date.now() - restoreStarted) / 1000);
+	times['ready'] = Math.round((Date.now() - started) / 1000);
+	log(`farm host ready in ${times['ready']} s (restore ${times['restore']} s)`);
+	return {guest, times};
+}
+
+/** Removes the cache's stale images and saved guests (another key: older inputs), keeping `current`. */
+async function pruneCache(current: string[]): Promise<void> {
+	for (const entry of await fs.readdir(cacheDir)) {
+		const dir = path.join(cacheDir, entry);
+		if (/^(image|state)-[\da-f]{16}$/.test(entry) && !current.includes(dir)) {
+			log(`removing the stale ${dir}`);
+			await fs.rm(dir, {recursive: true, force: true});
+		}
+	}
+}
+
+/** The source VM's disk: the sim's (an MBR, an ext4 Debian-like root, the pattern around it), 1 GiB as Ganeti's policy wants. */
+async function sourceDisk(dir: string): Promise<string> {
+	const file = path.join(dir, 'source-disk.raw');
+	await writeSimDisk(file, 1024 * 1024 * 1024);
+	return file;
+}
+
+async function saveFarmHost(image: string, accel: Accel, state: string, times: Record<string, number>) {
+	const building = `${state}.building`;
+	await fs.rm(building, {recursive: true, force: true});
+	await fs.mkdir(building, {recursive: true});
+	await qemuImg([
+		'create',
+		'-q',
+		'-f',
+		'qcow2',
+		'-F',
+		'raw',
+		'-b',
+		path.join(image, 'root.raw'),
+		path.join(building, 'root.qcow2'),
+	]);
+	await qemuImg(['create', '-q', '-f', 'qcow2', path.join(building, 'vg.qcow2'), vgDiskSize]);
+	const disk = await sourceDisk(building);
+	let started = Date.now();
+	const guest = await startGuest(building, image, accel, disk);
+	try {
+		await guest.waitForSsh();
+		times['boot'] = Math.round((Date.now() - started) / 1000);
+		log(`booted in ${times['boot']} s`);
+		started = Date.now();
+		const setup = await fs.readFile(path.join(hostDir, 'guest-farm.sh'), 'utf8');
+		const output = await guest.script(setup);
+		await fs.writeFile(path.join(building, 'setup.log'), output);
+		times['setup'] = Math.round((Date.now() - started) / 1000);
+		log(`farm set up (cluster, services, source instance) in ${times['setup']} s`);
+		await guest.must(['sync']);
+		started = Date.now();
+		const saved = await guest.monitor(`savevm ${snapshotName}`);
+		if (/error/i.test(saved)) throw new Error(`savevm: ${saved}`);
+		times['savevm'] = Math.round((Date.now() - started) / 1000);
+	} finally {
+		await guest.stop();
+	}
+
+	await fs.writeFile(path.join(building, 'times.json'), JSON.stringify(times, null, '\t'));
+	await fs.writeFile(path.join(building, 'ready'), '');
+	await fs.rm(state, {recursive: true, force: true});
+	await fs.rename(building, state);
+}
+
+/**
+ * Installs farmclone in the guest as an admin would put it on a host: what
+ * `npm run build` made (dist/), package.json, the production dependencies
+ * (node_modules pruned of the development ones, offline), under
+ * /opt/farmclone, with /usr/local/bin/farmclone. node is in the image.
+ */
+export async function installFarmclone(guest: Guest): Promise<void> {
+	const stage = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-install-'));
+	try {
+		for (const entry of ['dist', 'package.json', 'package-lock.json', 'node_modules']) {
+			await execa('cp', ['-a', entry, path.join(stage, entry)]);
+		}
+
+		await execa('npm', ['prune', '--omit=dev', '--offline', '--no-audit', '--no-fund'], {cwd: stage});
+		const archive = path.join(stage, 'farmclone.tar.gz');
+		await execa('tar', ['-C', stage, '-czf', archive, 'dist', 'package.json', 'node_modules']);
+		await guest.must(['sh', '-c', 'rm -rf /opt/farmclone && mkdir -p /opt/farmclone']);
+		await guest.copyIn([archive], '/opt/farmclone/');
+		await guest.must([
+			'sh',
+			'-c',
+			'cd /opt/farmclone && tar -xzf farmclone.tar.gz && rm farmclone.tar.gz && ln -sf /opt/farmclone/dist/cli.js /usr/local/bin/farmclone',
+		]);
+		const version = await guest.must(['farmclone', '--version']);
+		log(`farmclone ${version.trim()} installed in the guest`);
+	} finally {
+		await fs.rm(stage, {recursive: true, force: true});
+	}
+}

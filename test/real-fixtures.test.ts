@@ -1,0 +1,94 @@
+/**
+ * The parsers read what the real programs printed on a real farm host
+ * (test/fixtures/real/, captured by test/host/ on Debian 12 with LVM2 2.03,
+ * Ganeti 3.0.2, util-linux 2.38, Shorewall 5.2.8, QEMU 7.2; versions in
+ * index.json).
+ */
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import {ganetiVersion, instanceVolumes, listInstances} from '../source/host/ganeti.js';
+import {probeRegion, readPartitionTable} from '../source/host/image.js';
+import {getVg, listLvs} from '../source/host/lvm.js';
+import {hostAnswering, readRealFixture, readRealIndex} from './kit/real-fixtures.js';
+
+const MiB = 1024 * 1024;
+
+test('every real fixture says which command printed it, and the versions are recorded', async () => {
+	const index = await readRealIndex();
+	for (const program of ['lvm', 'ganeti', 'sfdisk', 'blkid', 'shorewall', 'qemu']) {
+		assert.ok(index.versions[program], `version of ${program}`);
+	}
+
+	for (const [name, fixture] of Object.entries(index.fixtures)) {
+		assert.ok(fixture.argv.length > 0, name);
+		assert.ok((await readRealFixture(name)).length > 0, `${name} is not empty`);
+	}
+});
+
+test("real lvs JSON: the source instance's LV as Ganeti named it, sizes in bytes", async (t) => {
+	const host = await hostAnswering(t, {lvs: 'before.lvs'});
+	const [lv, ...others] = await listLvs(host, 'all');
+	assert.equal(others.length, 0);
+	assert.match(lv!.name, /^[\da-f-]{36}\.disk0$/);
+	assert.equal(lv!.path, `/dev/all/${lv!.name}`);
+	assert.equal(lv!.size, 1024 * MiB);
+	assert.deepEqual([lv!.snapshot, lv!.active, lv!.open, lv!.invalid], [false, true, false, false]);
+	assert.equal(lv!.snapPercent, undefined);
+	assert.deepEqual(lv!.tags, []);
+});
+
+test('real vgs JSON: the VG in bytes, 4 MiB extents', async (t) => {
+	const host = await hostAnswering(t, {vgs: 'before.vgs'});
+	const vg = await getVg(host, 'all');
+	assert.equal(vg.extentSize, 4 * MiB);
+	assert.ok(vg.size > 20 * 1024 * MiB && vg.free < vg.size, JSON.stringify(vg));
+});
+
+test('real gnt-instance list: "None" for no IP, memory in MiB', async (t) => {
+	const host = await hostAnswering(t, {'gnt-instance': 'before.gnt-instance-list'});
+	assert.deepEqual(await listInstances(host), [
+		{
+			name: 'gallifrey.xivo.vm.farm',
+			status: 'ADMIN_down',
+			pnode: 'host01.farm',
+			macs: ['52:54:a1:3c:5e:01'],
+			ips: [],
+			maxmem: 1024,
+			minmem: 512,
+		},
+	]);
+});
+
+test('real gnt-instance info --static --all: the plain disk is the LV lvs lists', async (t) => {
+	const host = await hostAnswering(t, {'gnt-instance': 'before.gnt-instance-info-static-all', lvs: 'before.lvs'});
+	const [lv] = await listLvs(host, 'all');
+	const volumes = await instanceVolumes(host);
+	assert.deepEqual([...volumes.entries()], [['gallifrey.xivo.vm.farm', [{vg: 'all', lv: lv!.name}]]]);
+});
+
+test('real gnt-cluster --version: 3.0.2, with maxmem/minmem', async (t) => {
+	const host = await hostAnswering(t, {'gnt-cluster': 'before.gnt-cluster-version'});
+	assert.deepEqual(await ganetiVersion(host), [3, 0, 2]);
+});
+
+test('real sfdisk -J on an LV whose name ends in a digit: partition node "…disk0p1", still partition 1', async (t) => {
+	const host = await hostAnswering(t, {sfdisk: 'before.sfdisk-json'});
+	const table = await readPartitionTable(host, '/dev/all/x.disk0');
+	assert.equal(table?.label, 'dos');
+	assert.deepEqual(
+		table?.partitions.map(({number, offset, size, type}) => ({number, offset, size, type})),
+		[{number: 1, offset: MiB, size: 8 * MiB, type: '83'}],
+	);
+});
+
+test('real blkid -p of the partition: the ext4 root', async (t) => {
+	const host = await hostAnswering(t, {blkid: 'before.blkid-partition'});
+	const probe = await probeRegion(host, '/dev/all/x.disk0', {offset: MiB, size: 8 * MiB, where: 'partition 1'});
+	assert.equal(probe.type, 'ext4');
+	assert.equal(probe.label, 'root');
+	assert.equal(probe.usage, 'filesystem');
+});
+
+test('real shorewall status says it is running the way the stages look for', async () => {
+	assert.match(await readRealFixture('before.shorewall-status'), /^Shorewall is running$/m);
+});
