@@ -107,6 +107,6 @@ test('farm new: a farm by discovery, read-only until it saves', {timeout: 300_00
 	const refusedPlan = await farmclone('plan', 'dev2');
 	assert.match(
 		refusedPlan.stdout,
-		/ip = "10\.10\.60\.7": .*; 10\.10\.60\.9 is free: (\S+ )*farmclone farm set dev2 ip=10\.10\.60\.9 sshPort=22009/,
+		/ip = "10\.10\.60\.7": .*; 10\.10\.60\.9 is free: (\S+ )*\S*(farmclone|cli\.js) farm set dev2 ip=10\.10\.60\.9 sshPort=22009/,
 	);
 });
