@@ -248,14 +248,38 @@ export async function removeMountpoint(dir: string): Promise<void> {
 	await fs.rmdir(dir).catch(() => undefined);
 }
 
+/** About 30 s in all: a udev probe takes milliseconds, a busy machine more. */
+const loopReleaseAttempts = 35;
+
+/**
+ * Detaches `loop` and returns once the kernel has let go of it. losetup
+ * exits 0 while the device is still open elsewhere (udev probing it after
+ * the unmount, say): the kernel then only marks it to clear itself on last
+ * close, so the loop would still hold the clone's volume for a moment.
+ */
 export async function detachLoop(host: ReadOnlyHost, loop: string): Promise<void> {
+	const backFile = (await listLoops(host)).find((entry) => entry.name === loop)?.backFile;
 	const result = await host.run(['losetup', '--detach', loop], {reject: false});
-	if (result.exitCode === 0) return;
+	const stillAttached = async () =>
+		(await listLoops(host)).some(
+			(entry) => entry.name === loop && (backFile === undefined || entry.backFile === backFile),
+		);
 	// Gone already (detached by hand, or never fully set up) is what we wanted.
-	if ((await listLoops(host)).some((entry) => entry.name === loop)) {
+	if (result.exitCode !== 0 && (await stillAttached())) {
 		throw new Error(`losetup --detach ${loop} exited ${result.exitCode}: ${result.stderr.trim()}`);
 	}
+
+	for (let attempt = 1; await stillAttached(); attempt++) {
+		if (attempt > loopReleaseAttempts) {
+			throw new Error(
+				`${loop} is still attached after losetup --detach: something else holds it open (see fuser -v ${loop})`,
+			);
+		}
+
+		await new Promise((resolve) => setTimeout(resolve, 100 * Math.min(attempt, 10)));
+	}
 }
+
 
 const maxSymlinkHops = 40;
 
