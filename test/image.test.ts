@@ -15,6 +15,7 @@ import {
 	readPartitionTable,
 	resolveInside,
 } from '../source/host/image.js';
+import {waitFor} from './kit/farm.js';
 
 const MiB = 1024 * 1024;
 const sbin = `${process.env['PATH'] ?? '/usr/bin:/bin'}:/usr/local/sbin:/usr/sbin:/sbin`;
@@ -184,4 +185,38 @@ test('hosts, GIT_REVISION and fingerprints: only the line concerned changes', as
 	await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
 	const {stdout} = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${key}.pub`]);
 	assert.equal(sshFingerprint(await fs.readFile(`${key}.pub`, 'utf8')), stdout.split(' ')[1]);
+});
+
+test('a loop whose filesystem another mount namespace still has mounted: the detach names that process', async (t) => {
+	if (process.getuid?.() !== 0) return t.skip('losetup and mount need root');
+	const dir = await temporaryDirectory(t);
+	const file = await disk(dir, 8, undefined, ['ext4']);
+	const mountpoint = path.join(dir, 'mnt');
+	await fs.mkdir(mountpoint);
+	const loop = await attachLoop(host, file, {offset: 0, size: 8 * MiB, where: 'test'}, false);
+	await run('mount', mountArgv(loop, mountpoint, 'ext4', false).slice(1));
+	// A namespace made now copies the mount; with private propagation our umount never reaches the copy.
+	const holder = execa('unshare', ['--mount', '--propagation', 'private', 'sleep', '600'], {env: {PATH: sbin}});
+	try {
+		await waitFor(
+			async () => (await fs.readFile(`/proc/${holder.pid}/mountinfo`, 'utf8').catch(() => '')).includes(loop),
+			30_000,
+			'the namespace holding a copy of the mount',
+		);
+		await run('umount', [mountpoint]);
+		await assert.rejects(detachLoop(host, loop, {releaseAttempts: 2}), (error: unknown) => {
+			assert.match(
+				String(error),
+				new RegExp(`${loop} is still attached .*another mount namespace \\(pid ${holder.pid} sleep\\)`),
+			);
+			assert.match(String(error), new RegExp(`nsenter -t ${holder.pid} -m umount ${loop}`));
+			return true;
+		});
+	} finally {
+		holder.kill('SIGKILL');
+		await holder.catch(() => undefined);
+	}
+
+	// The last copy gone, the kernel clears the loop it was told to detach.
+	await waitFor(async () => (await loopsBackedBy(host, file)).length === 0, 30_000, 'the loop to clear itself');
 });

@@ -102,18 +102,23 @@ if (!current && run.some((file) => rootTiers.has(tierOf(file)))) {
 // file at a time: it is CPU-bound, and its component tests render frames they then compare.
 const concurrency =
 	process.env['FARMCLONE_TEST_CONCURRENCY'] ?? (run.some((file) => rootTiers.has(tierOf(file))) ? '2' : '1');
-const result = spawnSync(
+const testArgv = [
 	process.execPath,
-	['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...run],
-	{
-		stdio: 'inherit',
-		env: {
-			...process.env,
-			FORCE_COLOR: '0',
-			// Ink prints only the last frame when CI is set; component tests read every frame.
-			CI: 'false',
-			...(current ? {FARMCLONE_SIM_STANDINS: 'compiled'} : {}),
-		},
+	...['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...run],
+];
+// As root the tests mount clones, and daemons started through `ip netns exec` copy every mount there is at that
+// moment into a namespace of their own. On a machine whose mounts are private (containers, CI) an umount never
+// reaches those copies, and a file system the test unmounted stays in use (its loop device too) for as long as the
+// daemon of another test runs. In a mount namespace of the run's own, with shared propagation, it does.
+const [command, ...commandArgs] = isRoot ? ['unshare', '--mount', '--propagation', 'shared', ...testArgv] : testArgv;
+const result = spawnSync(command, commandArgs, {
+	stdio: 'inherit',
+	env: {
+		...process.env,
+		FORCE_COLOR: '0',
+		// Ink prints only the last frame when CI is set; component tests read every frame.
+		CI: 'false',
+		...(current ? {FARMCLONE_SIM_STANDINS: 'compiled'} : {}),
 	},
-);
+});
 process.exit(result.status ?? 1);

@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {mountedTree, type GuestTree} from './guest-tree.js';
 import type {ReadOnlyHost} from './host.js';
+import {processesMounting} from './proc.js';
 
 /**
  * A VM's disk seen from the host: its partition table, the filesystem in a
@@ -248,6 +249,14 @@ export async function removeMountpoint(dir: string): Promise<void> {
 	await fs.rmdir(dir).catch(() => undefined);
 }
 
+/** Who keeps a loop device open, as well as /proc tells: another namespace's copy of the mount, or an opener. */
+async function loopHolders(loop: string): Promise<string> {
+	const holders = await processesMounting(loop);
+	if (holders.length === 0) return `something still has it open (fuser -v ${loop} names it)`;
+	const named = holders.map(({pid, comm}) => `pid ${pid} ${comm}`).join(', ');
+	return `its filesystem is still mounted in another mount namespace (${named}), so the clone is not safe to start; unmount it there (nsenter -t ${holders[0]!.pid} -m umount ${loop}) or stop that process, then run again`;
+}
+
 /** About 30 s in all: a udev probe takes milliseconds, a busy machine more. */
 const loopReleaseAttempts = 35;
 
@@ -257,7 +266,11 @@ const loopReleaseAttempts = 35;
  * the unmount, say): the kernel then only marks it to clear itself on last
  * close, so the loop would still hold the clone's volume for a moment.
  */
-export async function detachLoop(host: ReadOnlyHost, loop: string): Promise<void> {
+export async function detachLoop(
+	host: ReadOnlyHost,
+	loop: string,
+	{releaseAttempts = loopReleaseAttempts} = {},
+): Promise<void> {
 	const backFile = (await listLoops(host)).find((entry) => entry.name === loop)?.backFile;
 	const result = await host.run(['losetup', '--detach', loop], {reject: false});
 	const stillAttached = async () =>
@@ -270,10 +283,8 @@ export async function detachLoop(host: ReadOnlyHost, loop: string): Promise<void
 	}
 
 	for (let attempt = 1; await stillAttached(); attempt++) {
-		if (attempt > loopReleaseAttempts) {
-			throw new Error(
-				`${loop} is still attached after losetup --detach: something else holds it open (see fuser -v ${loop})`,
-			);
+		if (attempt > releaseAttempts) {
+			throw new Error(`${loop} is still attached after losetup --detach: ${await loopHolders(loop)}`);
 		}
 
 		await new Promise((resolve) => setTimeout(resolve, 100 * Math.min(attempt, 10)));

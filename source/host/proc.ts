@@ -125,3 +125,27 @@ export async function sessionSshd(pid: number = process.pid): Promise<SessionSsh
 
 	return undefined;
 }
+
+export type MountHolder = {pid: number; comm: string};
+
+/**
+ * The processes whose mount namespace has `source` (a device) mounted. A copy
+ * of a mount made when a namespace was created (`unshare -m`, `ip netns exec`,
+ * a service with private mounts) outlives an umount in ours and keeps the
+ * filesystem, and the device under it, in use. One process per namespace.
+ */
+export async function processesMounting(source: string): Promise<MountHolder[]> {
+	const pids = (await fs.readdir('/proc').catch(() => [])).filter((name) => /^\d+$/.test(name)).map(Number);
+	const seen = new Set<string>();
+	const holders: MountHolder[] = [];
+	for (const pid of pids) {
+		const namespace = await fs.readlink(`/proc/${pid}/ns/mnt`).catch(() => undefined);
+		if (!namespace || seen.has(namespace)) continue;
+		seen.add(namespace);
+		const mountinfo = await readProcFile(pid, 'mountinfo');
+		if (!mountinfo?.split('\n').some((line) => line.split(' - ')[1]?.split(' ')[1] === source)) continue;
+		holders.push({pid, comm: (await readProcStat(pid))?.comm ?? '?'});
+	}
+
+	return holders;
+}
