@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
 import {execa} from 'execa';
-import {setGitRevisionLine, setHostsLine, sshFingerprint} from '../source/host/guest-identity.js';
+import {keyFilesPattern, setGitRevisionLine, setHostsLine, sshFingerprint} from '../source/host/guest-identity.js';
 import {Host} from '../source/host/host.js';
 import {
 	attachLoop,
@@ -184,4 +184,12 @@ test('hosts, GIT_REVISION and fingerprints: only the line concerned changes', as
 	await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
 	const {stdout} = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${key}.pub`]);
 	assert.equal(sshFingerprint(await fs.readFile(`${key}.pub`, 'utf8')), stdout.split(' ')[1]);
+});
+
+test('host key files read as one pattern when each type has both halves', () => {
+	const names = ['ssh_host_ecdsa_key', 'ssh_host_ecdsa_key.pub', 'ssh_host_rsa_key', 'ssh_host_rsa_key.pub'];
+	assert.equal(keyFilesPattern(names), 'ssh_host_{ecdsa,rsa}_key{,.pub}');
+	assert.equal(keyFilesPattern(names.slice(0, 2)), 'ssh_host_ecdsa_key{,.pub}');
+	assert.equal(keyFilesPattern(names.slice(0, 3)), 'ssh_host_ecdsa_key, ssh_host_ecdsa_key.pub, ssh_host_rsa_key');
+	assert.equal(keyFilesPattern(['ssh_host_rsa_key-cert.pub']), 'ssh_host_rsa_key-cert.pub');
 });

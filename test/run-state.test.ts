@@ -6,6 +6,7 @@ import {runKeyIntent} from '../source/hooks/use-run-keys.js';
 import type {Plan} from '../source/stages/types.js';
 import {
 	compactPlanLines,
+	expandDiffTabs,
 	formatArgv,
 	formatBytes,
 	formatClock,
@@ -291,6 +292,22 @@ test('a plan cut to its budget keeps its changes first: context far from a chang
 		texts(12).includes('--- a/db.farm') === texts(12).includes('+++ b/db.farm'),
 		'a file header whole or not at all',
 	);
+});
+
+test('a cut plan shows its first commands, never a later one alone; tabs become spaces to stops of 4', () => {
+	const plan: Plan = {
+		commands: [
+			['mount', '-o', 'nosuid,nodev,noexec', '/dev/loop0', '/var/lib/farmclone/gallifrey-dev/identity-mount'],
+			['umount', '/m'],
+		],
+		diffs: [{path: '/x', diff: '+a\n'}],
+		notes: [],
+	};
+	const texts = (budget: number) => compactPlanLines(planLines(plan, 40), budget).shown.map((line) => line.text);
+	assert.deepEqual(texts(4), ['~ /x', '+a'], 'the umount alone would fit: it gives way with the mount');
+	assert.equal(expandDiffTabs('+\tlisten 80;'), '+    listen 80;');
+	assert.equal(expandDiffTabs('+ab\tc'), '+ab  c');
+	assert.equal(expandDiffTabs('-x'), '-x');
 });
 
 test('the stage window keeps the focus in view within its line budget', () => {
