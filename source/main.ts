@@ -36,11 +36,13 @@ async function dispatch(input: string[], flags: Flags): Promise<number> {
 		// Loaded only for the demo: a farm host's commands never load the simulated farm.
 		const {demoCommand, readServicesState, stopSimServices} = await import('./commands/demo.js');
 		if (flags.stop) {
-			if (!flags.dir) throw new UsageError('farmclone demo --stop needs --dir DIR');
-			if (!(await readServicesState(flags.dir).catch(() => undefined)))
-				throw new UsageError(`${flags.dir} holds no demo: nothing to stop (farmclone demo --dir DIR builds one there)`);
-			await stopSimServices(flags.dir);
-			process.stdout.write(`stopped the simulated host's services in ${flags.dir}\n`);
+			// The demo's launcher names its directory: its printed `demo --stop` needs no --dir.
+			const dir = flags.dir ?? process.env['FARMCLONE_DEMO_DIR'];
+			if (!dir) throw new UsageError('farmclone demo --stop needs --dir DIR');
+			if (!(await readServicesState(dir).catch(() => undefined)))
+				throw new UsageError(`${dir} holds no demo: nothing to stop (farmclone demo --dir DIR builds one there)`);
+			await stopSimServices(dir);
+			process.stdout.write(`stopped the simulated host's services in ${dir}\n`);
 			return 0;
 		}
 
