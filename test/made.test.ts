@@ -45,3 +45,23 @@ test('a headless run-end of a done run prints what was made; --json carries it',
 	createHeadlessPrinter({json: true, write: (line) => json.push(line), stages: []})(event);
 	assert.equal(JSON.parse(json[0]!).made.ssh, 'ssh -p 22006 root@gallifrey-dev.example.org');
 });
+
+test("the backups made list every edited file's backup, the firewall's and nginx's too, not those an undo wrote", () => {
+	// The facts of a run whose firewall was rolled back and run again: each stage keeps its own key names.
+	const rerun = {
+		...facts,
+		'dhcp-host.backup': '/state/backups/dhcpd.conf.1',
+		'dns-record.undoBackup': '/state/backups/db.farm.undo',
+		'firewall-rule.paramsBackup': '/state/backups/params.2',
+		'firewall-rule.rulesBackup': '/state/backups/rules.2',
+		'firewall-restart.saved': 'farmclone-gallifrey-dev',
+		'reverse-proxy.backup': '/state/backups/gallifrey-dev.example.org.1',
+	};
+	assert.deepEqual(whatWasMade(settings, rerun).backups, [
+		'/var/lib/farmclone/gallifrey-dev/backups/db.farm',
+		'/state/backups/dhcpd.conf.1',
+		'/state/backups/params.2',
+		'/state/backups/rules.2',
+		'/state/backups/gallifrey-dev.example.org.1',
+	]);
+});

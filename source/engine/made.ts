@@ -17,9 +17,12 @@ export type Made = {
 export function whatWasMade(settings: FarmSettings, facts: Journal['facts']): Made {
 	const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
 	const keys = facts['identity.sshHostKeys'];
+	// Every stage's backup of a host file it edited: `dns-record.backup`, `firewall-rule.rulesBackup`...
+	// (not the backups an undo wrote).
 	const backups = Object.entries(facts)
-		.filter(([key, value]) => key.endsWith('.backup') && typeof value === 'string')
-		.map(([, value]) => value as string);
+		.filter(([key]) => /\.(backup|\w+Backup)$/.test(key) && !/\.undo\w*Backup$/.test(key))
+		.map(([, value]) => value)
+		.filter((value): value is string => typeof value === 'string' && value !== '');
 	return {
 		name: settings.name,
 		fqdn: fqdn(settings),
@@ -29,7 +32,7 @@ export function whatWasMade(settings: FarmSettings, facts: Journal['facts']): Ma
 		url: `${/443|ssl/.test(settings.listen) ? 'https' : 'http'}://${settings.serverName}/`,
 		memory: settings.balloonMemory ? `${settings.memory} (balloon ${settings.balloonMemory})` : settings.memory,
 		sshHostKeys: Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [],
-		backups,
+		backups: [...new Set(backups)],
 	};
 }
 
