@@ -28,6 +28,7 @@ import {
 	type UiAction,
 } from '../source/ui/run-state.js';
 import {AbortedError} from '../source/engine/engine.js';
+import {preflightLine} from '../source/components/stage-panel.js';
 import {createTuiPrompt, type PromptRequest} from '../source/ui/tui-prompt.js';
 import {fakeStage} from './kit/stage.js';
 
@@ -308,6 +309,15 @@ test('a cut plan shows its first commands, never a later one alone; tabs become 
 	assert.equal(expandDiffTabs('+\tlisten 80;'), '+    listen 80;');
 	assert.equal(expandDiffTabs('+ab\tc'), '+ab  c');
 	assert.equal(expandDiffTabs('-x'), '-x');
+});
+
+test('before the first stage the screen says which preflight checks still run, then run-start moves on', () => {
+	let state = initialRunState({farm: 'gallifrey-dev', stages});
+	assert.equal(preflightLine(state.preflight), 'starting…');
+	state = runReducer(state, {type: 'preflight', done: 4, total: 6, running: ['firewall', 'nginx']});
+	assert.equal(preflightLine(state.preflight), 'preflight 4/6 done, checking firewall, nginx…');
+	state = runReducer(state, {type: 'preflight', done: 6, total: 6, running: []});
+	assert.equal(preflightLine(state.preflight), 'preflight: 6 checks done');
 });
 
 test('the stage window keeps the focus in view within its line budget', () => {

@@ -74,6 +74,7 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 				signal: AbortSignal.any([drivers.signal, guard.signal]),
 				stateDir: dir,
 				saveSettings: (changed) => store.save(changed),
+				otherFarms: store.list().filter((other) => other.name !== farm),
 			});
 		let outcome: Outcome;
 		if (flags.yes) {

@@ -253,22 +253,41 @@ async function proxy(host: Host, settings: FarmSettings, add: Collect): Promise<
 
 /** Each check, and the stages whose writes it protects: a run of other stages does not need it. */
 const checks: Array<{
+	/** What it checks, as the screen names it while it runs. */
+	name: string;
 	stages: string[];
 	run: (host: Host, settings: FarmSettings, facts: Facts, add: Collect) => Promise<void>;
 }> = [
-	{stages: ['snapshot', 'create-volume', 'copy'], run: volumes},
-	{stages: ['dns-record', 'reload-services'], run: async (host, settings, _facts, add) => zone(host, settings, add)},
+	{name: 'volumes', stages: ['snapshot', 'create-volume', 'copy'], run: volumes},
 	{
+		name: 'zone',
+		stages: ['dns-record', 'reload-services'],
+		run: async (host, settings, _facts, add) => zone(host, settings, add),
+	},
+	{
+		name: 'dhcpd.conf',
 		stages: ['mac', 'dhcp-host', 'reload-services'],
 		run: async (host, settings, _facts, add) => dhcp(host, settings, add),
 	},
-	{stages: ['mac', 'ganeti-instance'], run: async (host, settings, _facts, add) => cluster(host, settings, add)},
 	{
+		name: 'cluster',
+		stages: ['mac', 'ganeti-instance'],
+		run: async (host, settings, _facts, add) => cluster(host, settings, add),
+	},
+	{
+		name: 'firewall',
 		stages: ['firewall-rule', 'firewall-restart'],
 		run: async (host, settings, _facts, add) => firewall(host, settings, add),
 	},
-	{stages: ['reverse-proxy'], run: async (host, settings, _facts, add) => proxy(host, settings, add)},
+	{
+		name: 'nginx',
+		stages: ['reverse-proxy'],
+		run: async (host, settings, _facts, add) => proxy(host, settings, add),
+	},
 ];
+
+/** Which of the preflight's checks are done, and which still run. */
+export type PreflightProgress = {done: number; total: number; running: string[]};
 
 /** The free values a refusal names, each with the command that takes it: by field. */
 export function freeValues(
@@ -327,6 +346,33 @@ async function nameFreeValues(
 }
 
 /**
+ * What another saved farm's settings take: its run would meet this one's
+ * record, address, port or MAC (a farm not run yet leaves no trace on the host).
+ */
+function savedFarmClashes(
+	settings: FarmSettings,
+	otherFarms: readonly FarmSettings[],
+	stageIds: readonly string[] | undefined,
+	add: Collect,
+): void {
+	const runs = (...stages: string[]) => !stageIds || stages.some((stage) => stageIds.includes(stage));
+	const fields: Array<keyof FarmSettings> = [
+		...(runs('dns-record') ? (['record', 'ip'] as const) : []),
+		...(runs('mac', 'dhcp-host') ? (['mac'] as const) : []),
+		...(runs('firewall-rule') ? (['sshPort'] as const) : []),
+	];
+	for (const other of otherFarms) {
+		if (other.name === settings.name) continue;
+		for (const field of fields) {
+			const value = String(settings[field] ?? '').toLowerCase();
+			if (value !== '' && value === String(other[field] ?? '').toLowerCase()) {
+				add(field, `farm ${other.name}'s settings take it too (saved; its run would clash with this one)`);
+			}
+		}
+	}
+}
+
+/**
  * Every problem the run of `stageIds` (default: all) would meet, in the order
  * of the stages: empty when it may start. Read-only: runs only the checkers
  * and listings. `facts` of the journal tell what this farm's run already made.
@@ -338,6 +384,7 @@ export async function preflight(
 	stageIds?: readonly string[],
 	/** The other saved farms: a free address named in a refusal is none of theirs. */
 	otherFarms: FarmSettings[] = [],
+	onProgress?: (progress: PreflightProgress) => void,
 ): Promise<Finding[]> {
 	const wanted = checks.filter((check) => !stageIds || check.stages.some((stage) => stageIds.includes(stage)));
 	if (wanted.length === 0) return [];
@@ -349,7 +396,22 @@ export async function preflight(
 		}
 	};
 
-	for (const check of wanted) await check.run(host, settings, facts, add);
+	// The checks only read, each its own files and commands: they run side by side (shorewall check alone
+	// takes seconds), and their findings are told in the order of the stages.
+	const running = new Set(wanted.map((check) => check.name));
+	const report = () => onProgress?.({done: wanted.length - running.size, total: wanted.length, running: [...running]});
+	report();
+	const found = await Promise.all(
+		wanted.map(async (check) => {
+			const own: Array<[keyof FarmSettings, string]> = [];
+			await check.run(host, settings, facts, (field, reason) => own.push([field, reason]));
+			running.delete(check.name);
+			report();
+			return own;
+		}),
+	);
+	for (const [field, reason] of found.flat()) add(field, reason);
+	savedFarmClashes(settings, otherFarms, stageIds, add);
 	await nameFreeValues(host, settings, findings, otherFarms);
 	return findings;
 }
@@ -361,7 +423,8 @@ export async function assertPreflight(
 	facts: Facts = {},
 	stageIds?: readonly string[],
 	otherFarms: FarmSettings[] = [],
+	onProgress?: (progress: PreflightProgress) => void,
 ): Promise<void> {
-	const findings = await preflight(host, settings, facts, stageIds, otherFarms);
+	const findings = await preflight(host, settings, facts, stageIds, otherFarms, onProgress);
 	if (findings.length > 0) throw new PreflightError(settings.name, findings);
 }
