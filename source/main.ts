@@ -1,4 +1,5 @@
 import {errorText} from './error-text.js';
+import {clearEarlyLine, showEarlyLine} from './ui/early-line.js';
 import {isInteractive, UsageError} from './commands/context.js';
 import {LockedError} from './engine/lock.js';
 import {SettingsStore} from './settings/store.js';
@@ -76,8 +77,10 @@ async function dispatch(input: string[], flags: Flags): Promise<number> {
 		}
 
 		case 'run': {
+			const farm = farmArgument();
+			if (!flags.yes && isInteractive()) showEarlyLine(`farmclone ${farm} · starting…`);
 			const {runCommand} = await import('./commands/run.js');
-			return runCommand(store, farmArgument(), {
+			return runCommand(store, farm, {
 				yes: flags.yes,
 				json: flags.json,
 				confirm: flags.confirm,
@@ -121,6 +124,7 @@ export async function main(input: string[], flags: Flags): Promise<number> {
 	try {
 		return await dispatch(input, flags);
 	} catch (error) {
+		clearEarlyLine();
 		process.stderr.write(errorText(error));
 		if (error instanceof UsageError || error instanceof SettingsError || error instanceof LockedError) return 2;
 		if (error instanceof Error && /^no farm named/.test(error.message)) return 2;

@@ -320,6 +320,16 @@ test('before the first stage the screen says which preflight checks still run, t
 	assert.equal(preflightLine(state.preflight), 'preflight: 6 checks done');
 });
 
+test("no spinner tick while the copy's progress bar shows the work: only its updates repaint the screen", async () => {
+	const {ticking} = await import('../source/components/run-app.js');
+	let state = initialRunState({farm: 'gallifrey-dev', stages});
+	state = runReducer(state, {type: 'stage-start', stage: stages[0]!.id, title: stages[0]!.title});
+	assert.equal(ticking(state), true, 'a running stage without progress shows a spinner');
+	const progress = {bytes: 1, total: 4, rate: 1, etaSeconds: 3};
+	state = runReducer(state, {type: 'progress', stage: stages[0]!.id, progress});
+	assert.equal(ticking(state), false);
+});
+
 test('the stage window keeps the focus in view within its line budget', () => {
 	for (const count of [5, 14, 15, 30]) {
 		for (const maxLines of [3, 4, 7, 9]) {
