@@ -31,7 +31,11 @@ test('what a run made names the address, ssh command, url, keys and backups', ()
 	assert.match(lines, /ssh -p 22006 root@gallifrey-dev\.example\.org/);
 	assert.match(lines, /url: http:\/\/gallifrey-dev\.example\.org\//);
 	assert.match(lines, /SHA256:abc/);
-	assert.match(lines, /backups\/db\.farm/);
+	assert.match(lines, /^ {2}backups in \/var\/lib\/farmclone\/gallifrey-dev\/backups\/:\n {4}db\.farm$/m);
+	assert.deepEqual(
+		lines.split('\n').filter((line) => line.length > 80),
+		[],
+	);
 	assert.doesNotMatch(lines, /bootId/);
 });
 

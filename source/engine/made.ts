@@ -1,3 +1,4 @@
+import path from 'node:path';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import type {Journal} from './journal.js';
 
@@ -38,11 +39,19 @@ export function whatWasMade(settings: FarmSettings, facts: Journal['facts']): Ma
 
 /** The same, as lines for a person. */
 export function madeLines(made: Made): string[] {
+	// Backups by directory: the directory once, then the file names, so that each fits a line of 80.
+	const byDir = new Map<string, string[]>();
+	for (const file of made.backups) byDir.set(path.dirname(file), [...(byDir.get(path.dirname(file)) ?? []), file]);
+	const backups = [...byDir].flatMap(([dir, files]) => [
+		`  backups in ${dir}/:`,
+		...files.map((file) => `    ${path.basename(file)}`),
+	]);
 	return [
-		`${made.name} (${made.fqdn}): ${made.ip}, MAC ${made.mac}, memory ${made.memory}`,
+		`${made.name} (${made.fqdn}): ${made.ip}, MAC ${made.mac}`,
 		`  ssh: ${made.ssh}`,
 		`  url: ${made.url}`,
+		`  memory: ${made.memory}`,
 		...(made.sshHostKeys.length > 0 ? ['  new SSH host keys:', ...made.sshHostKeys.map((key) => `    ${key}`)] : []),
-		...(made.backups.length > 0 ? ['  backups:', ...made.backups.map((file) => `    ${file}`)] : []),
+		...backups,
 	];
 }
