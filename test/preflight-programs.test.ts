@@ -48,3 +48,28 @@ test('the preflight names curl, which the reverse proxy stage needs, when it is 
 	);
 	assert.deepEqual(await findings(true), []);
 });
+
+test('a missing checker is named with its package, not blamed on the file it would check', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-programs-'));
+	t.after(async () => fs.rm(dir, {recursive: true, force: true}));
+	await fs.mkdir(path.join(dir, 'bin'));
+	await fs.writeFile(path.join(dir, 'nginx.conf'), 'events {}\n');
+	const settings = defaultSettings('gallifrey-dev', {
+		sourceLv: 'f3e8d23f-21c0-417d-9b5e-91bb4da9b926.disk0',
+		nginxConf: path.join(dir, 'nginx.conf'),
+	});
+	const saved = process.env['PATH'];
+	process.env['PATH'] = path.join(dir, 'bin');
+	try {
+		const host = new Host({backupDir: path.join(dir, 'backups')});
+		const findings = await preflight(host, settings, {}, ['reverse-proxy']);
+		const nginx = findings.find((finding) => finding.field === 'nginxConf');
+		assert.match(
+			nginx?.reason ?? '',
+			/^cannot be checked: nginx is not installed \(not found on PATH\): apt-get install/,
+		);
+		assert.doesNotMatch(nginx?.reason ?? '', /refuses it/);
+	} finally {
+		process.env['PATH'] = saved;
+	}
+});

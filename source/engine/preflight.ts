@@ -67,6 +67,14 @@ async function checker(host: Host, argv: string[], explain: (output: string) => 
 	return explain(`${result.stdout}\n${result.stderr}`) || `${argv.join(' ')} exited ${result.exitCode}`;
 }
 
+/** A checker's refusal, unless the checker itself is missing: then that alone, not a fault of the file. */
+function refused(checker: string, refusal: string): string {
+	const program = checker.split(' ')[0]!;
+	return refusal.startsWith(`${program} is not installed`)
+		? `cannot be checked: ${refusal}`
+		: `${checker} refuses it:\n${refusal}`;
+}
+
 async function readSetting(
 	host: Host,
 	settings: FarmSettings,
@@ -89,7 +97,7 @@ async function zone(host: Host, settings: FarmSettings, add: Collect): Promise<v
 	const refusal = await checker(host, ['named-checkzone', '-i', 'local', settings.zone, settings.zoneFile], (output) =>
 		output.trim(),
 	);
-	if (refusal) add('zoneFile', `named-checkzone refuses it:\n${refusal}`);
+	if (refusal) add('zoneFile', refused('named-checkzone', refusal));
 	try {
 		const included = await readZoneIncludes(host, settings.zoneFile, text, settings.zone);
 		const state = inspectZone(
@@ -109,7 +117,7 @@ async function dhcp(host: Host, settings: FarmSettings, add: Collect): Promise<v
 	const text = await readSetting(host, settings, 'dhcpdConf', add);
 	if (text === undefined) return;
 	const refusal = await checker(host, ['dhcpd', '-t', '-cf', settings.dhcpdConf], dhcpdErrors);
-	if (refusal) add('dhcpdConf', `dhcpd -t refuses it:\n${refusal}`);
+	if (refusal) add('dhcpdConf', refused('dhcpd -t', refusal));
 	try {
 		const name = fqdn(settings);
 		const request = {name, fqdn: name, mac: settings.mac, ip: settings.ip, subnetMask: settings.subnetMask};
@@ -224,7 +232,7 @@ async function firewall(host: Host, settings: FarmSettings, add: Collect): Promi
 
 	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
 	const refusal = await checker(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
-	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
+	if (refusal) add('shorewallDir', refused('shorewall check', refusal));
 	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
 	const state = inspectShorewall(params, rules, ruleRequest(settings), included);
 	for (const conflict of state.conflicts) {
@@ -238,7 +246,7 @@ async function firewall(host: Host, settings: FarmSettings, add: Collect): Promi
 async function proxy(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
 	if ((await readSetting(host, settings, 'nginxConf', add)) === undefined) return;
 	const refusal = await checker(host, ['nginx', '-t', '-c', settings.nginxConf], nginxErrors);
-	if (refusal) add('nginxConf', `nginx -t refuses it:\n${refusal}`);
+	if (refusal) add('nginxConf', refused('nginx -t', refusal));
 	// The stage proves nginx loaded the site by asking it with curl; a farm host need not have curl
 	// (Debian's ganeti pulls only libcurl): found out at the last stage, after the firewall restart.
 	if (!(await host.which('curl'))) {
