@@ -89,6 +89,8 @@ export function createHeadlessPrinter(options: HeadlessPrinterOptions): Headless
 		switch (event.type) {
 			case 'run-start':
 				return [`farmclone ${event.farm}: ${event.resumed ? 'resuming' : 'starting'}`];
+			case 'preflight':
+				return [];
 			case 'check':
 				checks.set(event.stage, event.result);
 				return [
@@ -148,6 +150,8 @@ export function createHeadlessPrinter(options: HeadlessPrinterOptions): Headless
 
 	const print = (event: EngineEvent) => {
 		if (event.type === 'progress' && !progressDue(event)) return;
+		// The preflight's progress is for a screen; a log gets its end only, and only as JSON.
+		if (event.type === 'preflight' && (!options.json || event.done < event.total)) return;
 		if (options.json) {
 			if (event.type === 'check') checks.set(event.stage, event.result);
 			options.write(JSON.stringify({...event, at: new Date(now()).toISOString()}));

@@ -5,7 +5,7 @@
 
 const common = `  Environment
     FARMCLONE_CONFIG_DIR   where farm settings live (default: conf's place)
-    FARMCLONE_STATE_DIR    where run state lives (default /var/lib/farmclone as root)
+    FARMCLONE_STATE_DIR    run state (default /var/lib/farmclone as root)
     NO_COLOR               no colors
 
   Exit codes: 0 done, 1 a stage failed or the run stopped, 2 usage or bad input`;
@@ -20,7 +20,7 @@ export const commandUsage: Record<string, string> = {
   Options
     --yes              run without prompts (one line per event)
     --json             with --yes: JSON lines
-    --confirm NAME     headless twin of the typed confirmation of dangerous stages
+    --confirm NAME     headless: the typed confirmation of dangerous stages
     --restart-firewall headless: restart Shorewall (with its rollback watchdog);
                        without it a headless run stops before the restart`,
 	plan: `  Usage
@@ -44,7 +44,8 @@ export const commandUsage: Record<string, string> = {
   farm NAME waits: it keeps the new firewall only when this connection started
   after the restart, the proof that new SSH connections still get in.`,
 	demo: `  Usage
-    $ farmclone demo [--dir DIR] [--size SIZE] [--no-run] [--keep] [--yes [--json]]
+    $ farmclone demo [--dir DIR] [--size SIZE] [--no-run] [--keep]
+                     [--yes [--json]]
     $ farmclone demo --stop --dir DIR
 
   Builds a simulated farm host (network namespaces, dhcpd, named, nginx) and
@@ -91,25 +92,26 @@ export const commandUsage: Record<string, string> = {
 
 export const mainUsage = `  Usage
     $ farmclone                          pick a farm and run or resume it
-    $ farmclone run NAME                 clone step by step, asking before each stage
-    $ farmclone plan NAME                print every stage's check and plan; changes nothing
-    $ farmclone status NAME [--json]     tell how the run stands and what it made
-    $ farmclone undo NAME                reverse the completed stages, last first
-    $ farmclone confirm NAME             from a NEW ssh connection: keep the restarted firewall
-    $ farmclone demo                     build a simulated farm host and run against it
+    $ farmclone run NAME                 clone, asking before each stage
+    $ farmclone plan NAME                each stage's check and plan (read-only)
+    $ farmclone status NAME [--json]     how the run stands, what it made
+    $ farmclone undo NAME                reverse the done stages, last first
+    $ farmclone confirm NAME             keep the restarted firewall (from a
+                                         NEW ssh connection)
+    $ farmclone demo                     a simulated farm host, and a run on it
     $ farmclone farm new NAME --from INSTANCE
                                          a new farm read off the host
     $ farmclone farm list | show NAME | edit NAME | set NAME key=value...
     $ farmclone farm import FILE [NAME] | export NAME | rm NAME
-    $ farmclone help COMMAND             the usage of one command (or COMMAND --help, -h)
+    $ farmclone help COMMAND             one command's usage (or COMMAND -h)
 
   Options
     --yes              run without prompts (one line per event)
     --json             with --yes or status: JSON lines / JSON
-    --confirm NAME     headless twin of the typed confirmation of dangerous stages
+    --confirm NAME     headless: the typed confirmation of dangerous stages
     --restart-firewall headless: restart Shorewall (with its rollback watchdog);
                        without it a headless run stops before the restart
-    --dir DIR          demo: where to build the simulated host (default: a temp dir)
+    --dir DIR          demo: where to build the simulated host (default: temp)
     --size SIZE        demo: size of the simulated source disk (default 256M)
     --no-run           demo: build the simulated host and stop
     --keep             demo: leave the simulated host's services running

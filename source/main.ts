@@ -1,4 +1,5 @@
 import {errorText} from './error-text.js';
+import {clearEarlyLine, showEarlyLine} from './ui/early-line.js';
 import {isInteractive, UsageError} from './commands/context.js';
 import {LockedError} from './engine/lock.js';
 import {SettingsStore} from './settings/store.js';
@@ -36,11 +37,13 @@ async function dispatch(input: string[], flags: Flags): Promise<number> {
 		// Loaded only for the demo: a farm host's commands never load the simulated farm.
 		const {demoCommand, readServicesState, stopSimServices} = await import('./commands/demo.js');
 		if (flags.stop) {
-			if (!flags.dir) throw new UsageError('farmclone demo --stop needs --dir DIR');
-			if (!(await readServicesState(flags.dir).catch(() => undefined)))
-				throw new UsageError(`${flags.dir} holds no demo: nothing to stop (farmclone demo --dir DIR builds one there)`);
-			await stopSimServices(flags.dir);
-			process.stdout.write(`stopped the simulated host's services in ${flags.dir}\n`);
+			// The demo's launcher names its directory: its printed `demo --stop` needs no --dir.
+			const dir = flags.dir ?? process.env['FARMCLONE_DEMO_DIR'];
+			if (!dir) throw new UsageError('farmclone demo --stop needs --dir DIR');
+			if (!(await readServicesState(dir).catch(() => undefined)))
+				throw new UsageError(`${dir} holds no demo: nothing to stop (farmclone demo --dir DIR builds one there)`);
+			await stopSimServices(dir);
+			process.stdout.write(`stopped the simulated host's services in ${dir}\n`);
 			return 0;
 		}
 
@@ -74,8 +77,10 @@ async function dispatch(input: string[], flags: Flags): Promise<number> {
 		}
 
 		case 'run': {
+			const farm = farmArgument();
+			if (!flags.yes && isInteractive()) showEarlyLine(`farmclone ${farm} · starting…`);
 			const {runCommand} = await import('./commands/run.js');
-			return runCommand(store, farmArgument(), {
+			return runCommand(store, farm, {
 				yes: flags.yes,
 				json: flags.json,
 				confirm: flags.confirm,
@@ -119,6 +124,7 @@ export async function main(input: string[], flags: Flags): Promise<number> {
 	try {
 		return await dispatch(input, flags);
 	} catch (error) {
+		clearEarlyLine();
 		process.stderr.write(errorText(error));
 		if (error instanceof UsageError || error instanceof SettingsError || error instanceof LockedError) return 2;
 		if (error instanceof Error && /^no farm named/.test(error.message)) return 2;

@@ -696,10 +696,12 @@ test('the end of a done run says what it made, a line each, and the ssh command 
 	const end = await screen.waitFor((frame) => frame.includes('press any key'), 'the end');
 	assert.match(
 		end,
-		/^gallifrey-dev \(gallifrey-dev\.xivo\.vm\.farm\): 10\.10\.60\.6, MAC 52:54:53:90:3d:9f,\nmemory 4G/m,
+		/^gallifrey-dev \(gallifrey-dev\.xivo\.vm\.farm\): 10\.10\.60\.6, MAC 52:54:53:90:3d:9f$/m,
+		'a line that fits 80 columns',
 	);
+	assert.match(end, /^ {2}memory: 4G/m);
 	assert.match(end, /^ {2}ssh: ssh -p 22006 root@gallifrey-dev\.dachary\.org$/m, 'a line of its own in the log');
 	assert.match(end, /^ {4}SHA256:OuyYgJ9/m);
-	assert.match(end, /^ {4}\/var\/lib\/farmclone\/gallifrey-dev\/backups\/db\.farm\.1$/m);
+	assert.match(end, /^ {2}backups in \/var\/lib\/farmclone\/gallifrey-dev\/backups\/:\n {4}db\.farm\.1$/m);
 	assert.match(end, /is ready \(0\/15 done\)\nssh: ssh -p 22006 root@gallifrey-dev\.dachary\.org\nurl: http:/);
 });

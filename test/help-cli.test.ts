@@ -69,3 +69,11 @@ test('a missing farm name says how to give one', async () => {
 	assert.equal(result.exitCode, 2);
 	assert.match(result.stderr, /farmclone run NAME/);
 });
+
+test('every usage fits 80 columns: nothing wraps in an 80-column terminal', async () => {
+	const {commandUsage, usage} = await import('../source/help.js');
+	for (const command of [undefined, ...Object.keys(commandUsage)]) {
+		const long = (usage(command) ?? '').split('\n').filter((line) => line.length > 80);
+		assert.deepEqual(long, [], `farmclone help ${command ?? ''}`);
+	}
+});

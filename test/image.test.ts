@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {test, type TestContext} from 'node:test';
 import {execa} from 'execa';
-import {setGitRevisionLine, setHostsLine, sshFingerprint} from '../source/host/guest-identity.js';
+import {keyFilesPattern, setGitRevisionLine, setHostsLine, sshFingerprint} from '../source/host/guest-identity.js';
 import {Host} from '../source/host/host.js';
 import {
 	attachLoop,
@@ -219,4 +219,11 @@ test('a loop whose filesystem another mount namespace still has mounted: the det
 
 	// The last copy gone, the kernel clears the loop it was told to detach.
 	await waitFor(async () => (await loopsBackedBy(host, file)).length === 0, 30_000, 'the loop to clear itself');
+
+test('host key files read as one pattern when each type has both halves', () => {
+	const names = ['ssh_host_ecdsa_key', 'ssh_host_ecdsa_key.pub', 'ssh_host_rsa_key', 'ssh_host_rsa_key.pub'];
+	assert.equal(keyFilesPattern(names), 'ssh_host_{ecdsa,rsa}_key{,.pub}');
+	assert.equal(keyFilesPattern(names.slice(0, 2)), 'ssh_host_ecdsa_key{,.pub}');
+	assert.equal(keyFilesPattern(names.slice(0, 3)), 'ssh_host_ecdsa_key, ssh_host_ecdsa_key.pub, ssh_host_rsa_key');
+	assert.equal(keyFilesPattern(['ssh_host_rsa_key-cert.pub']), 'ssh_host_rsa_key-cert.pub');
 });

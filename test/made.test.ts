@@ -31,7 +31,11 @@ test('what a run made names the address, ssh command, url, keys and backups', ()
 	assert.match(lines, /ssh -p 22006 root@gallifrey-dev\.example\.org/);
 	assert.match(lines, /url: http:\/\/gallifrey-dev\.example\.org\//);
 	assert.match(lines, /SHA256:abc/);
-	assert.match(lines, /backups\/db\.farm/);
+	assert.match(lines, /^ {2}backups in \/var\/lib\/farmclone\/gallifrey-dev\/backups\/:\n {4}db\.farm$/m);
+	assert.deepEqual(
+		lines.split('\n').filter((line) => line.length > 80),
+		[],
+	);
 	assert.doesNotMatch(lines, /bootId/);
 });
 
@@ -44,4 +48,24 @@ test('a headless run-end of a done run prints what was made; --json carries it',
 	const json: string[] = [];
 	createHeadlessPrinter({json: true, write: (line) => json.push(line), stages: []})(event);
 	assert.equal(JSON.parse(json[0]!).made.ssh, 'ssh -p 22006 root@gallifrey-dev.example.org');
+});
+
+test("the backups made list every edited file's backup, the firewall's and nginx's too, not those an undo wrote", () => {
+	// The facts of a run whose firewall was rolled back and run again: each stage keeps its own key names.
+	const rerun = {
+		...facts,
+		'dhcp-host.backup': '/state/backups/dhcpd.conf.1',
+		'dns-record.undoBackup': '/state/backups/db.farm.undo',
+		'firewall-rule.paramsBackup': '/state/backups/params.2',
+		'firewall-rule.rulesBackup': '/state/backups/rules.2',
+		'firewall-restart.saved': 'farmclone-gallifrey-dev',
+		'reverse-proxy.backup': '/state/backups/gallifrey-dev.example.org.1',
+	};
+	assert.deepEqual(whatWasMade(settings, rerun).backups, [
+		'/var/lib/farmclone/gallifrey-dev/backups/db.farm',
+		'/state/backups/dhcpd.conf.1',
+		'/state/backups/params.2',
+		'/state/backups/rules.2',
+		'/state/backups/gallifrey-dev.example.org.1',
+	]);
 });

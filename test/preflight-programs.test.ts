@@ -48,3 +48,29 @@ test('the preflight names curl, which the reverse proxy stage needs, when it is 
 	);
 	assert.deepEqual(await findings(true), []);
 });
+
+test('a missing checker is named with its package, not blamed on the file it would check', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-programs-'));
+	t.after(async () => fs.rm(dir, {recursive: true, force: true}));
+	await fs.mkdir(path.join(dir, 'bin'));
+	await fs.writeFile(path.join(dir, 'db.farm'), '$TTL 3600\n');
+	const settings = defaultSettings('gallifrey-dev', {
+		sourceLv: 'f3e8d23f-21c0-417d-9b5e-91bb4da9b926.disk0',
+		zoneFile: path.join(dir, 'db.farm'),
+	});
+	const saved = process.env['PATH'];
+	process.env['PATH'] = path.join(dir, 'bin');
+	try {
+		const host = new Host({backupDir: path.join(dir, 'backups')});
+		const findings = await preflight(host, settings, {}, ['dns-record']);
+		// named-checkzone lives in /usr/bin, which this PATH lacks (sbin is always searched: nginx would be found).
+		const zone = findings.find((finding) => finding.field === 'zoneFile' && /cannot be checked/.test(finding.reason));
+		assert.match(
+			zone?.reason ?? '',
+			/^cannot be checked: named-checkzone is not installed \(not found on PATH\): apt-get install/,
+		);
+		assert.ok(!findings.some((finding) => /named-checkzone refuses it/.test(finding.reason)), JSON.stringify(findings));
+	} finally {
+		process.env['PATH'] = saved;
+	}
+});

@@ -6,6 +6,7 @@ import {runKeyIntent} from '../source/hooks/use-run-keys.js';
 import type {Plan} from '../source/stages/types.js';
 import {
 	compactPlanLines,
+	expandDiffTabs,
 	formatArgv,
 	formatBytes,
 	formatClock,
@@ -27,6 +28,7 @@ import {
 	type UiAction,
 } from '../source/ui/run-state.js';
 import {AbortedError} from '../source/engine/engine.js';
+import {preflightLine} from '../source/components/stage-panel.js';
 import {createTuiPrompt, type PromptRequest} from '../source/ui/tui-prompt.js';
 import {fakeStage} from './kit/stage.js';
 
@@ -291,6 +293,41 @@ test('a plan cut to its budget keeps its changes first: context far from a chang
 		texts(12).includes('--- a/db.farm') === texts(12).includes('+++ b/db.farm'),
 		'a file header whole or not at all',
 	);
+});
+
+test('a cut plan shows its first commands, never a later one alone; tabs become spaces to stops of 4', () => {
+	const plan: Plan = {
+		commands: [
+			['mount', '-o', 'nosuid,nodev,noexec', '/dev/loop0', '/var/lib/farmclone/gallifrey-dev/identity-mount'],
+			['umount', '/m'],
+		],
+		diffs: [{path: '/x', diff: '+a\n'}],
+		notes: [],
+	};
+	const texts = (budget: number) => compactPlanLines(planLines(plan, 40), budget).shown.map((line) => line.text);
+	assert.deepEqual(texts(4), ['~ /x', '+a'], 'the umount alone would fit: it gives way with the mount');
+	assert.equal(expandDiffTabs('+\tlisten 80;'), '+    listen 80;');
+	assert.equal(expandDiffTabs('+ab\tc'), '+ab  c');
+	assert.equal(expandDiffTabs('-x'), '-x');
+});
+
+test('before the first stage the screen says which preflight checks still run, then run-start moves on', () => {
+	let state = initialRunState({farm: 'gallifrey-dev', stages});
+	assert.equal(preflightLine(state.preflight), 'starting…');
+	state = runReducer(state, {type: 'preflight', done: 4, total: 6, running: ['firewall', 'nginx']});
+	assert.equal(preflightLine(state.preflight), 'preflight 4/6 done, checking firewall, nginx…');
+	state = runReducer(state, {type: 'preflight', done: 6, total: 6, running: []});
+	assert.equal(preflightLine(state.preflight), 'preflight: 6 checks done');
+});
+
+test("no spinner tick while the copy's progress bar shows the work: only its updates repaint the screen", async () => {
+	const {ticking} = await import('../source/components/run-app.js');
+	let state = initialRunState({farm: 'gallifrey-dev', stages});
+	state = runReducer(state, {type: 'stage-start', stage: stages[0]!.id, title: stages[0]!.title});
+	assert.equal(ticking(state), true, 'a running stage without progress shows a spinner');
+	const progress = {bytes: 1, total: 4, rate: 1, etaSeconds: 3};
+	state = runReducer(state, {type: 'progress', stage: stages[0]!.id, progress});
+	assert.equal(ticking(state), false);
 });
 
 test('the stage window keeps the focus in view within its line budget', () => {

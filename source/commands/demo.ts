@@ -5,6 +5,7 @@ import {createSimFarm} from '../sim/farm.js';
 
 export {readServicesState, stopSimServices} from '../sim/services.js';
 import {SettingsStore} from '../settings/store.js';
+import {writeLauncher} from '../host/self.js';
 import {farmcloneCommand, UsageError} from './context.js';
 import {runCommand} from './run.js';
 
@@ -42,13 +43,18 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
 
 	write(`building a simulated farm host in ${root} ...`);
 	const farm = await createSimFarm({root, sourceSize, farm: 'gallifrey-dev'});
+	await writeLauncher(path.join(root, 'bin', 'farmclone'), {
+		FARMCLONE_CONFIG_DIR: process.env['FARMCLONE_CONFIG_DIR'],
+		FARMCLONE_STATE_DIR: process.env['FARMCLONE_STATE_DIR'],
+		FARMCLONE_DEMO_DIR: root,
+	});
 	let exitCode: number | undefined;
 	try {
 		const store = new SettingsStore();
 		store.save(farm.settings);
 		write(`saved farm ${farm.settings.name} (settings: ${store.path})`);
 		if (!flags.run) {
-			write(`run it with: ${farmcloneCommand(['run', farm.settings.name])}`);
+			write(`run it with:\n  ${farmcloneCommand(['run', farm.settings.name])}`);
 			return 0;
 		}
 
@@ -64,9 +70,7 @@ export async function demoCommand(flags: DemoFlags): Promise<number> {
 		// A run that did not finish is resumed against the same simulated host: it keeps running for that.
 		const unfinished = flags.run && exitCode !== 0;
 		if (flags.keep || !flags.run || unfinished) {
-			write(
-				`the simulated host's services keep running; stop them with: ${farmcloneCommand(['demo', '--stop', '--dir', root])}`,
-			);
+			write(`the simulated host's services keep running; stop them with:\n  ${farmcloneCommand(['demo', '--stop'])}`);
 		} else {
 			await farm.stop();
 			write(`stopped the simulated host's services; the tree stays in ${root}`);

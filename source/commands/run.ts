@@ -74,6 +74,7 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 				signal: AbortSignal.any([drivers.signal, guard.signal]),
 				stateDir: dir,
 				saveSettings: (changed) => store.save(changed),
+				otherFarms: store.list().filter((other) => other.name !== farm),
 			});
 		let outcome: Outcome;
 		if (flags.yes) {
@@ -120,8 +121,11 @@ export async function runCommand(store: SettingsStore, farm: string, flags: RunF
 			if (refusal) throw refusal;
 		}
 
-		// After the screen is gone, a plain line: the terminal wraps it, so it pastes whole.
-		if (outcome !== 'done' && !flags.json) guard.print(`resume with: ${farmcloneCommand(resumeArgs(farm, flags))}`);
+		// After the screen is gone, a plain line where the screen's own hard-wrapped it (the terminal wraps a plain
+		// line, so it pastes whole); one that fitted is on the screen's last frame already.
+		const resume = `resume with: ${farmcloneCommand(resumeArgs(farm, flags))}`;
+		const fitted = !flags.yes && resume.length <= (process.stdout.columns || 80);
+		if (outcome !== 'done' && !flags.json && !fitted) guard.print(resume);
 		return outcome === 'done' ? 0 : 1;
 	} finally {
 		guard.dispose();

@@ -35,10 +35,12 @@ export type RunAppProps = {
  * Whether anything on screen moves by itself: a spinner while a stage runs
  * and nobody is asked, a countdown while a question has a deadline.
  */
-function ticking(state: RunState): boolean {
+export function ticking(state: RunState): boolean {
 	if (state.finished !== undefined) return false;
 	const {request} = state;
 	if (request) return request.kind === 'firewall' || (request.kind === 'confirm' && request.deadline !== undefined);
+	// A copy's progress bar shows the work moving: a spinner beside it would only repaint the screen 4 times a second.
+	if (state.progress && state.progress.stage === state.focus) return false;
 	return state.stages.some((stage) => stage.state === 'running');
 }
 

@@ -202,12 +202,19 @@ function PromptPanel(props: PanelProps & {request: Exclude<PromptRequest, {kind:
 function RunningLine({state, tick, waiting}: PanelProps & {waiting?: boolean}) {
 	const number = state.focus ? state.stages.findIndex((row) => row.id === state.focus) + 1 : 0;
 	const stage = state.stages[number - 1];
-	if (!stage) return <Line dim>starting…</Line>;
+	if (!stage) return <Line dim>{preflightLine(state.preflight)}</Line>;
 	if (stage.state === 'pending') {
 		return <Line dim>{`checking ${number}/${state.stages.length} ${stage.title}…`}</Line>;
 	}
 
 	return <StageTitle stage={stage} number={number} total={state.stages.length} tick={tick} waiting={waiting} />;
+}
+
+/** Before the first stage: what the preflight still waits for (its checks run side by side). */
+export function preflightLine(preflight: RunState['preflight']): string {
+	if (!preflight) return 'starting…';
+	if (preflight.running.length === 0) return `preflight: ${preflight.total} checks done`;
+	return `preflight ${preflight.done}/${preflight.total} done, checking ${preflight.running.join(', ')}…`;
 }
 
 /** While a stage runs: its line, the copy's progress when there is one, and how to leave. */

@@ -13,6 +13,8 @@ export type RunRequest = {
 	signal: AbortSignal;
 	/** Run state of this farm: journal, lock, progress files, backups. */
 	stateDir: string;
+	/** The other saved farms: the preflight refuses what their settings take too, as `plan` does. */
+	otherFarms?: FarmSettings[];
 	/** Persists settings a stage changed (the MAC); absent in tests that don't care. */
 	saveSettings?: (settings: FarmSettings) => Promise<void> | void;
 };

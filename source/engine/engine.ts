@@ -221,6 +221,8 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		settings,
 		journal.journal.facts,
 		stages.map((stage) => stage.id),
+		request.otherFarms,
+		(progress) => emit({type: 'preflight', ...progress}),
 	);
 	await journal.update((state) => {
 		state.outcome = undefined;

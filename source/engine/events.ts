@@ -7,6 +7,8 @@ export type StageState = 'pending' | 'running' | 'done' | 'failed' | 'skipped' |
 export type EngineEvent =
 	| {type: 'run-start'; farm: string; resumed: boolean; at: string}
 	| {type: 'check'; stage: string; result: CheckResult}
+	/** Before the first stage: the preflight's checks done so far, and those still running. */
+	| {type: 'preflight'; done: number; total: number; running: string[]}
 	| {type: 'plan'; stage: string; plan: Plan}
 	| {type: 'stage-start'; stage: string; title: string}
 	| {type: 'stage-done'; stage: string; title: string; seconds: number}

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import type {Journal} from './journal.js';
 
@@ -17,9 +18,12 @@ export type Made = {
 export function whatWasMade(settings: FarmSettings, facts: Journal['facts']): Made {
 	const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
 	const keys = facts['identity.sshHostKeys'];
+	// Every stage's backup of a host file it edited: `dns-record.backup`, `firewall-rule.rulesBackup`...
+	// (not the backups an undo wrote).
 	const backups = Object.entries(facts)
-		.filter(([key, value]) => key.endsWith('.backup') && typeof value === 'string')
-		.map(([, value]) => value as string);
+		.filter(([key]) => /\.(backup|\w+Backup)$/.test(key) && !/\.undo\w*Backup$/.test(key))
+		.map(([, value]) => value)
+		.filter((value): value is string => typeof value === 'string' && value !== '');
 	return {
 		name: settings.name,
 		fqdn: fqdn(settings),
@@ -29,17 +33,25 @@ export function whatWasMade(settings: FarmSettings, facts: Journal['facts']): Ma
 		url: `${/443|ssl/.test(settings.listen) ? 'https' : 'http'}://${settings.serverName}/`,
 		memory: settings.balloonMemory ? `${settings.memory} (balloon ${settings.balloonMemory})` : settings.memory,
 		sshHostKeys: Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [],
-		backups,
+		backups: [...new Set(backups)],
 	};
 }
 
 /** The same, as lines for a person. */
 export function madeLines(made: Made): string[] {
+	// Backups by directory: the directory once, then the file names, so that each fits a line of 80.
+	const byDir = new Map<string, string[]>();
+	for (const file of made.backups) byDir.set(path.dirname(file), [...(byDir.get(path.dirname(file)) ?? []), file]);
+	const backups = [...byDir].flatMap(([dir, files]) => [
+		`  backups in ${dir}/:`,
+		...files.map((file) => `    ${path.basename(file)}`),
+	]);
 	return [
-		`${made.name} (${made.fqdn}): ${made.ip}, MAC ${made.mac}, memory ${made.memory}`,
+		`${made.name} (${made.fqdn}): ${made.ip}, MAC ${made.mac}`,
 		`  ssh: ${made.ssh}`,
 		`  url: ${made.url}`,
+		`  memory: ${made.memory}`,
 		...(made.sshHostKeys.length > 0 ? ['  new SSH host keys:', ...made.sshHostKeys.map((key) => `    ${key}`)] : []),
-		...(made.backups.length > 0 ? ['  backups:', ...made.backups.map((file) => `    ${file}`)] : []),
+		...backups,
 	];
 }

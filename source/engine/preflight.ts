@@ -67,6 +67,14 @@ async function checker(host: Host, argv: string[], explain: (output: string) => 
 	return explain(`${result.stdout}\n${result.stderr}`) || `${argv.join(' ')} exited ${result.exitCode}`;
 }
 
+/** A checker's refusal, unless the checker itself is missing: then that alone, not a fault of the file. */
+function refused(checker: string, refusal: string): string {
+	const program = checker.split(' ')[0]!;
+	return refusal.startsWith(`${program} is not installed`)
+		? `cannot be checked: ${refusal}`
+		: `${checker} refuses it:\n${refusal}`;
+}
+
 async function readSetting(
 	host: Host,
 	settings: FarmSettings,
@@ -89,7 +97,7 @@ async function zone(host: Host, settings: FarmSettings, add: Collect): Promise<v
 	const refusal = await checker(host, ['named-checkzone', '-i', 'local', settings.zone, settings.zoneFile], (output) =>
 		output.trim(),
 	);
-	if (refusal) add('zoneFile', `named-checkzone refuses it:\n${refusal}`);
+	if (refusal) add('zoneFile', refused('named-checkzone', refusal));
 	try {
 		const included = await readZoneIncludes(host, settings.zoneFile, text, settings.zone);
 		const state = inspectZone(
@@ -109,7 +117,7 @@ async function dhcp(host: Host, settings: FarmSettings, add: Collect): Promise<v
 	const text = await readSetting(host, settings, 'dhcpdConf', add);
 	if (text === undefined) return;
 	const refusal = await checker(host, ['dhcpd', '-t', '-cf', settings.dhcpdConf], dhcpdErrors);
-	if (refusal) add('dhcpdConf', `dhcpd -t refuses it:\n${refusal}`);
+	if (refusal) add('dhcpdConf', refused('dhcpd -t', refusal));
 	try {
 		const name = fqdn(settings);
 		const request = {name, fqdn: name, mac: settings.mac, ip: settings.ip, subnetMask: settings.subnetMask};
@@ -224,7 +232,7 @@ async function firewall(host: Host, settings: FarmSettings, add: Collect): Promi
 
 	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
 	const refusal = await checker(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
-	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
+	if (refusal) add('shorewallDir', refused('shorewall check', refusal));
 	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
 	const state = inspectShorewall(params, rules, ruleRequest(settings), included);
 	for (const conflict of state.conflicts) {
@@ -238,7 +246,7 @@ async function firewall(host: Host, settings: FarmSettings, add: Collect): Promi
 async function proxy(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
 	if ((await readSetting(host, settings, 'nginxConf', add)) === undefined) return;
 	const refusal = await checker(host, ['nginx', '-t', '-c', settings.nginxConf], nginxErrors);
-	if (refusal) add('nginxConf', `nginx -t refuses it:\n${refusal}`);
+	if (refusal) add('nginxConf', refused('nginx -t', refusal));
 	// The stage proves nginx loaded the site by asking it with curl; a farm host need not have curl
 	// (Debian's ganeti pulls only libcurl): found out at the last stage, after the firewall restart.
 	if (!(await host.which('curl'))) {
@@ -253,22 +261,41 @@ async function proxy(host: Host, settings: FarmSettings, add: Collect): Promise<
 
 /** Each check, and the stages whose writes it protects: a run of other stages does not need it. */
 const checks: Array<{
+	/** What it checks, as the screen names it while it runs. */
+	name: string;
 	stages: string[];
 	run: (host: Host, settings: FarmSettings, facts: Facts, add: Collect) => Promise<void>;
 }> = [
-	{stages: ['snapshot', 'create-volume', 'copy'], run: volumes},
-	{stages: ['dns-record', 'reload-services'], run: async (host, settings, _facts, add) => zone(host, settings, add)},
+	{name: 'volumes', stages: ['snapshot', 'create-volume', 'copy'], run: volumes},
 	{
+		name: 'zone',
+		stages: ['dns-record', 'reload-services'],
+		run: async (host, settings, _facts, add) => zone(host, settings, add),
+	},
+	{
+		name: 'dhcpd.conf',
 		stages: ['mac', 'dhcp-host', 'reload-services'],
 		run: async (host, settings, _facts, add) => dhcp(host, settings, add),
 	},
-	{stages: ['mac', 'ganeti-instance'], run: async (host, settings, _facts, add) => cluster(host, settings, add)},
 	{
+		name: 'cluster',
+		stages: ['mac', 'ganeti-instance'],
+		run: async (host, settings, _facts, add) => cluster(host, settings, add),
+	},
+	{
+		name: 'firewall',
 		stages: ['firewall-rule', 'firewall-restart'],
 		run: async (host, settings, _facts, add) => firewall(host, settings, add),
 	},
-	{stages: ['reverse-proxy'], run: async (host, settings, _facts, add) => proxy(host, settings, add)},
+	{
+		name: 'nginx',
+		stages: ['reverse-proxy'],
+		run: async (host, settings, _facts, add) => proxy(host, settings, add),
+	},
 ];
+
+/** Which of the preflight's checks are done, and which still run. */
+export type PreflightProgress = {done: number; total: number; running: string[]};
 
 /** The free values a refusal names, each with the command that takes it: by field. */
 export function freeValues(
@@ -327,6 +354,33 @@ async function nameFreeValues(
 }
 
 /**
+ * What another saved farm's settings take: its run would meet this one's
+ * record, address, port or MAC (a farm not run yet leaves no trace on the host).
+ */
+function savedFarmClashes(
+	settings: FarmSettings,
+	otherFarms: readonly FarmSettings[],
+	stageIds: readonly string[] | undefined,
+	add: Collect,
+): void {
+	const runs = (...stages: string[]) => !stageIds || stages.some((stage) => stageIds.includes(stage));
+	const fields: Array<keyof FarmSettings> = [
+		...(runs('dns-record') ? (['record', 'ip'] as const) : []),
+		...(runs('mac', 'dhcp-host') ? (['mac'] as const) : []),
+		...(runs('firewall-rule') ? (['sshPort'] as const) : []),
+	];
+	for (const other of otherFarms) {
+		if (other.name === settings.name) continue;
+		for (const field of fields) {
+			const value = String(settings[field] ?? '').toLowerCase();
+			if (value !== '' && value === String(other[field] ?? '').toLowerCase()) {
+				add(field, `farm ${other.name}'s settings take it too (saved; its run would clash with this one)`);
+			}
+		}
+	}
+}
+
+/**
  * Every problem the run of `stageIds` (default: all) would meet, in the order
  * of the stages: empty when it may start. Read-only: runs only the checkers
  * and listings. `facts` of the journal tell what this farm's run already made.
@@ -338,6 +392,7 @@ export async function preflight(
 	stageIds?: readonly string[],
 	/** The other saved farms: a free address named in a refusal is none of theirs. */
 	otherFarms: FarmSettings[] = [],
+	onProgress?: (progress: PreflightProgress) => void,
 ): Promise<Finding[]> {
 	const wanted = checks.filter((check) => !stageIds || check.stages.some((stage) => stageIds.includes(stage)));
 	if (wanted.length === 0) return [];
@@ -349,7 +404,22 @@ export async function preflight(
 		}
 	};
 
-	for (const check of wanted) await check.run(host, settings, facts, add);
+	// The checks only read, each its own files and commands: they run side by side (shorewall check alone
+	// takes seconds), and their findings are told in the order of the stages.
+	const running = new Set(wanted.map((check) => check.name));
+	const report = () => onProgress?.({done: wanted.length - running.size, total: wanted.length, running: [...running]});
+	report();
+	const found = await Promise.all(
+		wanted.map(async (check) => {
+			const own: Array<[keyof FarmSettings, string]> = [];
+			await check.run(host, settings, facts, (field, reason) => own.push([field, reason]));
+			running.delete(check.name);
+			report();
+			return own;
+		}),
+	);
+	for (const [field, reason] of found.flat()) add(field, reason);
+	savedFarmClashes(settings, otherFarms, stageIds, add);
 	await nameFreeValues(host, settings, findings, otherFarms);
 	return findings;
 }
@@ -361,7 +431,8 @@ export async function assertPreflight(
 	facts: Facts = {},
 	stageIds?: readonly string[],
 	otherFarms: FarmSettings[] = [],
+	onProgress?: (progress: PreflightProgress) => void,
 ): Promise<void> {
-	const findings = await preflight(host, settings, facts, stageIds, otherFarms);
+	const findings = await preflight(host, settings, facts, stageIds, otherFarms, onProgress);
 	if (findings.length > 0) throw new PreflightError(settings.name, findings);
 }

@@ -254,24 +254,65 @@ export async function identityChanges(
 	return {changes, notes};
 }
 
-/** How the plan shows a change: a diff, a deletion, keys "removed/generated" (never a key's content). */
-export function changeDiff(change: GuestChange, clone: string): FileDiff {
+/**
+ * Key files as one pattern, `ssh_host_{rsa,ecdsa}_key{,.pub}`, when every
+ * type has both halves; else their names in a row.
+ */
+export function keyFilesPattern(names: readonly string[]): string {
+	const types = [...new Set(names.map((name) => /^ssh_host_(.+)_key(\.pub)?$/.exec(name)?.[1]))];
+	const whole = types.every(
+		(type) =>
+			type !== undefined && names.includes(`ssh_host_${type}_key`) && names.includes(`ssh_host_${type}_key.pub`),
+	);
+	if (!whole || names.length !== types.length * 2) return names.join(', ');
+	return types.length === 1 ? `ssh_host_${types[0]}_key{,.pub}` : `ssh_host_{${types.join(',')}}_key{,.pub}`;
+}
+
+function lineCount(text: string | undefined): string {
+	const count = splitLines(text ?? '').length;
+	return `${count} line${count === 1 ? '' : 's'}`;
+}
+
+/**
+ * How the plan shows the changes, short enough for a gate at 80x24: a diff
+ * per written file (files written alike share one), one line per removed
+ * file, the host keys in two lines (never a key's content).
+ */
+export function identityDiffs(changes: readonly GuestChange[], clone: string): FileDiff[] {
 	const label = (guestPath: string) => `${clone}:${guestPath}`;
-	switch (change.kind) {
-		case 'write':
-			return {path: label(change.guestPath), diff: unifiedDiff(change.before, change.after, change.guestPath)};
-		case 'remove':
-			return {path: label(change.guestPath), diff: unifiedDiff(change.before ?? '', undefined, change.guestPath)};
-		case 'ssh-keys': {
-			const removed = change.remove.map((name) => `-${name} (copied from the source: removed)`);
-			const generated = change.types.flatMap((type) => [
-				`+ssh_host_${type}_key (generated for ${clone})`,
-				`+ssh_host_${type}_key.pub (generated for ${clone})`,
-			]);
-			const diff = [`--- a/etc/ssh/ssh_host_*`, `+++ b/etc/ssh/ssh_host_*`, ...removed, ...generated, ''].join('\n');
-			return {path: label(`${change.guestDir}/ssh_host_*`), diff};
+	const diffs: FileDiff[] = [];
+	const written = new Map<string, Array<Extract<GuestChange, {kind: 'write'}>>>();
+	for (const change of changes) {
+		if (change.kind !== 'write') continue;
+		const key = JSON.stringify([change.before, change.after]);
+		written.set(key, [...(written.get(key) ?? []), change]);
+	}
+
+	const removed = changes.filter((change) => change.kind === 'remove');
+	for (const change of changes) {
+		if (change.kind === 'write') {
+			const alike = written.get(JSON.stringify([change.before, change.after]))!;
+			if (alike[0] !== change) continue;
+			const paths = alike.map((each) => each.guestPath).join(', ');
+			diffs.push({path: label(paths), diff: unifiedDiff(change.before, change.after, change.guestPath)});
+		} else if (change.kind === 'remove' && change === removed[0]) {
+			const lines = removed.map((each) => `-${each.guestPath} (${each.what}, ${lineCount(each.before)})`);
+			const diff = ['--- a/ (copied from the source)', '+++ /dev/null', ...lines, ''].join('\n');
+			diffs.push({path: `${clone}: removed`, diff});
+		} else if (change.kind === 'ssh-keys') {
+			const types = change.types.flatMap((type) => [`ssh_host_${type}_key`, `ssh_host_${type}_key.pub`]);
+			const diff = [
+				'--- a/etc/ssh/ssh_host_*',
+				'+++ b/etc/ssh/ssh_host_*',
+				...(change.remove.length > 0 ? [`-${keyFilesPattern(change.remove)} (copied from the source: removed)`] : []),
+				`+${keyFilesPattern(types)} (generated for ${clone})`,
+				'',
+			].join('\n');
+			diffs.push({path: label(`${change.guestDir}/ssh_host_*`), diff});
 		}
 	}
+
+	return diffs;
 }
 
 export function sshKeygenArgv(hostDir: string, type: string, hostname: string): string[] {

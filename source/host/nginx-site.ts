@@ -32,8 +32,8 @@ export function siteAnswer(request: NginxSiteRequest): string {
 /**
  * The seed's server block plus the headers a proxied application needs to
  * see the real client and scheme, and the location farmclone asks to know
- * what nginx loaded. The marker line on top says the whole file is
- * farmclone's.
+ * what nginx loaded, on one line so that the site's plan fits a gate at
+ * 80x24. The marker line on top says the whole file is farmclone's.
  */
 export function nginxSiteText(request: NginxSiteRequest): string {
 	return [
@@ -52,13 +52,9 @@ export function nginxSiteText(request: NginxSiteRequest): string {
 		'\t\tproxy_set_header X-Real-IP $remote_addr;',
 		'\t}',
 		'',
-		'\t# farmclone asks for this after each reload, to prove nginx loaded this file. It answers by itself:',
+		'\t# farmclone asks for this after each reload to prove nginx loaded this file. It answers by itself:',
 		'\t# the VM behind the proxy may be down, and a proxied request would wait for it.',
-		`\tlocation = ${probePath(request.farm)} {`,
-		'\t\taccess_log off;',
-		'\t\tdefault_type text/plain;',
-		`\t\treturn 200 "${siteAnswer(request)}\\n";`,
-		'\t}',
+		`\tlocation = ${probePath(request.farm)} { access_log off; default_type text/plain; return 200 "${siteAnswer(request)}\\n"; }`,
 		'}',
 		'',
 	].join('\n');

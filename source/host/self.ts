@@ -42,13 +42,44 @@ function farmcloneProgram(): string {
 	return program;
 }
 
+/** The launcher this process was started through (see writeLauncher): it carries the directories itself. */
+const launcherVariable = 'FARMCLONE_SELF';
+
 /**
  * A farmclone command line that works as printed: the settings and state
- * directories this process uses (the demo's own, say) go in front of it.
+ * directories this process uses go in front of it, unless it runs through a
+ * launcher that sets them (the demo's, short enough for an 80-column hint).
  */
 export function farmcloneCommand(args: string[]): string {
+	const launcher = process.env[launcherVariable];
+	if (launcher)
+		return [onPath(path.basename(launcher)) === realPath(launcher) ? path.basename(launcher) : launcher, ...args]
+			.map(shellQuote)
+			.join(' ');
 	const env = ['FARMCLONE_CONFIG_DIR', 'FARMCLONE_STATE_DIR']
 		.filter((name) => process.env[name])
 		.map((name) => `${name}=${shellQuote(process.env[name]!)}`);
 	return [...env, shellQuote(farmcloneProgram()), ...args.map(shellQuote)].join(' ');
+}
+
+/**
+ * Writes an executable `file` that runs this farmclone with `env` (the
+ * demo's settings and state directories), and makes this process's hints
+ * name it: `/tmp/farmclone-demo-x/farmclone run gallifrey-dev` fits a line
+ * where the two directories and the script's path do not.
+ */
+export async function writeLauncher(file: string, env: Record<string, string>): Promise<void> {
+	const script = process.argv[1] ? (realPath(process.argv[1]) ?? process.argv[1]) : 'farmclone';
+	const assignments = Object.entries({...env, [launcherVariable]: file}).map(
+		([name, value]) => `${name}=${shellQuote(value)}`,
+	);
+	const text = [
+		'#!/bin/sh',
+		"# Written by farmclone demo: this farmclone with the demo's own settings and run state.",
+		`${assignments.join(' ')} exec ${shellQuote(process.execPath)} ${shellQuote(script)} "$@"`,
+		'',
+	].join('\n');
+	await fs.promises.mkdir(path.dirname(file), {recursive: true});
+	await fs.promises.writeFile(file, text, {mode: 0o755});
+	process.env[launcherVariable] = file;
 }

@@ -1,5 +1,11 @@
 import path from 'node:path';
-import {applyChange, changeDiff, identityChanges, sshKeygenArgv, type IdentityRequest} from '../host/guest-identity.js';
+import {
+	applyChange,
+	identityChanges,
+	identityDiffs,
+	sshKeygenArgv,
+	type IdentityRequest,
+} from '../host/guest-identity.js';
 import {
 	attachLoop,
 	detachLoop,
@@ -239,7 +245,7 @@ export const identityStage: Stage = {
 				['umount', mounted],
 				['losetup', '--detach', '<loop device>'],
 			],
-			diffs: changes.map((change) => changeDiff(change, clone)),
+			diffs: identityDiffs(changes, clone),
 			notes: [`the ${root.type} filesystem on ${root.region.where} of ${target.vg}/${target.name}`, ...notes],
 		};
 	},

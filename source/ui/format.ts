@@ -213,6 +213,20 @@ function diffRanks(lines: readonly string[]): number[] {
 	});
 }
 
+/**
+ * Tabs as spaces to the next stop of 4 after a diff's one-character marker:
+ * a terminal would put them at stops of 8, wider than the line Ink measured.
+ */
+export function expandDiffTabs(line: string): string {
+	if (!line.includes('\t')) return line;
+	let text = line.slice(0, 1);
+	for (const character of line.slice(1)) {
+		text += character === '\t' ? ' '.repeat(4 - ((text.length - 1) % 4)) : character;
+	}
+
+	return text;
+}
+
 /** A plan as screen lines of at most `width` characters: notes, then commands, then each file's diff. */
 export function planLines(plan: Plan, width: number): PlanLine[] {
 	const lines: PlanLine[] = [];
@@ -231,7 +245,7 @@ export function planLines(plan: Plan, width: number): PlanLine[] {
 		for (const [index, line] of diff.entries()) {
 			// `---` and `+++` go together: half a file header says nothing.
 			if (line.startsWith('+++') && diff[index - 1]?.startsWith('---')) item--;
-			add(line, diffTone(line), ' ', lineRanks[index]!);
+			add(expandDiffTabs(line), diffTone(line), ' ', lineRanks[index]!);
 		}
 	}
 
@@ -260,8 +274,16 @@ export function compactPlanLines(
 	const byRank = [...items.entries()].sort(([a, first], [b, second]) => first[0]!.rank - second[0]!.rank || a - b);
 	const kept = new Set<number>();
 	let used = 0;
+	// Past the first item of a rank that does not fit, the rest of that rank gives way too: the commands
+	// shown are the first ones, never a lone `umount` without its `mount`.
+	const cutRanks = new Set<number>();
 	for (const [item, pieces] of byRank) {
-		if (used + pieces.length > room) continue;
+		if (cutRanks.has(pieces[0]!.rank)) continue;
+		if (used + pieces.length > room) {
+			cutRanks.add(pieces[0]!.rank);
+			continue;
+		}
+
 		kept.add(item);
 		used += pieces.length;
 	}

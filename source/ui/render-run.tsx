@@ -4,6 +4,7 @@ import {FarmPicker, type FarmChoice} from '../components/farm-picker.js';
 import {RunApp} from '../components/run-app.js';
 import type {StageInfo, StartRun} from '../engine/api.js';
 import type {StageState} from '../engine/events.js';
+import {clearEarlyLine} from './early-line.js';
 import type {RunOutcome} from './run-state.js';
 
 type Streams = {stdin?: NodeJS.ReadStream; stdout?: NodeJS.WriteStream};
@@ -13,6 +14,12 @@ type Streams = {stdin?: NodeJS.ReadStream; stdout?: NodeJS.WriteStream};
  * the wire; copy progress is coalesced to the same pace before it reaches state.
  */
 const maxFps = 4;
+/**
+ * Copy progress reaches the screen once in this many ms: each update repaints
+ * the live region (~0.9 KB), and a copy takes minutes, so one a second and a
+ * half keeps a long copy under 1 KB/s on the wire.
+ */
+const progressIntervalMs = 1500;
 
 function inkOptions(streams: Streams) {
 	return {
@@ -36,6 +43,7 @@ export type RenderRunOptions = Streams & {
 /** Shows a run in the terminal until the admin leaves; resolves with how the run ended. */
 export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> {
 	let outcome: RunOutcome = 'stopped';
+	clearEarlyLine();
 	const instance = render(
 		<RunApp
 			farm={options.farm}
@@ -43,7 +51,7 @@ export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> 
 			initialStates={options.initialStates}
 			resumedNote={options.resumedNote}
 			start={options.start}
-			progressIntervalMs={1000 / maxFps}
+			progressIntervalMs={progressIntervalMs}
 			onExit={(result) => {
 				outcome = result;
 			}}

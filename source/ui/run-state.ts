@@ -55,6 +55,8 @@ export type RunState = {
 	plans: Record<string, Plan>;
 	checks: Record<string, CheckResult>;
 	progress?: {stage: string; progress: CopyProgress};
+	/** Before the first stage: the preflight's checks done, and those still running. */
+	preflight?: {done: number; total: number; running: string[]};
 	log: LogEntry[];
 	nextLogId: number;
 	request?: PromptRequest;
@@ -144,6 +146,8 @@ function withoutProgressOf(state: RunState, stage: string): RunState {
 
 function applyEngineEvent(state: RunState, event: EngineEvent): RunState {
 	switch (event.type) {
+		case 'preflight':
+			return {...state, preflight: {done: event.done, total: event.total, running: event.running}};
 		case 'run-start': {
 			const resumedNoteShown = state.log.some((entry) => entry.kind === 'note');
 			return event.resumed && !resumedNoteShown

@@ -18,6 +18,7 @@ export const gatePlansFixture = path.resolve('test/fixtures/gate-plans.json');
 /** Every gate of a whole run on `settings`, in order; the firewall is kept without proof (no second SSH session here). */
 export async function captureGatePlans(settings: FarmSettings, stateDir: string): Promise<GatePlan[]> {
 	const gates: GatePlan[] = [];
+	const failures: string[] = [];
 	const outcome = await runEngine({
 		settings,
 		stages: [...allStages],
@@ -26,11 +27,13 @@ export async function captureGatePlans(settings: FarmSettings, stateDir: string)
 			gates.push({stage: stage.id, plan: structuredClone(plan), check});
 			return 'run';
 		},
-		onEvent: () => undefined,
+		onEvent: (event) => {
+			if (event.type === 'stage-failed') failures.push(`${event.stage}: ${event.error}`);
+		},
 		signal: new AbortController().signal,
 		stateDir,
 	});
-	if (outcome !== 'done') throw new Error(`the run that captures the gates ended ${outcome}`);
+	if (outcome !== 'done') throw new Error(`the run that captures the gates ended ${outcome}: ${failures.join('; ')}`);
 	return gates;
 }
 

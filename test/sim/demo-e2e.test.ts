@@ -39,6 +39,15 @@ test('farmclone demo --yes runs all 15 stages against the simulated farm', {time
 		.map((line) => JSON.parse(line) as {type: string; stage?: string});
 	const done = events.filter((event) => event.type === 'stage-done').map((event) => event.stage);
 	assert.equal(new Set(done).size, 15, `stages done: ${done.join(', ')}`);
+	// What it made lists the backup of every host file it edited: zone, dhcpd.conf, Shorewall's params and rules.
+	const runEnd = events.find((event) => event.type === 'run-end') as {made?: {backups: string[]}} | undefined;
+	const backedUp = (runEnd?.made?.backups ?? []).map((file) => path.basename(file));
+	for (const name of ['db.farm', 'dhcpd.conf', 'params', 'rules']) {
+		assert.ok(
+			backedUp.some((file) => file.startsWith(name)),
+			`a backup of ${name} in ${backedUp.join(', ')}`,
+		);
+	}
 
 	const journal = JSON.parse(
 		await fs.readFile(path.join(dir, 'farmclone', 'state', 'gallifrey-dev', 'journal.json'), 'utf8'),
