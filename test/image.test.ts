@@ -219,6 +219,7 @@ test('a loop whose filesystem another mount namespace still has mounted: the det
 
 	// The last copy gone, the kernel clears the loop it was told to detach.
 	await waitFor(async () => (await loopsBackedBy(host, file)).length === 0, 30_000, 'the loop to clear itself');
+});
 
 test('host key files read as one pattern when each type has both halves', () => {
 	const names = ['ssh_host_ecdsa_key', 'ssh_host_ecdsa_key.pub', 'ssh_host_rsa_key', 'ssh_host_rsa_key.pub'];
