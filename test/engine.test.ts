@@ -33,7 +33,7 @@ function fileStage(dir: string, id: string, options: {fail?: boolean; skippable?
 		},
 		async apply(context) {
 			if (options.fail) throw new Error(`${id} broke`);
-			await context.record({[`${id}.made`]: true});
+			await context.saveState(id, {made: true});
 			await fs.writeFile(file, id);
 		},
 		async verify() {
@@ -81,7 +81,7 @@ test('runs every stage in order and journals each one', async (t) => {
 			['c', 'done'],
 		],
 	);
-	assert.equal(journal!.facts['b.made'], true);
+	assert.equal(journal!.states['b']?.['made'], true);
 	assert.equal(journal!.outcome, 'done');
 	assert.deepEqual(
 		events.filter((event) => event.type === 'stage-start').map((event) => (event as {stage: string}).stage),

@@ -17,15 +17,15 @@ const settings = {
 	balloonMemory: '2G',
 } as FarmSettings;
 
-const facts = {
-	'dhcp-host.mac': 'aa:00:00:00:00:06',
-	'identity.sshHostKeys': ['256 SHA256:abc root@gallifrey-dev (ED25519)'],
-	'dns-record.backup': '/var/lib/farmclone/gallifrey-dev/backups/db.farm',
-	'copy.bootId': 'not for people',
+const states = {
+	'dhcp-host': {mac: 'aa:00:00:00:00:06'},
+	identity: {sshHostKeys: ['256 SHA256:abc root@gallifrey-dev (ED25519)']},
+	'dns-record': {backup: '/var/lib/farmclone/gallifrey-dev/backups/db.farm'},
+	copy: {bootId: 'not for people'},
 };
 
 test('what a run made names the address, ssh command, url, keys and backups', () => {
-	const lines = madeLines(whatWasMade(settings, facts)).join('\n');
+	const lines = madeLines(whatWasMade(settings, states)).join('\n');
 	assert.match(lines, /10\.0\.0\.6/);
 	assert.match(lines, /MAC aa:00:00:00:00:06/);
 	assert.match(lines, /ssh -p 22006 root@gallifrey-dev\.example\.org/);
@@ -36,7 +36,7 @@ test('what a run made names the address, ssh command, url, keys and backups', ()
 });
 
 test('a headless run-end of a done run prints what was made; --json carries it', () => {
-	const made = whatWasMade(settings, facts);
+	const made = whatWasMade(settings, states);
 	const event = {type: 'run-end', farm: 'gallifrey-dev', outcome: 'done', made} as const;
 	const text: string[] = [];
 	createHeadlessPrinter({json: false, write: (line) => text.push(line), stages: []})(event);

@@ -32,8 +32,8 @@ function stageContext(settings: FarmSettings, dir: string): StageContext {
 	return {
 		settings,
 		host: new Host({backupDir: path.join(dir, 'backups'), commandPath: settings.commandPath}),
-		facts: {},
-		record: async () => undefined,
+		states: {},
+		saveState: async () => undefined,
 		async updateSettings(patch) {
 			Object.assign(settings, patch);
 		},
@@ -55,8 +55,8 @@ test('the zone file changed between the gate and the approval: refused, new plan
 	const events: EngineEvent[] = [];
 	const outcome = await runEngine({
 		settings,
-		// Under another id: the preflight would check the whole farm (LVM, DHCP...) this test has not made.
-		stages: [{...dnsRecordStage, id: 'zone-edit'}],
+		// Without its preflight: named-checkzone is not part of this test.
+		stages: [{...dnsRecordStage, preflight: []}],
 		prompt: yesPrompt,
 		async confirmStage(request: StageGateRequest) {
 			gates.push(request.plan);
@@ -85,8 +85,8 @@ test('the zone file changed between the gate and the approval: refused, new plan
 	// Byte for byte the content of the plan the admin approved last.
 	assert.equal(await fs.readFile(zoneFile, 'utf8'), second!.edits![0]!.after);
 	const journal = await readJournal(path.join(dir, 'state'));
-	assert.equal(journal?.stages['zone-edit']?.state, 'done');
-	assert.equal(journal?.facts['dns-record.serialAfter'], second!.values!['serialAfter']);
+	assert.equal(journal?.stages['dns-record']?.state, 'done');
+	assert.equal(journal?.states['dns-record']?.['serialAfter'], second!.values!['serialAfter']);
 });
 
 test('a stale plan is never written: apply with the old plan refuses and leaves the file', async (t) => {

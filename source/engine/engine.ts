@@ -90,8 +90,12 @@ export function stageContext(
 			await saveSettings?.(settings);
 		},
 		host: session.host,
-		facts: session.journal.journal.facts,
-		record: async (facts) => session.journal.addFacts(facts),
+		states: session.journal.journal.states,
+		async saveState(owner, patch) {
+			// A stage's state is its own: what another stage needs of it goes through the owner's readers.
+			if (owner !== stage.id) throw new Error(`stage ${stage.id} cannot write the state of ${owner}`);
+			await session.journal.saveState(owner, patch);
+		},
 		stateDir,
 		log: (text) => session.emit({type: 'log', stage: stage.id, text}),
 		progress: (progress) => session.emit({type: 'progress', stage: stage.id, progress}),
@@ -187,7 +191,7 @@ async function reopenUndone(session: Session, done: Stage[], context: (stage: St
 
 /** The stage's context for looking (check, plan): the same, with a host whose file writes throw. */
 export function lookContext(context: StageContext): LookContext {
-	const {record: _record, updateSettings: _update, prompt: _prompt, progress: _progress, ...rest} = context;
+	const {saveState: _save, updateSettings: _update, prompt: _prompt, progress: _progress, ...rest} = context;
 	return {...rest, host: readOnlyHost(context.host)};
 }
 
@@ -216,12 +220,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		);
 	}
 
-	await assertPreflight(
-		session.host,
-		settings,
-		journal.journal.facts,
-		stages.map((stage) => stage.id),
-	);
+	await assertPreflight(session.host, settings, journal.journal.states, stages);
 	await journal.update((state) => {
 		state.outcome = undefined;
 	});
@@ -235,7 +234,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		await journal.update((state) => {
 			state.outcome = outcome;
 		});
-		const made = outcome === 'done' ? whatWasMade(settings, (await readJournal(stateDir))?.facts ?? {}) : undefined;
+		const made = outcome === 'done' ? whatWasMade(settings, (await readJournal(stateDir))?.states ?? {}) : undefined;
 		emit({type: 'run-end', farm: settings.name, outcome, message, ...(made ? {made} : {})});
 		return outcome;
 	};
@@ -370,7 +369,7 @@ export async function runUndo(request: UndoRequest): Promise<Outcome> {
 			await journal.update((state) => {
 				state.outcome = 'undone';
 				state.stages = {};
-				state.facts = {};
+				state.states = {};
 				state.mode = 'run';
 			});
 		} else if (journal.journal.mode === 'undo') {

@@ -1,5 +1,7 @@
 import {fqdn, type FarmSettings} from '../settings/schema.js';
-import type {Journal} from './journal.js';
+import {dhcpHostMac} from '../stages/dhcp-host.js';
+import {generatedSshHostKeys} from '../stages/identity.js';
+import type {StageStates} from '../stages/state.js';
 
 /** What a finished run made, as the admin needs it next: where it is and how to reach it. */
 export type Made = {
@@ -14,21 +16,21 @@ export type Made = {
 	backups: string[];
 };
 
-export function whatWasMade(settings: FarmSettings, facts: Journal['facts']): Made {
-	const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
-	const keys = facts['identity.sshHostKeys'];
-	const backups = Object.entries(facts)
-		.filter(([key, value]) => key.endsWith('.backup') && typeof value === 'string')
-		.map(([, value]) => value as string);
+export function whatWasMade(settings: FarmSettings, states: Readonly<StageStates>): Made {
+	const view = {states};
+	// A stage that edits a host file keeps the file's backup as `backup` in its state.
+	const backups = Object.values(states)
+		.map((state) => state['backup'])
+		.filter((backup): backup is string => typeof backup === 'string');
 	return {
 		name: settings.name,
 		fqdn: fqdn(settings),
 		ip: settings.ip,
-		mac: text(facts['dhcp-host.mac']) ?? settings.mac,
+		mac: dhcpHostMac(view) ?? settings.mac,
 		ssh: `ssh -p ${settings.sshPort} root@${settings.serverName}`,
 		url: `${/443|ssl/.test(settings.listen) ? 'https' : 'http'}://${settings.serverName}/`,
 		memory: settings.balloonMemory ? `${settings.memory} (balloon ${settings.balloonMemory})` : settings.memory,
-		sshHostKeys: Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [],
+		sshHostKeys: generatedSshHostKeys(view),
 		backups,
 	};
 }

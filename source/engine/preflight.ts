@@ -7,15 +7,7 @@
  * instances own. Nobody wants to learn about a taken IP after a 30 GB copy. What this run already did (the
  * journal's facts, farmclone's marked lines) is not a conflict.
  */
-import path from 'node:path';
-import {dhcpdErrors, inspectDhcpd, readDhcpdIncludes} from '../host/dhcpd-conf.js';
-import {listInstances, type GanetiInstance} from '../host/ganeti.js';
-import {missingProgram, type Host} from '../host/host.js';
-import {isDeviceMounted} from '../host/image.js';
-import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVolume} from '../host/lvm.js';
-import {isOurSite, nginxErrors} from '../host/nginx-site.js';
-import {inspectShorewall, readShorewallIncludes, ruleRequest, shorewallErrors} from '../host/shorewall-files.js';
-import {inspectZone, readZoneIncludes} from '../host/zone-file.js';
+import type {ReadOnlyHost} from '../host/host.js';
 import {farmcloneCommand} from '../host/self.js';
 import {
 	addressBook,
@@ -27,16 +19,13 @@ import {
 	type AddressBook,
 } from '../settings/discover-addresses.js';
 import {readHostPicture} from '../settings/discover.js';
-import {fqdn, type FarmSettings} from '../settings/schema.js';
+import type {FarmSettings} from '../settings/schema.js';
 import {SettingsError, validateSettings, type FieldError} from '../settings/validate.js';
+import {allStages} from '../stages/index.js';
 import {candidateMacs} from '../stages/mac.js';
-import type {Facts} from '../stages/types.js';
-import {
-	noSuchInstance,
-	volumeOwnershipProblems,
-	type VolumeField,
-	type VolumeProblem,
-} from '../stages/volume-ownership.js';
+import type {StageStates} from '../stages/state.js';
+import type {PreflightCheck, PreflightContext, Stage} from '../stages/types.js';
+import {volumeOwnershipProblems} from '../stages/volume-ownership.js';
 
 export {volumeOwnershipProblems};
 
@@ -57,218 +46,6 @@ export class PreflightError extends SettingsError {
 }
 
 const indent = (text: string) => text.trim().split('\n').join('\n      ');
-
-type Collect = (field: keyof FarmSettings, reason: string) => void;
-
-/** The part of a checker's output that says what is wrong. */
-async function checker(host: Host, argv: string[], explain: (output: string) => string): Promise<string | undefined> {
-	const result = await host.run(argv, {reject: false});
-	if (result.exitCode === 0) return undefined;
-	return explain(`${result.stdout}\n${result.stderr}`) || `${argv.join(' ')} exited ${result.exitCode}`;
-}
-
-async function readSetting(
-	host: Host,
-	settings: FarmSettings,
-	field: 'zoneFile' | 'dhcpdConf' | 'nginxConf',
-	add: Collect,
-): Promise<string | undefined> {
-	try {
-		const text = await host.readFileIfExists(settings[field]);
-		if (text === undefined) add(field, 'no such file');
-		return text;
-	} catch (error) {
-		add(field, `cannot be read: ${(error as Error).message}`);
-		return undefined;
-	}
-}
-
-async function zone(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
-	const text = await readSetting(host, settings, 'zoneFile', add);
-	if (text === undefined) return;
-	const refusal = await checker(host, ['named-checkzone', '-i', 'local', settings.zone, settings.zoneFile], (output) =>
-		output.trim(),
-	);
-	if (refusal) add('zoneFile', `named-checkzone refuses it:\n${refusal}`);
-	try {
-		const included = await readZoneIncludes(host, settings.zoneFile, text, settings.zone);
-		const state = inspectZone(
-			text,
-			{zone: settings.zone, record: settings.record, ip: settings.ip, farm: settings.name},
-			included,
-		);
-		for (const conflict of state.conflicts) {
-			add(/holds /.test(conflict) ? 'ip' : /uses the name/.test(conflict) ? 'record' : 'zoneFile', conflict);
-		}
-	} catch (error) {
-		if (!refusal) add('zoneFile', `farmclone cannot read it: ${(error as Error).message}`);
-	}
-}
-
-async function dhcp(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
-	const text = await readSetting(host, settings, 'dhcpdConf', add);
-	if (text === undefined) return;
-	const refusal = await checker(host, ['dhcpd', '-t', '-cf', settings.dhcpdConf], dhcpdErrors);
-	if (refusal) add('dhcpdConf', `dhcpd -t refuses it:\n${refusal}`);
-	try {
-		const name = fqdn(settings);
-		const request = {name, fqdn: name, mac: settings.mac, ip: settings.ip, subnetMask: settings.subnetMask};
-		const included = await readDhcpdIncludes(host, settings.dhcpdConf, text);
-		const state = inspectDhcpd(text, {...request, farm: settings.name}, included);
-		for (const conflict of state.conflicts) {
-			add(/hardware ethernet/.test(conflict) ? 'mac' : /uses the name/.test(conflict) ? 'record' : 'ip', conflict);
-		}
-
-		const mask = state.subnet?.split(' netmask ')[1];
-		if (mask && mask !== settings.subnetMask) {
-			add('subnetMask', `the subnet holding ${settings.ip} in ${settings.dhcpdConf} is ${state.subnet}`);
-		}
-	} catch (error) {
-		if (!refusal) add('dhcpdConf', `farmclone cannot read it: ${(error as Error).message}`);
-	}
-}
-
-async function cluster(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
-	let instances: GanetiInstance[];
-	try {
-		instances = await listInstances(host);
-	} catch (error) {
-		add('sourceInstance', `gnt-instance list fails: ${(error as Error).message}`);
-		return;
-	}
-
-	const name = fqdn(settings);
-	if (!instances.some((instance) => instance.name === settings.sourceInstance)) add('sourceInstance', noSuchInstance);
-
-	const mac = settings.mac.toLowerCase();
-	for (const instance of instances) {
-		if (instance.name === name) {
-			// Ours when it has our MAC: a resumed run created it.
-			if (!mac || !instance.macs.includes(mac)) {
-				add('record', `Ganeti instance ${name} already exists (MAC ${instance.macs.join(', ') || 'none'})`);
-			}
-
-			continue;
-		}
-
-		if (instance.ips.includes(settings.ip)) add('ip', `used by Ganeti instance ${instance.name} (nic.ips)`);
-		if (mac && instance.macs.includes(mac)) add('mac', `used by Ganeti instance ${instance.name} (nic.macs)`);
-	}
-}
-
-/**
- * Snapshot only the source instance's disk, write only to a volume this run
- * creates and no instance owns, and room for both in the VG.
- */
-async function volumes(host: Host, settings: FarmSettings, facts: Facts, add: Collect): Promise<void> {
-	const {vg, sourceLv, snapshotLv, targetLv, snapshotSize} = settings;
-	let lvs: LogicalVolume[];
-	try {
-		lvs = await listLvs(host, vg);
-	} catch (error) {
-		add('vg', `lvs cannot list it: ${(error as Error).message}`);
-		return;
-	}
-
-	const source = lvs.find((lv) => lv.name === sourceLv);
-	const snapshot = lvs.find((lv) => lv.name === snapshotLv);
-	const target = lvs.find((lv) => lv.name === targetLv);
-	const copied = facts['copy.completed'] === true;
-	if (!source && !copied) add('sourceLv', `no such volume in ${vg} (lvs)`);
-	if (source?.snapshot) add('sourceLv', `is a snapshot of ${source.origin}, not a VM's disk`);
-	let owners: VolumeProblem[] = [];
-	try {
-		owners = await volumeOwnershipProblems(host, settings, facts, lvs);
-	} catch (error) {
-		add('sourceInstance', `gnt-instance info fails: ${(error as Error).message}`);
-	}
-
-	for (const problem of owners) add(problem.field, problem.reason);
-	// An instance's disk is said so once, not also as a volume that merely exists.
-	const owned = (field: VolumeField) => owners.some((problem) => problem.field === field);
-	const ourSnapshot = facts['snapshot.created'] === true && facts['snapshot.uuid'] === snapshot?.uuid;
-	if (snapshot && !ourSnapshot && !owned('snapshotLv')) {
-		add('snapshotLv', `${vg}/${snapshotLv} already exists and this run did not create it`);
-	}
-
-	// A target of this run may be open: the detached copy of an earlier session writing it.
-	if (target && facts['create-volume.uuid'] !== target.uuid && !owned('targetLv')) {
-		const busy = target.open || (await isDeviceMounted(host, target.path)) ? ', and it is open or mounted' : '';
-		add('targetLv', `${vg}/${targetLv} already exists and this run did not create it${busy}: it is never written to`);
-	}
-
-	if (target || facts['create-volume.uuid'] || !source) return;
-	try {
-		const group = await getVg(host, vg);
-		const needs =
-			(snapshot ? 0 : roundUpToExtent(parseSize(snapshotSize), group.extentSize)) +
-			roundUpToExtent(source.size, group.extentSize);
-		if (group.free < needs) {
-			add(
-				'vg',
-				`${formatBytes(group.free)} free, but the snapshot (${snapshotSize}) and the target (${formatBytes(source.size)}) need ${formatBytes(needs)}`,
-			);
-		}
-	} catch (error) {
-		add('vg', `vgs cannot read it: ${(error as Error).message}`);
-	}
-}
-
-async function firewall(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
-	const rulesPath = path.join(settings.shorewallDir, 'rules');
-	const rules = await host.readFileIfExists(rulesPath).catch(() => undefined);
-	if (rules === undefined) {
-		add('shorewallDir', `${rulesPath} does not exist or cannot be read`);
-		return;
-	}
-
-	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
-	const refusal = await checker(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
-	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
-	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
-	const state = inspectShorewall(params, rules, ruleRequest(settings), included);
-	for (const conflict of state.conflicts) {
-		add(
-			/forwarded/.test(conflict) ? 'sshPort' : /already set/.test(conflict) ? 'shorewallParam' : 'shorewallDir',
-			conflict,
-		);
-	}
-}
-
-async function proxy(host: Host, settings: FarmSettings, add: Collect): Promise<void> {
-	if ((await readSetting(host, settings, 'nginxConf', add)) === undefined) return;
-	const refusal = await checker(host, ['nginx', '-t', '-c', settings.nginxConf], nginxErrors);
-	if (refusal) add('nginxConf', `nginx -t refuses it:\n${refusal}`);
-	// The stage proves nginx loaded the site by asking it with curl; a farm host need not have curl
-	// (Debian's ganeti pulls only libcurl): found out at the last stage, after the firewall restart.
-	if (!(await host.which('curl'))) {
-		add('serverName', `${missingProgram('curl')}: the reverse proxy stage asks the site with it`);
-	}
-	const site = path.join(settings.sitesAvailable, settings.serverName);
-	const text = await host.readFileIfExists(site).catch(() => undefined);
-	if (text !== undefined && !isOurSite(text, settings.name)) {
-		add('serverName', `${site} already exists and was not written by farmclone`);
-	}
-}
-
-/** Each check, and the stages whose writes it protects: a run of other stages does not need it. */
-const checks: Array<{
-	stages: string[];
-	run: (host: Host, settings: FarmSettings, facts: Facts, add: Collect) => Promise<void>;
-}> = [
-	{stages: ['snapshot', 'create-volume', 'copy'], run: volumes},
-	{stages: ['dns-record', 'reload-services'], run: async (host, settings, _facts, add) => zone(host, settings, add)},
-	{
-		stages: ['mac', 'dhcp-host', 'reload-services'],
-		run: async (host, settings, _facts, add) => dhcp(host, settings, add),
-	},
-	{stages: ['mac', 'ganeti-instance'], run: async (host, settings, _facts, add) => cluster(host, settings, add)},
-	{
-		stages: ['firewall-rule', 'firewall-restart'],
-		run: async (host, settings, _facts, add) => firewall(host, settings, add),
-	},
-	{stages: ['reverse-proxy'], run: async (host, settings, _facts, add) => proxy(host, settings, add)},
-];
 
 /** The free values a refusal names, each with the command that takes it: by field. */
 export function freeValues(
@@ -303,7 +80,7 @@ export function freeValues(
 
 /** A refused ip, port or MAC: its last finding names a free one. */
 async function nameFreeValues(
-	host: Host,
+	host: ReadOnlyHost,
 	settings: FarmSettings,
 	findings: Finding[],
 	otherFarms: FarmSettings[],
@@ -326,42 +103,66 @@ async function nameFreeValues(
 	}
 }
 
+/** The checks the stages list, each once, in the order of the stages. */
+function checksOf(stages: readonly Stage[]): PreflightCheck[] {
+	const checks: PreflightCheck[] = [];
+	for (const stage of stages)
+		for (const check of stage.preflight ?? []) if (!checks.includes(check)) checks.push(check);
+	return checks;
+}
+
 /**
  * Every problem the run of `stageIds` (default: all) would meet, in the order
  * of the stages: empty when it may start. Read-only: runs only the checkers
- * and listings. `facts` of the journal tell what this farm's run already made.
+ * and listings. `states` of the journal tell what this farm's run already made.
  */
 export async function preflight(
-	host: Host,
+	host: ReadOnlyHost,
 	settings: FarmSettings,
-	facts: Facts = {},
+	states: Readonly<StageStates> = {},
 	stageIds?: readonly string[],
 	/** The other saved farms: a free address named in a refusal is none of theirs. */
 	otherFarms: FarmSettings[] = [],
 ): Promise<Finding[]> {
-	const wanted = checks.filter((check) => !stageIds || check.stages.some((stage) => stageIds.includes(stage)));
-	if (wanted.length === 0) return [];
+	const stages = allStages.filter((stage) => !stageIds || stageIds.includes(stage.id));
+	return preflightOf(host, settings, states, stages, otherFarms);
+}
+
+/** The same for the given stages: the checks each lists. */
+export async function preflightOf(
+	host: ReadOnlyHost,
+	settings: FarmSettings,
+	states: Readonly<StageStates>,
+	stages: readonly Stage[],
+	otherFarms: FarmSettings[] = [],
+): Promise<Finding[]> {
+	const checks = checksOf(stages);
+	if (checks.length === 0) return [];
 	const findings: Finding[] = validateSettings(settings as unknown as Record<string, unknown>);
 	if (findings.length > 0) return findings;
-	const add: Collect = (field, reason) => {
-		if (!findings.some((finding) => finding.field === field && finding.reason === reason)) {
-			findings.push({field, value: settings[field], reason});
-		}
+	const context: PreflightContext = {
+		host,
+		settings,
+		states,
+		add(field, reason) {
+			if (!findings.some((finding) => finding.field === field && finding.reason === reason)) {
+				findings.push({field, value: settings[field], reason});
+			}
+		},
 	};
 
-	for (const check of wanted) await check.run(host, settings, facts, add);
+	for (const check of checks) await check(context);
 	await nameFreeValues(host, settings, findings, otherFarms);
 	return findings;
 }
 
-/** The preflight, refusing to start with its findings. */
+/** The preflight of the run of `stages`, refusing to start with its findings. */
 export async function assertPreflight(
-	host: Host,
+	host: ReadOnlyHost,
 	settings: FarmSettings,
-	facts: Facts = {},
-	stageIds?: readonly string[],
-	otherFarms: FarmSettings[] = [],
+	states: Readonly<StageStates>,
+	stages: readonly Stage[],
 ): Promise<void> {
-	const findings = await preflight(host, settings, facts, stageIds, otherFarms);
+	const findings = await preflightOf(host, settings, states, stages);
 	if (findings.length > 0) throw new PreflightError(settings.name, findings);
 }

@@ -10,31 +10,22 @@ import {runEngine} from '../../source/engine/engine.js';
 import type {EngineEvent} from '../../source/engine/events.js';
 import {Host} from '../../source/host/host.js';
 import {defaultSettings, type FarmSettings} from '../../source/settings/schema.js';
-import {
-	StageError,
-	type Danger,
-	type Facts,
-	type Prompt,
-	type Stage,
-	type StageContext,
-} from '../../source/stages/types.js';
+import {StageError, type Danger, type Prompt, type Stage, type StageContext} from '../../source/stages/types.js';
+import {statesInMemory, type StageStates} from '../../source/stages/state.js';
 
-export type Harness = {context: StageContext; facts: Facts; logs: string[]};
+export type Harness = {context: StageContext; states: StageStates; logs: string[]};
 
 /**
- * A context for calling a stage directly: its facts and log lines kept in
+ * A context for calling a stage directly: its state and log lines kept in
  * memory, settings updates applied to `settings`, questions answered no
  * (the first choice for a choice), never aborted.
  */
-export function stageContext(settings: FarmSettings, stateDir: string, facts: Facts = {}): Harness {
+export function stageContext(settings: FarmSettings, stateDir: string, states: StageStates = {}): Harness {
 	const logs: string[] = [];
 	const context: StageContext = {
 		settings,
 		host: new Host({commandPath: settings.commandPath, backupDir: path.join(stateDir, 'backups')}),
-		facts,
-		record: async (more) => {
-			Object.assign(facts, more);
-		},
+		...statesInMemory(states),
 		updateSettings: async () => undefined,
 		stateDir,
 		log: (text) => logs.push(text),
@@ -46,7 +37,7 @@ export function stageContext(settings: FarmSettings, stateDir: string, facts: Fa
 		},
 		signal: new AbortController().signal,
 	};
-	return {context, facts, logs};
+	return {context, states, logs};
 }
 
 /** `promise` rejects with a StageError whose message matches `pattern` (and its hint `hint`). */
