@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import {promptFrom} from '../source/engine/engine.js';
 import {test} from 'node:test';
 import {stripVTControlCharacters} from 'node:util';
 import React from 'react';
@@ -38,7 +39,7 @@ function mount() {
 	const start: StartRun = async (drivers) => {
 		drivers.onEvent({type: 'run-start', farm, resumed: false, at: new Date().toISOString()});
 		drivers.onEvent({type: 'stage-start', stage: 'firewall-restart', title: 'firewall-restart'});
-		const firewallWait = drivers.prompt.firewallWait;
+		const firewallWait = promptFrom(drivers.ask).firewallWait;
 		assert.ok(firewallWait, 'the TUI has the waiting screen');
 		answers.push(await firewallWait({farm, command: `farmclone confirm ${farm}`, deadline, confirmed}));
 		drivers.onEvent({type: 'run-end', farm, outcome: 'done'});

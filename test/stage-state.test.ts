@@ -18,7 +18,7 @@ import {cloneVolumeUuid, copyCompleted} from '../source/stages/copy.js';
 import {adoptedVolumeName} from '../source/stages/ganeti-instance.js';
 import {stageState, type StatesView} from '../source/stages/state.js';
 import type {Stage} from '../source/stages/types.js';
-import {yesPrompt} from './kit/stage.js';
+import {askWith} from './kit/stage.js';
 
 type MakerState = {uuid: string; bytes: number};
 const maker = stageState<MakerState>('maker');
@@ -71,8 +71,7 @@ const run = async (dir: string, list: Stage[], gate: (id: string) => 'run' | 'qu
 	runEngine({
 		settings: defaultSettings('gallifrey-dev'),
 		stages: list,
-		prompt: yesPrompt,
-		confirmStage: async ({stage}) => gate(stage.id),
+		ask: askWith(async ({stage}) => gate(stage.id)),
 		onEvent: (event) => events.push(event),
 		signal: new AbortController().signal,
 		stateDir: dir,

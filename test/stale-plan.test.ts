@@ -3,7 +3,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import type {StageGateRequest} from '../source/engine/api.js';
 import {runEngine} from '../source/engine/engine.js';
 import type {EngineEvent} from '../source/engine/events.js';
 import {readJournal} from '../source/engine/journal.js';
@@ -12,7 +11,7 @@ import {defaultSettings, type FarmSettings} from '../source/settings/schema.js';
 import {dnsRecordStage} from '../source/stages/dns-record.js';
 import {candidateMacs, macStage} from '../source/stages/mac.js';
 import type {Plan, StageContext} from '../source/stages/types.js';
-import {yesPrompt} from './kit/stage.js';
+import {askWith, yesPrompt} from './kit/stage.js';
 
 const zone = `$TTL 86400
 $ORIGIN farm.
@@ -57,13 +56,12 @@ test('the zone file changed between the gate and the approval: refused, new plan
 		settings,
 		// Without its preflight: named-checkzone is not part of this test.
 		stages: [{...dnsRecordStage, preflight: []}],
-		prompt: yesPrompt,
-		async confirmStage(request: StageGateRequest) {
+		ask: askWith(async (request) => {
 			gates.push(request.plan);
 			// Someone edits the zone while the admin reads the first plan.
 			if (gates.length === 1) await fs.appendFile(zoneFile, 'tardis\tIN\tA\t10.10.60.7\n');
 			return 'run';
-		},
+		}),
 		onEvent: (event) => events.push(event),
 		signal: new AbortController().signal,
 		stateDir: path.join(dir, 'state'),

@@ -88,17 +88,15 @@ function RunController(props: RunAppProps) {
 		const prompt = tui.current;
 		if (started.current || !prompt) return;
 		started.current = true;
-		startRef
-			.current({prompt: prompt.prompt, confirmStage: prompt.confirmStage, onEvent, signal: controller.signal})
-			.then(
-				(outcome) => {
-					dispatch({type: 'ui:finished', outcome: controller.signal.aborted ? 'stopped' : outcome});
-				},
-				(error: unknown) => {
-					dispatch({type: 'ui:start-failed', error: error instanceof Error ? error.message : String(error)});
-					dispatch({type: 'ui:finished', outcome: 'failed'});
-				},
-			);
+		startRef.current({ask: prompt.ask, onEvent, signal: controller.signal}).then(
+			(outcome) => {
+				dispatch({type: 'ui:finished', outcome: controller.signal.aborted ? 'stopped' : outcome});
+			},
+			(error: unknown) => {
+				dispatch({type: 'ui:start-failed', error: error instanceof Error ? error.message : String(error)});
+				dispatch({type: 'ui:finished', outcome: 'failed'});
+			},
+		);
 	}, [onEvent]);
 
 	useEffect(() => {
@@ -171,7 +169,8 @@ function RunController(props: RunAppProps) {
 	const onTypedSubmit = (value: string) => {
 		const {request} = state;
 		if (request?.kind === 'gate' && state.typing) {
-			if (value === state.farm) tui.current?.answer(request.id, 'gate', 'run');
+			// The engine asks for the typed name right after; it gets what was typed here.
+			if (value === state.farm) tui.current?.answer(request.id, 'gate', 'run', value);
 			else dispatch({type: 'ui:typed-mismatch', text: value});
 		} else if (request?.kind === 'typed') {
 			if (value === request.expected) tui.current?.answer(request.id, 'typed', true);

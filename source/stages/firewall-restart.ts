@@ -92,6 +92,7 @@ export const firewallRestartStage: Stage = {
 	danger: 'typed',
 	skippable: true,
 	preflight: [firewallPreflight],
+	attended: 'a new SSH connection proves the new firewall lets SSH in, or the previous one comes back',
 	async check(context) {
 		const live = await liveWatchdog(context);
 		if (live) {

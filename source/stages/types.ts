@@ -143,6 +143,12 @@ export type Stage = {
 	danger: Danger;
 	/** Whether skipping leaves later stages able to run. */
 	skippable: boolean;
+	/**
+	 * What a person must watch for while the stage runs (the firewall's proof
+	 * of new SSH connections): without one (headless) the engine stops before
+	 * the stage unless the run accepts it unattended.
+	 */
+	attended?: string;
 	/** What the preflight looks at for this stage (checkers, conflicts, room, ownership). */
 	preflight?: readonly PreflightCheck[];
 	/** Looks only: a read-only host, nothing to record (the engine's host view throws on a write). */

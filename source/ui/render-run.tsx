@@ -31,18 +31,30 @@ export type RenderRunOptions = Streams & {
 	initialStates: Record<string, StageState>;
 	resumedNote?: string;
 	start: StartRun;
+	/** Once aborted (a signal, a lost terminal), the screen goes as soon as the engine stops: nobody is there to press a key. */
+	signal?: AbortSignal;
 };
 
 /** Shows a run in the terminal until the admin leaves; resolves with how the run ended. */
 export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> {
 	let outcome: RunOutcome = 'stopped';
+	const start: StartRun = async (drivers) => {
+		const result = await options.start(drivers);
+		if (options.signal?.aborted) {
+			outcome = result;
+			instance.unmount();
+		}
+
+		return result;
+	};
+
 	const instance = render(
 		<RunApp
 			farm={options.farm}
 			stages={options.stages}
 			initialStates={options.initialStates}
 			resumedNote={options.resumedNote}
-			start={options.start}
+			start={start}
 			progressIntervalMs={1000 / maxFps}
 			onExit={(result) => {
 				outcome = result;

@@ -49,7 +49,7 @@ export async function showGate(
 			throw new Error('the screen must not call the stage');
 		};
 		const stage = {...stages[index]!, check: refuse, plan: refuse, apply: refuse, verify: refuse, undo: refuse};
-		await drivers.confirmStage({stage, index, plan: gate.plan, check: gate.check});
+		await drivers.ask({kind: 'gate', stage, index, plan: gate.plan, check: gate.check});
 		return 'stopped';
 	};
 	const app = render(

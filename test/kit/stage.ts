@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import type {RunRequest} from '../../source/engine/api.js';
+import type {Answers, Ask, Question, RunRequest} from '../../source/engine/api.js';
 import {runEngine} from '../../source/engine/engine.js';
 import type {EngineEvent} from '../../source/engine/events.js';
 import {Host} from '../../source/host/host.js';
@@ -76,6 +76,35 @@ export const yesPrompt: Prompt = {
 	typed: async () => true,
 };
 
+export type GateQuestion = Extract<Question, {kind: 'gate'}>;
+
+/**
+ * The one question interface as a test answers it: gates by `gate`, the rest
+ * as `prompt` would (a typed question gets the expected text when
+ * `prompt.typed` says yes, nothing otherwise).
+ */
+export function askWith(
+	gate: (question: GateQuestion) => Promise<Answers['gate']> = async () => 'run',
+	prompt: Prompt = yesPrompt,
+): Ask {
+	const answer = async (question: Question): Promise<Answers[Question['kind']]> => {
+		switch (question.kind) {
+			case 'gate':
+				return gate(question);
+			case 'confirm':
+				return prompt.confirm(question.message, {timeoutSeconds: question.timeoutSeconds});
+			case 'choose':
+				return prompt.choose(question.message, question.choices);
+			case 'typed':
+				return (await prompt.typed(question.message, question.expected)) ? question.expected : undefined;
+			case 'firewall':
+				return prompt.firewallWait ? prompt.firewallWait(question.request) : 'headless';
+		}
+	};
+
+	return answer as Ask;
+}
+
 /**
  * The engine on `stages`, every gate answered run and every question yes
  * unless `request` says otherwise; the events it sent, in order.
@@ -88,8 +117,7 @@ export async function runStages(
 	const events: EngineEvent[] = [];
 	const outcome = await runEngine({
 		settings: defaultSettings('gallifrey-dev'),
-		prompt: yesPrompt,
-		confirmStage: async () => 'run',
+		ask: askWith(),
 		signal: new AbortController().signal,
 		...request,
 		stages,

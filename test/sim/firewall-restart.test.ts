@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import {promptFrom} from '../../source/engine/engine.js';
 import {randomBytes} from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -24,7 +25,7 @@ test('the TUI counts a timed question down and answers no when the time is up', 
 	const shown: Array<PromptRequest | undefined> = [];
 	const tui = createTuiPrompt((request) => shown.push(request));
 	const started = Date.now();
-	const answer = await tui.prompt.confirm('Keep the new firewall?', {timeoutSeconds: 1});
+	const answer = await promptFrom(tui.ask).confirm('Keep the new firewall?', {timeoutSeconds: 1});
 	assert.equal(answer, false);
 	assert.ok(Date.now() - started >= 900, 'answered before the time was up');
 	const asked = shown[0];
@@ -32,7 +33,7 @@ test('the TUI counts a timed question down and answers no when the time is up', 
 	assert.ok(asked?.kind === 'confirm' && asked.deadline !== undefined && asked.deadline - started >= 900);
 	assert.equal(shown.at(-1), undefined, 'the question is taken off the screen');
 
-	const keep = tui.prompt.confirm('Keep it?', {timeoutSeconds: 5});
+	const keep = promptFrom(tui.ask).confirm('Keep it?', {timeoutSeconds: 5});
 	const request = shown.at(-1);
 	assert.ok(request?.kind === 'confirm');
 	assert.ok(tui.answer(request.id, 'confirm', true));
