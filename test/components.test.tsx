@@ -14,6 +14,7 @@ import type {RunOutcome} from '../source/ui/run-state.js';
 process.env['FORCE_COLOR'] = '1';
 const {render, cleanup} = await import('ink-testing-library');
 const {RunApp} = await import('../source/components/run-app.js');
+const {createRunStore} = await import('../source/ui/run-store.js');
 const {FarmPicker} = await import('../source/components/farm-picker.js');
 const {colorWanted} = await import('../source/components/theme.js');
 const {onCopyRateNudge} = await import('../source/host/copy-rate.js');
@@ -126,21 +127,19 @@ function mount(
 	options: {columns?: number; rows?: number; color?: boolean; progressIntervalMs?: number} = {},
 ): Harness {
 	let outcome: RunOutcome | undefined;
+	const store = createRunStore({farm, stages: stageInfos, progressIntervalMs: options.progressIntervalMs ?? 0});
 	const app = render(
 		<RunApp
-			farm={farm}
-			stages={stageInfos}
-			initialStates={{}}
-			start={start}
+			store={store}
 			onExit={(result) => {
 				outcome = result;
 			}}
 			columns={options.columns ?? 80}
 			rows={options.rows ?? 24}
 			color={options.color ?? true}
-			progressIntervalMs={options.progressIntervalMs ?? 0}
 		/>,
 	);
+	void store.start(start);
 	const lastFrame = () => app.lastFrame() ?? '';
 	const waitFor = (until: (frame: string) => boolean, what: string) =>
 		poll(

@@ -8,6 +8,7 @@ import type {FirewallWaitAnswer, FirewallWaitRequest} from '../source/stages/typ
 
 const {render, cleanup} = await import('ink-testing-library');
 const {RunApp} = await import('../source/components/run-app.js');
+const {createRunStore} = await import('../source/ui/run-store.js');
 
 const farm = 'gallifrey-dev';
 const stages: StageInfo[] = ['firewall-rule', 'firewall-restart', 'start-vm'].map((id) => ({
@@ -46,19 +47,9 @@ function mount() {
 		return 'done';
 	};
 
-	const app = render(
-		<RunApp
-			farm={farm}
-			stages={stages}
-			initialStates={{}}
-			start={start}
-			onExit={() => undefined}
-			columns={80}
-			rows={24}
-			color={false}
-			progressIntervalMs={0}
-		/>,
-	);
+	const store = createRunStore({farm, stages, progressIntervalMs: 0});
+	const app = render(<RunApp store={store} onExit={() => undefined} columns={80} rows={24} color={false} />);
+	void store.start(start);
 	const frame = () => plain(app.lastFrame());
 	const waitFor = async (pattern: RegExp, what: string) => poll(() => pattern.test(frame()), what, frame);
 	const press = async (keys: string, pattern: RegExp, what: string) => {

@@ -2,9 +2,9 @@ import {render} from 'ink';
 import React from 'react';
 import {FarmPicker, type FarmChoice} from '../components/farm-picker.js';
 import {RunApp} from '../components/run-app.js';
-import type {StageInfo, StartRun} from '../engine/api.js';
-import type {StageState} from '../engine/events.js';
+import type {StartRun} from '../engine/api.js';
 import type {RunOutcome} from './run-state.js';
+import {createRunStore, type RunStoreOptions} from './run-store.js';
 
 type Streams = {stdin?: NodeJS.ReadStream; stdout?: NodeJS.WriteStream};
 
@@ -25,43 +25,35 @@ function inkOptions(streams: Streams) {
 	};
 }
 
-export type RenderRunOptions = Streams & {
-	farm: string;
-	stages: StageInfo[];
-	initialStates: Record<string, StageState>;
-	resumedNote?: string;
-	start: StartRun;
-	/** Once aborted (a signal, a lost terminal), the screen goes as soon as the engine stops: nobody is there to press a key. */
-	signal?: AbortSignal;
-};
-
-/** Shows a run in the terminal until the admin leaves; resolves with how the run ended. */
-export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> {
-	let outcome: RunOutcome = 'stopped';
-	const start: StartRun = async (drivers) => {
-		const result = await options.start(drivers);
-		if (options.signal?.aborted) {
-			outcome = result;
-			instance.unmount();
-		}
-
-		return result;
+export type RenderRunOptions = Streams &
+	Omit<RunStoreOptions, 'progressIntervalMs'> & {
+		start: StartRun;
+		/** Once aborted (a signal, a lost terminal), the screen goes as soon as the engine stops: nobody is there to press a key. */
+		signal?: AbortSignal;
 	};
 
+/**
+ * Runs the engine (outside React, on a store) and shows it in the terminal
+ * until the admin leaves; resolves with how the run ended.
+ */
+export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> {
+	const store = createRunStore({...options, progressIntervalMs: 1000 / maxFps});
+	let outcome: RunOutcome = 'stopped';
 	const instance = render(
 		<RunApp
-			farm={options.farm}
-			stages={options.stages}
-			initialStates={options.initialStates}
-			resumedNote={options.resumedNote}
-			start={start}
-			progressIntervalMs={1000 / maxFps}
+			store={store}
 			onExit={(result) => {
 				outcome = result;
 			}}
 		/>,
 		inkOptions(options),
 	);
+	const ended = await store.start(options.start);
+	if (options.signal?.aborted) {
+		instance.unmount();
+		outcome = ended;
+	}
+
 	await instance.waitUntilExit();
 	return outcome;
 }
