@@ -1,7 +1,7 @@
 import {madeLines} from './engine/made.js';
-import type {StageGate} from './engine/api.js';
+import type {Answers, Ask, Question} from './engine/api.js';
 import type {EngineEvent} from './engine/events.js';
-import {StageError, type CheckResult, type Plan, type Prompt} from './stages/types.js';
+import {StageError, type CheckResult, type Plan} from './stages/types.js';
 import type {CommandRecord} from './host/host.js';
 import {
 	commandOutputLines,
@@ -186,69 +186,65 @@ export function createHeadlessPrinter(options: HeadlessPrinterOptions): Headless
 	});
 }
 
-export type HeadlessDriverOptions = {
+export type HeadlessAskOptions = {
 	farm: string;
 	/** --yes: answer every question with its default and run every stage. */
 	yes: boolean;
-	/** --confirm NAME: the typed confirmation of dangerous stages; must be the farm's name. */
+	/** --confirm NAME: the typed answer to the typed confirmations (dangerous stages, undo). */
 	confirm?: string;
 	printer: HeadlessPrinter;
 };
 
 /**
  * Headless answers to what the TUI would ask. With --yes: yes, the first
- * choice, run. Stages that want the farm's name typed run only when --confirm
- * gave it; otherwise the gate answers 'quit' and says why.
+ * choice, run. A typed confirmation gets --confirm's text, whatever it is:
+ * the engine compares it with what it expects and stops the run when it is
+ * not; a missing or wrong one is said here with how to give it.
  */
-export function createHeadlessDrivers(options: HeadlessDriverOptions): {prompt: Prompt; confirmStage: StageGate} {
-	const {farm, yes, confirm, printer} = options;
+export function createHeadlessAsk(options: HeadlessAskOptions): Ask {
+	const {yes, confirm, printer} = options;
 	const needsAnswer = (message: string) =>
 		new StageError(`"${message}" needs an answer and there is no terminal to ask`, 'rerun with --yes');
 
-	const prompt: Prompt = {
-		async confirm(message) {
+	const answers: {[K in Question['kind']]: (question: Extract<Question, {kind: K}>) => Promise<Answers[K]>} = {
+		async gate({stage}) {
+			if (yes) return 'run';
+			printer.note(`stopping before ${stage.id}: there is no terminal to ask; rerun with --yes`, stage.id);
+			return 'quit';
+		},
+		async confirm({message}) {
 			if (!yes) throw needsAnswer(message);
 			printer.note(`? ${message} -> yes (--yes)`);
 			return true;
 		},
-		async choose(message, choices) {
+		async choose({message, choices}) {
 			const first = choices[0];
 			if (!yes) throw needsAnswer(message);
 			if (!first) throw new StageError(`"${message}" offers nothing to choose`);
 			printer.note(`? ${message} -> ${first.label} (--yes)`);
 			return first.value;
 		},
-		async typed(message, expected) {
-			if (confirm === expected) return true;
-			printer.note(`stopping at "${message}": rerun with --confirm ${expected}`);
-			return false;
+		async typed({message, expected, stage}) {
+			if (confirm === expected) return confirm;
+			if (stage) {
+				const given = confirm === undefined ? '' : ` (--confirm ${confirm} is not the farm's name)`;
+				printer.note(
+					`stopping before ${stage.id}: ${stage.title} asks for the farm's name to be typed${given}; rerun with --confirm ${expected}`,
+					stage.id,
+				);
+			} else {
+				printer.note(`stopping at "${message}": rerun with --confirm ${expected}`);
+			}
+
+			return confirm;
 		},
 		// Reached only with --restart-firewall (or a headless undo): a scripted run accepts the risk.
-		async firewallWait(request) {
+		async firewall({request}) {
 			printer.note(
 				`firewall restarted: kept without proof (headless); to prove new SSH connections get in, run ${request.command} from a new ssh connection`,
 			);
 			return 'headless';
 		},
 	};
-
-	const confirmStage: StageGate = async ({stage}) => {
-		if (!yes) {
-			printer.note(`stopping before ${stage.id}: there is no terminal to ask; rerun with --yes`, stage.id);
-			return 'quit';
-		}
-
-		if (stage.danger === 'typed' && confirm !== farm) {
-			const given = confirm === undefined ? '' : ` (--confirm ${confirm} is not the farm's name)`;
-			printer.note(
-				`stopping before ${stage.id}: ${stage.title} asks for the farm's name to be typed${given}; rerun with --confirm ${farm}`,
-				stage.id,
-			);
-			return 'quit';
-		}
-
-		return 'run';
-	};
-
-	return {prompt, confirmStage};
+	return async (question) => (answers[question.kind] as (question: Question) => Promise<never>)(question);
 }

@@ -76,11 +76,11 @@ test('the engine keeps every command whole in commands.log of the run state, and
 		danger: 'none',
 		skippable: true,
 		check: async (context) =>
-			context.facts['count.done'] ? {status: 'done', detail: 'counted'} : {status: 'pending', detail: 'not yet'},
+			context.states['count']?.['done'] ? {status: 'done', detail: 'counted'} : {status: 'pending', detail: 'not yet'},
 		plan: async () => ({commands: [['seq', '1', '40']], diffs: [], notes: []}),
 		async apply(context) {
 			await context.host.run(['seq', '1', '40']);
-			await context.record({'count.done': true});
+			await context.saveState('count', {done: true});
 		},
 		verify: async () => undefined,
 		undo: async () => undefined,

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import {promptFrom} from '../source/engine/engine.js';
 import {test} from 'node:test';
 import {stripVTControlCharacters} from 'node:util';
 import React from 'react';
-import type {StageGateRequest, StageInfo, StartRun} from '../source/engine/api.js';
+import type {StageInfo, StartRun} from '../source/engine/api.js';
+import type {GateQuestion} from './kit/stage.js';
 import type {EngineEvent} from '../source/engine/events.js';
 import type {CheckResult, Plan, Stage} from '../source/stages/types.js';
 import type {RunOutcome} from '../source/ui/run-state.js';
@@ -12,6 +14,7 @@ import type {RunOutcome} from '../source/ui/run-state.js';
 process.env['FORCE_COLOR'] = '1';
 const {render, cleanup} = await import('ink-testing-library');
 const {RunApp} = await import('../source/components/run-app.js');
+const {createRunStore} = await import('../source/ui/run-store.js');
 const {FarmPicker} = await import('../source/components/farm-picker.js');
 const {colorWanted} = await import('../source/components/theme.js');
 const {onCopyRateNudge} = await import('../source/host/copy-rate.js');
@@ -52,9 +55,9 @@ const refuse = async (): Promise<never> => {
 	throw new Error('the screen must not call the stage itself');
 };
 
-function gateRequest(id: string, plan: Plan, check: CheckResult): StageGateRequest {
+function gateRequest(id: string, plan: Plan, check: CheckResult): GateQuestion {
 	const stage: Stage = {...info(id), check: refuse, plan: refuse, apply: refuse, verify: refuse, undo: refuse};
-	return {stage, index: stageInfos.indexOf(info(id)), plan, check};
+	return {kind: 'gate', stage, index: stageInfos.indexOf(info(id)), plan, check};
 }
 
 const pending: CheckResult = {status: 'pending', detail: 'not there yet'};
@@ -124,21 +127,19 @@ function mount(
 	options: {columns?: number; rows?: number; color?: boolean; progressIntervalMs?: number} = {},
 ): Harness {
 	let outcome: RunOutcome | undefined;
+	const store = createRunStore({farm, stages: stageInfos, progressIntervalMs: options.progressIntervalMs ?? 0});
 	const app = render(
 		<RunApp
-			farm={farm}
-			stages={stageInfos}
-			initialStates={{}}
-			start={start}
+			store={store}
 			onExit={(result) => {
 				outcome = result;
 			}}
 			columns={options.columns ?? 80}
 			rows={options.rows ?? 24}
 			color={options.color ?? true}
-			progressIntervalMs={options.progressIntervalMs ?? 0}
 		/>,
 	);
+	void store.start(start);
 	const lastFrame = () => app.lastFrame() ?? '';
 	const waitFor = (until: (frame: string) => boolean, what: string) =>
 		poll(
@@ -207,7 +208,7 @@ async function showGate(
 ): Promise<'run' | 'skip' | 'quit'> {
 	drivers.onEvent({type: 'check', stage: id, result: check});
 	drivers.onEvent({type: 'plan', stage: id, plan});
-	return drivers.confirmStage(gateRequest(id, plan, check));
+	return drivers.ask(gateRequest(id, plan, check));
 }
 
 test.afterEach(() => {
@@ -472,16 +473,16 @@ test('prompts: confirm with y, a choice with the arrows, a typed answer refused 
 	const answers: unknown[] = [];
 	const engine = scripted(async (drivers, emit) => {
 		emit({type: 'stage-start', stage: 'mac', title: 'MAC address'});
-		answers.push(await drivers.prompt.confirm('Reuse the MAC 52:54:00:12:34:56 from the last run?'));
-		answers.push(await drivers.prompt.confirm('Extend the snapshot by 1G?'));
+		answers.push(await promptFrom(drivers.ask).confirm('Reuse the MAC 52:54:00:12:34:56 from the last run?'));
+		answers.push(await promptFrom(drivers.ask).confirm('Extend the snapshot by 1G?'));
 		answers.push(
-			await drivers.prompt.choose('Which Ganeti node?', [
+			await promptFrom(drivers.ask).choose('Which Ganeti node?', [
 				{label: 'node1.farm (12 GiB free)', value: 'node1'},
 				{label: 'node2.farm (30 GiB free)', value: 'node2'},
 			]),
 		);
-		answers.push(await drivers.prompt.typed('Type gallifrey-dev to keep the new firewall:', farm));
-		answers.push(await drivers.prompt.typed('Type gallifrey-dev once more:', farm));
+		answers.push(await promptFrom(drivers.ask).typed('Type gallifrey-dev to keep the new firewall:', farm));
+		answers.push(await promptFrom(drivers.ask).typed('Type gallifrey-dev once more:', farm));
 		return 'done';
 	});
 	const screen = mount(engine.start);
@@ -552,11 +553,11 @@ async function busyScreen(options: {color: boolean}): Promise<{frames: string[]}
 			error: 'lvcreate exited 5\nLogical volume exists',
 			hint: 'remove it with lvremove all/gallifrey-dev if it is a leftover',
 		});
-		await drivers.confirmStage(gateRequest('copy', bigPlan, pending));
+		await drivers.ask(gateRequest('copy', bigPlan, pending));
 		emit({type: 'stage-start', stage: 'copy', title: 'copy the disk'});
 		emit({type: 'progress', stage: 'copy', progress: {...copying, snapshotPercent: 85}});
 		await waitRelease();
-		await drivers.prompt.choose(
+		await promptFrom(drivers.ask).choose(
 			'Pick one of many nodes, each with a long label that will not fit on one line of an 80-column screen',
 			Array.from({length: 30}, (_, node) => ({label: `node${node}.farm ${'-'.repeat(90)}`, value: `node${node}`})),
 		);

@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import type {StageGate} from '../source/engine/api.js';
+
 import {runEngine, runUndo} from '../source/engine/engine.js';
 import type {EngineEvent} from '../source/engine/events.js';
 import {readJournal} from '../source/engine/journal.js';
@@ -12,7 +12,7 @@ import {acquireLock, LockedError, readLock} from '../source/engine/lock.js';
 import {defaultSettings} from '../source/settings/schema.js';
 import type {Stage} from '../source/stages/types.js';
 import {createTuiPrompt} from '../source/ui/tui-prompt.js';
-import {yesPrompt} from './kit/stage.js';
+import {askWith, type GateQuestion} from './kit/stage.js';
 
 /** A stage whose effect is a file: check looks at the "host" (the file), not at the journal. */
 function fileStage(dir: string, id: string, options: {fail?: boolean; skippable?: boolean} = {}): Stage {
@@ -33,7 +33,7 @@ function fileStage(dir: string, id: string, options: {fail?: boolean; skippable?
 		},
 		async apply(context) {
 			if (options.fail) throw new Error(`${id} broke`);
-			await context.record({[`${id}.made`]: true});
+			await context.saveState(id, {made: true});
 			await fs.writeFile(file, id);
 		},
 		async verify() {
@@ -54,12 +54,16 @@ async function setup(t: {after: (fn: () => Promise<void>) => void}) {
 	return {hostDir, stateDir};
 }
 
-function run(stages: Stage[], stateDir: string, gate: StageGate, events: EngineEvent[] = []) {
+function run(
+	stages: Stage[],
+	stateDir: string,
+	gate: (question: GateQuestion) => Promise<'run' | 'skip' | 'quit'>,
+	events: EngineEvent[] = [],
+) {
 	return runEngine({
 		settings: defaultSettings('gallifrey-dev'),
 		stages,
-		prompt: yesPrompt,
-		confirmStage: gate,
+		ask: askWith(gate),
 		onEvent: (event) => events.push(event),
 		signal: new AbortController().signal,
 		stateDir,
@@ -81,7 +85,7 @@ test('runs every stage in order and journals each one', async (t) => {
 			['c', 'done'],
 		],
 	);
-	assert.equal(journal!.facts['b.made'], true);
+	assert.equal(journal!.states['b']?.['made'], true);
 	assert.equal(journal!.outcome, 'done');
 	assert.deepEqual(
 		events.filter((event) => event.type === 'stage-start').map((event) => (event as {stage: string}).stage),
@@ -125,7 +129,7 @@ test('a failing stage stops the run with its error in the journal', async (t) =>
 
 test("a stage's question stopped by the screen (q, Ctrl+C) stops the run resumable, not as a failure", async (t) => {
 	const {hostDir, stateDir} = await setup(t);
-	const {prompt, stop} = createTuiPrompt(() => undefined);
+	const {ask, stop} = createTuiPrompt(() => undefined);
 	const asking: Stage = {
 		...fileStage(hostDir, 'b'),
 		async apply(context) {
@@ -135,8 +139,7 @@ test("a stage's question stopped by the screen (q, Ctrl+C) stops the run resumab
 	const running = runEngine({
 		settings: defaultSettings('gallifrey-dev'),
 		stages: [fileStage(hostDir, 'a'), asking],
-		prompt,
-		confirmStage: async () => 'run',
+		ask: async (question) => (question.kind === 'gate' ? ('run' as never) : ask(question)),
 		onEvent() {},
 		signal: new AbortController().signal,
 		stateDir,
@@ -169,8 +172,7 @@ test('undo reverses completed stages last first and clears the journal', async (
 	const outcome = await runUndo({
 		settings: defaultSettings('gallifrey-dev'),
 		stages,
-		prompt: yesPrompt,
-		confirmUndo: async () => true,
+		ask: askWith(),
 		onEvent: (event) => {
 			if (event.type === 'stage-undone') order.push(event.stage);
 		},

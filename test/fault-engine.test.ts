@@ -8,6 +8,7 @@ import type {EngineEvent} from '../source/engine/events.js';
 import {readJournal} from '../source/engine/journal.js';
 import {defaultSettings} from '../source/settings/schema.js';
 import type {Prompt, Stage} from '../source/stages/types.js';
+import {askWith} from './kit/stage.js';
 
 /**
  * The engine when the terminal is gone: a question nobody can answer any
@@ -56,8 +57,7 @@ function start(stages: Stage[], stateDir: string, options: {gate?: 'never'; prom
 	const outcome = runEngine({
 		settings: defaultSettings('gallifrey-dev'),
 		stages,
-		prompt: options.prompt ?? silent,
-		confirmStage: async ({index}) => (options.gate === 'never' && index > 0 ? never : 'run'),
+		ask: askWith(async ({index}) => (options.gate === 'never' && index > 0 ? never : 'run'), options.prompt ?? silent),
 		onEvent: (event) => events.push(event),
 		signal: options.signal ?? new AbortController().signal,
 		stateDir,

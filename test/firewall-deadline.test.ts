@@ -6,7 +6,8 @@ import {test} from 'node:test';
 import {Host} from '../source/host/host.js';
 import {defaultSettings} from '../source/settings/schema.js';
 import {firewallRestartStage} from '../source/stages/firewall-restart.js';
-import {StageError, type Facts, type FirewallWaitRequest, type StageContext} from '../source/stages/types.js';
+import {StageError, type FirewallWaitRequest, type StageContext} from '../source/stages/types.js';
+import {statesInMemory} from '../source/stages/state.js';
 
 /**
  * A stand-in shorewall whose restart takes as long as the test says (a file
@@ -49,15 +50,13 @@ async function setUp(t: {after: (fn: () => Promise<void>) => void}, restartSecon
 		firewallTimeout: 10,
 		firewallRestartTimeout: restartTimeout,
 	};
-	const facts: Facts = {};
+	const {states, saveState} = statesInMemory();
 	const waits: FirewallWaitRequest[] = [];
 	const context: StageContext = {
 		settings,
 		host: new Host({commandPath: [bin], backupDir: path.join(stateDir, 'backups')}),
-		facts,
-		record: async (more) => {
-			Object.assign(facts, more);
-		},
+		states,
+		saveState,
 		updateSettings: async () => undefined,
 		stateDir,
 		log: () => undefined,
@@ -74,7 +73,7 @@ async function setUp(t: {after: (fn: () => Promise<void>) => void}, restartSecon
 		signal: new AbortController().signal,
 	};
 	const calls = async () => (await fs.readFile(path.join(bin, 'calls'), 'utf8')).trim().split('\n');
-	return {bin, context, facts, waits, calls, stateDir};
+	return {bin, context, states, waits, calls, stateDir};
 }
 
 test('a slow restart does not eat the confirmation time: the deadline starts when it returned', async (t) => {
@@ -98,14 +97,14 @@ test('a slow restart does not eat the confirmation time: the deadline starts whe
 });
 
 test('a restart that hangs past firewallRestartTimeout is killed and rolled back, nobody is asked', async (t) => {
-	const {context, facts, waits, calls} = await setUp(t, 600, 5);
+	const {context, states, waits, calls} = await setUp(t, 600, 5);
 	await assert.rejects(firewallRestartStage.apply(context), (error: unknown) => {
 		assert.ok(error instanceof StageError);
 		assert.match(error.message, /not kept: the previous rules, params and firewall are back/);
 		return true;
 	});
 	assert.equal(waits.length, 0);
-	assert.equal(facts['firewall-restart.outcome'], 'rolled-back');
-	assert.equal(facts['firewall-restart.deadline'], undefined, 'no deadline: the restart never returned');
+	assert.equal(states['firewall-restart']?.['outcome'], 'rolled-back');
+	assert.equal(states['firewall-restart']?.['deadline'], undefined, 'no deadline: the restart never returned');
 	assert.equal((await calls()).at(-1), 'restore farmclone-gallifrey-dev');
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import {promptFrom} from '../source/engine/engine.js';
 import {test} from 'node:test';
 import {stripVTControlCharacters} from 'node:util';
 import React from 'react';
@@ -7,6 +8,7 @@ import type {FirewallWaitAnswer, FirewallWaitRequest} from '../source/stages/typ
 
 const {render, cleanup} = await import('ink-testing-library');
 const {RunApp} = await import('../source/components/run-app.js');
+const {createRunStore} = await import('../source/ui/run-store.js');
 
 const farm = 'gallifrey-dev';
 const stages: StageInfo[] = ['firewall-rule', 'firewall-restart', 'start-vm'].map((id) => ({
@@ -38,26 +40,16 @@ function mount() {
 	const start: StartRun = async (drivers) => {
 		drivers.onEvent({type: 'run-start', farm, resumed: false, at: new Date().toISOString()});
 		drivers.onEvent({type: 'stage-start', stage: 'firewall-restart', title: 'firewall-restart'});
-		const firewallWait = drivers.prompt.firewallWait;
+		const firewallWait = promptFrom(drivers.ask).firewallWait;
 		assert.ok(firewallWait, 'the TUI has the waiting screen');
 		answers.push(await firewallWait({farm, command: `farmclone confirm ${farm}`, deadline, confirmed}));
 		drivers.onEvent({type: 'run-end', farm, outcome: 'done'});
 		return 'done';
 	};
 
-	const app = render(
-		<RunApp
-			farm={farm}
-			stages={stages}
-			initialStates={{}}
-			start={start}
-			onExit={() => undefined}
-			columns={80}
-			rows={24}
-			color={false}
-			progressIntervalMs={0}
-		/>,
-	);
+	const store = createRunStore({farm, stages, progressIntervalMs: 0});
+	const app = render(<RunApp store={store} onExit={() => undefined} columns={80} rows={24} color={false} />);
+	void store.start(start);
 	const frame = () => plain(app.lastFrame());
 	const waitFor = async (pattern: RegExp, what: string) => poll(() => pattern.test(frame()), what, frame);
 	const press = async (keys: string, pattern: RegExp, what: string) => {

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import {promptFrom} from '../source/engine/engine.js';
 import {test} from 'node:test';
-import type {StageGateRequest} from '../source/engine/api.js';
+import type {GateQuestion} from './kit/stage.js';
 import type {EngineEvent} from '../source/engine/events.js';
-import {createHeadlessDrivers, createHeadlessPrinter} from '../source/headless.js';
+import {createHeadlessAsk, createHeadlessPrinter} from '../source/headless.js';
+import type {Question} from '../source/engine/api.js';
 import type {CopyProgress, Danger, Plan} from '../source/stages/types.js';
 import {fakeStage} from './kit/stage.js';
 
@@ -114,38 +116,44 @@ test('copy progress is printed at most once a second, but always the final 100%'
 });
 
 const plan: Plan = {commands: [], diffs: [], notes: []};
-const request = (id: string, danger: Danger): StageGateRequest => ({
+const gate = (id: string, danger: Danger): GateQuestion => ({
+	kind: 'gate',
 	stage: fakeStage(id, {danger, title: `${id} stage`}),
 	index: 2,
 	plan,
 	check: {status: 'pending', detail: ''},
 });
+const typedFor = (id: string): Extract<Question, {kind: 'typed'}> => ({
+	kind: 'typed',
+	stage: fakeStage(id, {danger: 'typed', title: `${id} stage`}),
+	message: `Type the farm's name to run ${id} stage`,
+	expected: farm,
+});
 
-test('--yes runs ordinary stages, but a typed stage only with --confirm set to the farm name', async () => {
+test("--yes answers every gate run; a typed confirmation gets --confirm's text, a missing or wrong one said with how to give it", async () => {
 	const without = capture();
-	const refusing = createHeadlessDrivers({farm, yes: true, printer: without.printer});
-	assert.equal(await refusing.confirmStage(request('snapshot', 'none')), 'run');
-	assert.equal(await refusing.confirmStage(request('reload', 'confirm')), 'run');
-	assert.equal(await refusing.confirmStage(request('copy', 'typed')), 'quit');
+	const refusing = createHeadlessAsk({farm, yes: true, printer: without.printer});
+	for (const danger of ['none', 'confirm', 'typed'] as const) assert.equal(await refusing(gate('copy', danger)), 'run');
+	assert.equal(await refusing(typedFor('copy')), undefined);
 	assert.deepEqual(without.lines, [
 		"stopping before copy: copy stage asks for the farm's name to be typed; rerun with --confirm gallifrey-dev",
 	]);
 
 	const wrong = capture();
-	const mistaken = createHeadlessDrivers({farm, yes: true, confirm: 'gallifrey', printer: wrong.printer});
-	assert.equal(await mistaken.confirmStage(request('copy', 'typed')), 'quit');
+	const mistaken = createHeadlessAsk({farm, yes: true, confirm: 'gallifrey', printer: wrong.printer});
+	assert.equal(await mistaken(typedFor('copy')), 'gallifrey', 'the engine compares what was given');
 	assert.match(wrong.lines[0] ?? '', /--confirm gallifrey is not the farm's name.*rerun with --confirm gallifrey-dev$/);
 
 	const right = capture();
-	const confirmed = createHeadlessDrivers({farm, yes: true, confirm: farm, printer: right.printer});
-	assert.equal(await confirmed.confirmStage(request('copy', 'typed')), 'run');
+	const confirmed = createHeadlessAsk({farm, yes: true, confirm: farm, printer: right.printer});
+	assert.equal(await confirmed(typedFor('copy')), farm);
 	assert.deepEqual(right.lines, []);
 });
 
 test('the refusal is a JSON line in json mode', async () => {
 	const {lines, printer} = capture({json: true, now: () => 0});
-	const drivers = createHeadlessDrivers({farm, yes: true, printer});
-	assert.equal(await drivers.confirmStage(request('copy', 'typed')), 'quit');
+	const ask = createHeadlessAsk({farm, yes: true, printer});
+	assert.equal(await ask(typedFor('copy')), undefined);
 	const parsed = JSON.parse(lines[0] ?? '') as {type: string; stage: string; text: string};
 	assert.equal(parsed.type, 'log');
 	assert.equal(parsed.stage, 'copy');
@@ -154,19 +162,20 @@ test('the refusal is a JSON line in json mode', async () => {
 
 test('headless prompts: yes and the first choice with --yes; typed only with the expected text', async () => {
 	const {lines, printer} = capture();
-	const drivers = createHeadlessDrivers({farm, yes: true, confirm: farm, printer});
-	assert.equal(await drivers.prompt.confirm('Extend the snapshot?'), true);
-	const picked = await drivers.prompt.choose('Which node?', [
+	const ask = createHeadlessAsk({farm, yes: true, confirm: farm, printer});
+	const prompt = promptFrom(ask);
+	assert.equal(await prompt.confirm('Extend the snapshot?'), true);
+	const picked = await prompt.choose('Which node?', [
 		{label: 'node1', value: 'n1'},
 		{label: 'node2', value: 'n2'},
 	]);
 	assert.equal(picked, 'n1');
-	assert.equal(await drivers.prompt.typed('Type the farm name', farm), true);
-	assert.equal(await drivers.prompt.typed('Type KEEP', 'KEEP'), false);
+	assert.equal(await prompt.typed('Type the farm name', farm), true);
+	assert.equal(await prompt.typed('Type KEEP', 'KEEP'), false);
 	assert.deepEqual(lines.slice(0, 2), ['? Extend the snapshot? -> yes (--yes)', '? Which node? -> node1 (--yes)']);
 	assert.match(lines[2] ?? '', /rerun with --confirm KEEP/);
 
-	const asking = createHeadlessDrivers({farm, yes: false, printer});
-	await assert.rejects(asking.prompt.confirm('Extend?'), /no terminal to ask/);
-	assert.equal(await asking.confirmStage(request('snapshot', 'none')), 'quit');
+	const asking = createHeadlessAsk({farm, yes: false, printer});
+	await assert.rejects(promptFrom(asking).confirm('Extend?'), /no terminal to ask/);
+	assert.equal(await asking(gate('snapshot', 'none')), 'quit');
 });

@@ -12,18 +12,19 @@ import {copyStage} from '../source/stages/copy.js';
 import {createVolumeStage} from '../source/stages/create-volume.js';
 import {dropSnapshotStage} from '../source/stages/drop-snapshot.js';
 import {snapshotStage} from '../source/stages/snapshot.js';
-import {StageError, type CopyProgress, type Facts, type StageContext} from '../source/stages/types.js';
+import {StageError, type CopyProgress, type StageStates, type StageContext} from '../source/stages/types.js';
+import type {StateValue} from '../source/stages/state.js';
 
 const MiB = 1024 * 1024;
 
 type Farm = {
 	context: StageContext;
-	facts: Facts;
+	states: StageStates;
 	logs: string[];
 	progress: CopyProgress[];
 	prompts: string[];
 	/** Replaced to react to what a stage records (the copy's pid, say). */
-	onRecord: (facts: Facts) => void | Promise<void>;
+	onRecord: (stage: string, patch: Record<string, unknown>) => void | Promise<void>;
 	lv(name: string): ReturnType<typeof getLv>;
 	lvm(...argv: string[]): Promise<void>;
 };
@@ -45,11 +46,11 @@ async function farm(t: TestContext, sourceSize = 16 * MiB): Promise<Farm> {
 	const tree = await buildSimTree({root: path.join(base, 'farm'), sourceSize});
 	const settings = defaultSettings('gallifrey-dev', tree.settings);
 	const host = new Host({commandPath: settings.commandPath, backupDir: path.join(base, 'backups')});
-	const facts: Facts = {};
+	const states: StageStates = {};
 	const stateDir = path.join(base, 'state');
 	await fs.mkdir(stateDir);
 	const result: Farm = {
-		facts,
+		states,
 		logs: [],
 		progress: [],
 		prompts: [],
@@ -57,14 +58,14 @@ async function farm(t: TestContext, sourceSize = 16 * MiB): Promise<Farm> {
 		context: {
 			settings,
 			host,
-			facts,
-			async record(more) {
-				Object.assign(facts, more);
-				if (typeof more['copy.pid'] === 'number') {
-					jobs.push({pid: more['copy.pid'], startTime: Number(more['copy.startTime'])} as CopyJob);
+			states,
+			async saveState(stage, patch) {
+				states[stage] = {...states[stage], ...patch};
+				if (stage === 'copy' && typeof patch['pid'] === 'number') {
+					jobs.push({pid: patch['pid'], startTime: Number(patch['startTime'])} as CopyJob);
 				}
 
-				await result.onRecord(more);
+				await result.onRecord(stage, patch);
 			},
 			async updateSettings(patch) {
 				Object.assign(settings, patch);
@@ -103,14 +104,14 @@ async function applyAndVerify(stage: typeof snapshotStage, context: StageContext
 }
 
 test('snapshot, create, copy and drop run in order and leave an exact copy', async (t) => {
-	const {context, facts, lv, progress} = await farm(t);
+	const {context, states, lv, progress} = await farm(t);
 	const {settings} = context;
 	assert.equal((await snapshotStage.check(context)).status, 'pending');
 	await applyAndVerify(snapshotStage, context);
 	assert.equal((await snapshotStage.check(context)).status, 'done');
 	const snapshot = await lv(settings.snapshotLv);
 	assert.equal(snapshot?.origin, settings.sourceLv);
-	assert.equal(facts['snapshot.uuid'], snapshot?.uuid);
+	assert.equal(states['snapshot']?.['uuid'], snapshot?.uuid);
 
 	assert.equal((await createVolumeStage.check(context)).status, 'pending');
 	await applyAndVerify(createVolumeStage, context);
@@ -124,9 +125,9 @@ test('snapshot, create, copy and drop run in order and leave an exact copy', asy
 	assert.equal((await copyStage.check(context)).status, 'pending');
 	await applyAndVerify(copyStage, context);
 	assert.equal((await copyStage.check(context)).status, 'done');
-	assert.equal(typeof facts['copy.pid'], 'number');
-	assert.equal(typeof facts['copy.startTime'], 'number');
-	assert.equal(facts['copy.completed'], true);
+	assert.equal(typeof states['copy']?.['pid'], 'number');
+	assert.equal(typeof states['copy']?.['startTime'], 'number');
+	assert.equal(states['copy']?.['completed'], true);
 	assert.equal(progress.at(-1)?.bytes, source.size);
 	assert.ok(await sameBytes(source.path, target.path, source.size));
 
@@ -158,7 +159,7 @@ test('a volume made between the gate and the approval: the approved plan is refu
 		message: new RegExp(`${settings.vg}/${settings.targetLv} appeared`),
 	});
 	assert.equal((await lv(settings.snapshotLv))!.uuid, snapshotUuid, 'the volume someone made is left alone');
-	assert.equal(context.facts['snapshot.creating'], undefined, 'refused before announcing a create');
+	assert.equal(context.states['snapshot']?.['creating'], undefined, 'refused before announcing a create');
 });
 
 test('refuses a target name that exists and a snapshot name taken by another volume', async (t) => {
@@ -203,7 +204,7 @@ test('refuses to snapshot when the VG has no room for the snapshot and the targe
 });
 
 test('an overflowing snapshot fails the copy loudly, kills dd, and the next run starts over', async (t) => {
-	const {context, facts, lv} = await farm(t, 64 * MiB);
+	const {context, states, lv} = await farm(t, 64 * MiB);
 	const {settings} = context;
 	await snapshotStage.apply(context);
 	await createVolumeStage.apply(context);
@@ -216,18 +217,22 @@ test('an overflowing snapshot fails the copy loudly, kills dd, and the next run 
 		assert.match(error.message, /garbage/);
 		return true;
 	});
-	assert.equal(await isAlive({pid: state.pid, startTime: Number(facts['copy.startTime'])}), false, 'dd is stopped');
-	assert.equal(facts['copy.completed'], false);
-	assert.equal(facts['copy.offset'], 0);
+	assert.equal(
+		await isAlive({pid: state.pid, startTime: Number(states['copy']?.['startTime'])}),
+		false,
+		'dd is stopped',
+	);
+	assert.equal(states['copy']?.['completed'], false);
+	assert.equal(states['copy']?.['offset'], 0);
 	assert.equal((await copyStage.check(context)).status, 'pending');
 
 	// The next run: the snapshot stage sees its snapshot overflowed and makes a new one; the copy starts over.
 	const check = await snapshotStage.check(context);
 	assert.equal(check.status, 'pending');
 	assert.match(check.detail, /overflowed/);
-	const before = facts['snapshot.uuid'];
+	const before = states['snapshot']?.['uuid'];
 	await applyAndVerify(snapshotStage, context);
-	assert.notEqual(facts['snapshot.uuid'], before);
+	assert.notEqual(states['snapshot']?.['uuid'], before);
 	await applyAndVerify(copyStage, context);
 	const source = (await lv(settings.sourceLv))!;
 	assert.ok(await sameBytes(source.path, (await lv(settings.targetLv))!.path, source.size));
@@ -238,10 +243,11 @@ function overflowingHarness(context: StageContext, state: {pid: number}) {
 	return {
 		context: {
 			...context,
-			async record(more: Facts) {
-				await context.record(more);
-				if (typeof more['copy.pid'] !== 'number') return;
-				state.pid = more['copy.pid'];
+			async saveState(stage: string, patch: Record<string, StateValue>) {
+				await context.saveState(stage, patch);
+				const more = stage === 'copy' ? patch : {};
+				if (typeof more['pid'] !== 'number') return;
+				state.pid = more['pid'];
 				process.kill(state.pid, 'SIGSTOP');
 				const {vg, snapshotLv} = context.settings;
 				await context.host.run(['lvm-sim', 'set-snap-percent', `${vg}/${snapshotLv}`, '100']);
@@ -268,7 +274,7 @@ test('a nearly full snapshot is extended after asking, when the settings allow i
 });
 
 test('an aborted copy leaves dd running; the next apply reattaches to it', async (t) => {
-	const {context, facts, lv, logs} = await farm(t, 64 * MiB);
+	const {context, states, lv, logs} = await farm(t, 64 * MiB);
 	const {settings} = context;
 	await snapshotStage.apply(context);
 	await createVolumeStage.apply(context);
@@ -276,15 +282,16 @@ test('an aborted copy leaves dd running; the next apply reattaches to it', async
 	const aborting = {
 		...context,
 		signal: controller.signal,
-		async record(more: Facts) {
-			await context.record(more);
-			if (typeof more['copy.pid'] !== 'number') return;
-			process.kill(more['copy.pid'], 'SIGSTOP');
+		async saveState(stage: string, patch: Record<string, StateValue>) {
+			await context.saveState(stage, patch);
+			const more = stage === 'copy' ? patch : {};
+			if (typeof more['pid'] !== 'number') return;
+			process.kill(more['pid'], 'SIGSTOP');
 			controller.abort();
 		},
 	};
 	await assert.rejects(copyStage.apply(aborting), {name: 'AbortError'});
-	const job = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+	const job = {pid: Number(states['copy']?.['pid']), startTime: Number(states['copy']?.['startTime'])};
 	assert.equal(await isAlive(job), true, 'dd goes on after the abort');
 	const check = await copyStage.check(context);
 	assert.match(check.detail, /still copying/);
@@ -299,39 +306,40 @@ test('an aborted copy leaves dd running; the next apply reattaches to it', async
 	};
 	await applyAndVerify(copyStage, resuming);
 	assert.ok(logs.some((line) => line.includes(`reattaching to the copy still running as pid ${job.pid}`)));
-	assert.equal(facts['copy.pid'], job.pid, 'no second dd was started');
+	assert.equal(states['copy']?.['pid'], job.pid, 'no second dd was started');
 	const source = (await lv(settings.sourceLv))!;
 	assert.ok(await sameBytes(source.path, (await lv(settings.targetLv))!.path, source.size));
 });
 
 test('a copy that finished while farmclone was away is taken as done, without copying again', async (t) => {
-	const {context, facts, logs} = await farm(t);
+	const {context, states, logs} = await farm(t);
 	await snapshotStage.apply(context);
 	await createVolumeStage.apply(context);
 	const controller = new AbortController();
 	const leaving = {
 		...context,
 		signal: controller.signal,
-		async record(more: Facts) {
-			await context.record(more);
-			if (typeof more['copy.pid'] === 'number') controller.abort();
+		async saveState(stage: string, patch: Record<string, StateValue>) {
+			await context.saveState(stage, patch);
+			const more = stage === 'copy' ? patch : {};
+			if (typeof more['pid'] === 'number') controller.abort();
 		},
 	};
 	await assert.rejects(copyStage.apply(leaving), {name: 'AbortError'});
-	const job = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+	const job = {pid: Number(states['copy']?.['pid']), startTime: Number(states['copy']?.['startTime'])};
 	for (let waited = 0; (await isAlive(job)) && waited < 10_000; waited += 20) {
 		await sleep(20);
 	}
 
-	assert.equal(facts['copy.completed'], false);
+	assert.equal(states['copy']?.['completed'], false);
 	await applyAndVerify(copyStage, context);
 	assert.ok(logs.some((line) => line.includes(`dd pid ${job.pid}) finished while farmclone was away`)));
-	assert.equal(facts['copy.pid'], job.pid, 'no second dd was started');
-	assert.equal(facts['copy.completed'], true);
+	assert.equal(states['copy']?.['pid'], job.pid, 'no second dd was started');
+	assert.equal(states['copy']?.['completed'], true);
 });
 
 test('a copy whose dd died resumes from the recorded offset', async (t) => {
-	const {context, facts, lv, logs, progress} = await farm(t, 96 * MiB);
+	const {context, states, lv, logs, progress} = await farm(t, 96 * MiB);
 	const {settings} = context;
 	await snapshotStage.apply(context);
 	await createVolumeStage.apply(context);
@@ -340,20 +348,21 @@ test('a copy whose dd died resumes from the recorded offset', async (t) => {
 	const written = 80 * MiB;
 	const killing = {
 		...context,
-		async record(more: Facts) {
-			await context.record(more);
-			if (typeof more['copy.pid'] !== 'number') return;
+		async saveState(stage: string, patch: Record<string, StateValue>) {
+			await context.saveState(stage, patch);
+			const more = stage === 'copy' ? patch : {};
+			if (typeof more['pid'] !== 'number') return;
 			// dd dies before copying anything, as if the host had lost it...
-			await killCopy({pid: more['copy.pid'], startTime: Number(more['copy.startTime'])}, 'SIGKILL');
+			await killCopy({pid: more['pid'], startTime: Number(more['startTime'])}, 'SIGKILL');
 		},
 	};
 	await assert.rejects(copyStage.apply(killing), /copy failed/);
-	assert.equal(facts['copy.offset'], 0, 'a dd that reported nothing leaves nothing to resume');
-	// ...whereas one that had copied the first 80 MiB and said so leaves them on the target and in the facts,
+	assert.equal(states['copy']?.['offset'], 0, 'a dd that reported nothing leaves nothing to resume');
+	// ...whereas one that had copied the first 80 MiB and said so leaves them on the target and in the states,
 	// recorded in a boot before a power cut: the device may have lost what it had only cached.
 	const head = (await fs.readFile(snapshot.path)).subarray(0, written);
 	await fs.writeFile(target.path, head, {flag: 'r+'});
-	await context.record({'copy.offset': written, 'copy.bootId': 'a boot before the power cut'});
+	await context.saveState('copy', {offset: written, bootId: 'a boot before the power cut'});
 	assert.match((await copyStage.check(context)).detail, /resumes at 16\.0 MiB/);
 	const earlierEvents = progress.length;
 	await applyAndVerify(copyStage, context);
@@ -366,7 +375,7 @@ test('a copy whose dd died resumes from the recorded offset', async (t) => {
 });
 
 test('undo removes only what this run created, and not while it is open', async (t) => {
-	const {context, facts, lv} = await farm(t);
+	const {context, states, lv} = await farm(t);
 	const {settings} = context;
 	await snapshotStage.apply(context);
 	await createVolumeStage.apply(context);
@@ -387,7 +396,7 @@ test('undo removes only what this run created, and not while it is open', async 
 
 	// A volume of the same name made by someone else afterwards is not ours.
 	await context.host.run(['lvcreate', '--size', '4m', '--name', settings.targetLv, settings.vg]);
-	assert.equal(facts['create-volume.created'], true);
+	assert.equal(states['create-volume']?.['created'], true);
 	await createVolumeStage.undo(context);
 	assert.ok(await lv(settings.targetLv), 'not ours: left alone');
 	const names = (await listLvs(context.host, settings.vg)).map((volume) => volume.name);

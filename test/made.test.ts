@@ -17,15 +17,15 @@ const settings = {
 	balloonMemory: '2G',
 } as FarmSettings;
 
-const facts = {
-	'dhcp-host.mac': 'aa:00:00:00:00:06',
-	'identity.sshHostKeys': ['256 SHA256:abc root@gallifrey-dev (ED25519)'],
-	'dns-record.backup': '/var/lib/farmclone/gallifrey-dev/backups/db.farm',
-	'copy.bootId': 'not for people',
+const states = {
+	'dhcp-host': {mac: 'aa:00:00:00:00:06'},
+	identity: {sshHostKeys: ['256 SHA256:abc root@gallifrey-dev (ED25519)']},
+	'dns-record': {backup: '/var/lib/farmclone/gallifrey-dev/backups/db.farm'},
+	copy: {bootId: 'not for people'},
 };
 
 test('what a run made names the address, ssh command, url, keys and backups', () => {
-	const lines = madeLines(whatWasMade(settings, facts)).join('\n');
+	const lines = madeLines(whatWasMade(settings, states)).join('\n');
 	assert.match(lines, /10\.0\.0\.6/);
 	assert.match(lines, /MAC aa:00:00:00:00:06/);
 	assert.match(lines, /ssh -p 22006 root@gallifrey-dev\.example\.org/);
@@ -40,7 +40,7 @@ test('what a run made names the address, ssh command, url, keys and backups', ()
 });
 
 test('a headless run-end of a done run prints what was made; --json carries it', () => {
-	const made = whatWasMade(settings, facts);
+	const made = whatWasMade(settings, states);
 	const event = {type: 'run-end', farm: 'gallifrey-dev', outcome: 'done', made} as const;
 	const text: string[] = [];
 	createHeadlessPrinter({json: false, write: (line) => text.push(line), stages: []})(event);
@@ -51,15 +51,14 @@ test('a headless run-end of a done run prints what was made; --json carries it',
 });
 
 test("the backups made list every edited file's backup, the firewall's and nginx's too, not those an undo wrote", () => {
-	// The facts of a run whose firewall was rolled back and run again: each stage keeps its own key names.
+	// The state of a run whose firewall was rolled back and run again: each stage keeps its own names.
 	const rerun = {
-		...facts,
-		'dhcp-host.backup': '/state/backups/dhcpd.conf.1',
-		'dns-record.undoBackup': '/state/backups/db.farm.undo',
-		'firewall-rule.paramsBackup': '/state/backups/params.2',
-		'firewall-rule.rulesBackup': '/state/backups/rules.2',
-		'firewall-restart.saved': 'farmclone-gallifrey-dev',
-		'reverse-proxy.backup': '/state/backups/gallifrey-dev.example.org.1',
+		identity: states.identity,
+		'dns-record': {...states['dns-record'], undoBackup: '/state/backups/db.farm.undo'},
+		'dhcp-host': {...states['dhcp-host'], backup: '/state/backups/dhcpd.conf.1'},
+		'firewall-rule': {paramsBackup: '/state/backups/params.2', rulesBackup: '/state/backups/rules.2'},
+		'firewall-restart': {saved: 'farmclone-gallifrey-dev'},
+		'reverse-proxy': {backup: '/state/backups/gallifrey-dev.example.org.1'},
 	};
 	assert.deepEqual(whatWasMade(settings, rerun).backups, [
 		'/var/lib/farmclone/gallifrey-dev/backups/db.farm',

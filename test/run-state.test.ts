@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import {promptFrom} from '../source/engine/engine.js';
 import {test} from 'node:test';
-import type {StageGateRequest, StageInfo} from '../source/engine/api.js';
+import type {StageInfo} from '../source/engine/api.js';
+import type {GateQuestion} from './kit/stage.js';
 import type {EngineEvent} from '../source/engine/events.js';
 import {runKeyIntent} from '../source/hooks/use-run-keys.js';
 import type {Plan} from '../source/stages/types.js';
@@ -345,7 +347,8 @@ test('the stage window keeps the focus in view within its line budget', () => {
 	}
 });
 
-const gateFor = (id: string): StageGateRequest => ({
+const gateFor = (id: string): GateQuestion => ({
+	kind: 'gate',
 	stage: fakeStage(id, {skippable: true}),
 	index: 0,
 	plan,
@@ -355,8 +358,8 @@ const gateFor = (id: string): StageGateRequest => ({
 test('the TUI prompt shows one request at a time and ignores stale answers', async () => {
 	const shown: Array<PromptRequest | undefined> = [];
 	const tui = createTuiPrompt((request) => shown.push(request));
-	const first = tui.confirmStage(gateFor('snapshot'));
-	const second = tui.prompt.confirm('Extend the snapshot?');
+	const first = tui.ask(gateFor('snapshot'));
+	const second = promptFrom(tui.ask).confirm('Extend the snapshot?');
 	assert.equal(shown.length, 1, 'the second waits for the first');
 	const firstRequest = shown[0];
 	assert.ok(firstRequest?.kind === 'gate');
@@ -371,7 +374,7 @@ test('the TUI prompt shows one request at a time and ignores stale answers', asy
 	assert.equal(await second, true);
 	assert.equal(shown.at(-1), undefined, 'nothing left to show');
 
-	const choice = tui.prompt.choose('node?', [
+	const choice = promptFrom(tui.ask).choose('node?', [
 		{label: 'one', value: 'n1'},
 		{label: 'two', value: 'n2'},
 	]);
@@ -383,13 +386,13 @@ test('the TUI prompt shows one request at a time and ignores stale answers', asy
 
 test('stopping the TUI prompt: the gate answers quit, prompts reject, later calls too', async () => {
 	const tui = createTuiPrompt(() => {});
-	const waitingGate = tui.confirmStage(gateFor('copy'));
-	const waitingTyped = tui.prompt.typed('Type it', 'gallifrey-dev');
+	const waitingGate = tui.ask(gateFor('copy'));
+	const waitingTyped = promptFrom(tui.ask).typed('Type it', 'gallifrey-dev');
 	tui.stop();
 	assert.equal(await waitingGate, 'quit');
 	await assert.rejects(waitingTyped, AbortedError);
-	assert.equal(await tui.confirmStage(gateFor('proxy')), 'quit');
-	await assert.rejects(tui.prompt.confirm('more?'), AbortedError);
+	assert.equal(await tui.ask(gateFor('proxy')), 'quit');
+	await assert.rejects(promptFrom(tui.ask).confirm('more?'), AbortedError);
 });
 
 test('a day and a time a person reads: the day, then the one clock format', async () => {

@@ -37,7 +37,8 @@ import {buildSimTree} from '../sim/tree.js';
 import {runCopy} from '../stages/copy.js';
 import {createVolumeStage} from '../stages/create-volume.js';
 import {snapshotStage} from '../stages/snapshot.js';
-import type {Facts, StageContext} from '../stages/types.js';
+import type {StageContext} from '../stages/types.js';
+import {statesInMemory} from '../stages/state.js';
 
 const sizeText = process.argv[2] ?? process.env['FARMCLONE_BENCH_SIZE'] ?? '1G';
 const rounds = Number(process.argv[3] ?? process.env['FARMCLONE_BENCH_ROUNDS'] ?? 5);
@@ -78,14 +79,12 @@ try {
 	const tree = await buildSimTree({root: path.join(base, 'farm'), sourceSize: size});
 	const settings = defaultSettings('bench-dev', tree.settings);
 	const host = new Host({commandPath: settings.commandPath, backupDir: path.join(base, 'backups')});
-	const facts: Facts = {};
+	const {states, saveState} = statesInMemory();
 	const context: StageContext = {
 		settings,
 		host,
-		facts,
-		async record(more) {
-			Object.assign(facts, more);
-		},
+		states,
+		saveState,
 		async updateSettings(patch) {
 			Object.assign(settings, patch);
 		},
@@ -123,14 +122,14 @@ try {
 			settings.copyRate = rate;
 			await createVolumeStage.undo(context);
 			await createVolumeStage.apply(context);
-			for (const key of Object.keys(facts).filter((key) => key.startsWith('copy.'))) delete facts[key];
+			delete states['copy'];
 			const found = {source: await find(settings.sourceLv), snapshot, target: await find(settings.targetLv)};
 			await quiesce(snapshot.path);
 			const started = performance.now();
 			const outcome = await runCopy(context, found);
 			const seconds = (performance.now() - started) / 1000;
 			if (outcome.status !== 'completed') throw new Error(`farmclone copy failed: ${outcome.reason}`);
-			const report = await readDdReport(String(facts['copy.progressFile']));
+			const report = await readDdReport(String(states['copy']?.['progressFile']));
 			ddSeconds.set(rate, [...(ddSeconds.get(rate) ?? []), report.seconds]);
 			return seconds;
 		},
@@ -377,7 +376,10 @@ try {
 		},
 	};
 	const recovering = [
-		{method: farmclone('auto'), pid: () => (typeof facts['copy.pid'] === 'number' ? facts['copy.pid'] : undefined)},
+		{
+			method: farmclone('auto'),
+			pid: () => (typeof states['copy']?.['pid'] === 'number' ? states['copy']['pid'] : undefined),
+		},
 		{method: todayTracked, pid: () => todayPid},
 	];
 	const recoveries = new Map<string, number[]>(recovering.map(({method}) => [method.name, []]));

@@ -14,8 +14,6 @@ import {
 } from '../stages/firewall-guard.js';
 import {farmDir} from './context.js';
 
-const factsOf: Record<GuardName, string> = {firewall: 'firewall-restart', 'firewall-undo': 'firewall-rule.undo'};
-
 type Outcome = {exitCode: number; text: string};
 
 /**
@@ -94,7 +92,7 @@ export async function confirmFarm(store: SettingsStore, farm: string): Promise<O
 	await host.writeStateFile(files.confirm, JSON.stringify(confirmation));
 	// The watchdog decides; it looks every 200 ms.
 	for (let tries = 0; tries < 50; tries++) {
-		const result = await readResult(context, {name: waiting.name, facts: factsOf[waiting.name]});
+		const result = await readResult(context, waiting.name);
 		if (result) {
 			return result.outcome === 'confirmed'
 				? {exitCode: 0, text: `${confirmation.detail}: the new firewall is kept`}

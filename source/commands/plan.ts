@@ -45,7 +45,7 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 		const findings = await preflight(
 			host,
 			stored,
-			journal.facts,
+			journal.states,
 			allStages.map((stage) => stage.id),
 			store.list().filter((other) => other.name !== farm),
 		);

@@ -55,9 +55,9 @@ export async function statusCommand(store: SettingsStore, farm: string, json: bo
 		);
 	}
 
-	// The journal's facts are for --json; a person reads what the run made.
+	// The stages' state is for --json; a person reads what the run made.
 	if (journal.mode === 'run' && journal.outcome === 'done')
-		lines.push('', ...madeLines(whatWasMade(settings, journal.facts)));
+		lines.push('', ...madeLines(whatWasMade(settings, journal.states)));
 
 	process.stdout.write(`${lines.join('\n')}\n`);
 	return 0;

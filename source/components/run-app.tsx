@@ -1,25 +1,19 @@
 import {useApp} from 'ink';
-import React, {useCallback, useEffect, useReducer, useRef} from 'react';
-import type {StageInfo, StartRun} from '../engine/api.js';
-import type {StageState} from '../engine/events.js';
+import React, {useCallback, useEffect, useRef, useSyncExternalStore} from 'react';
 import type {FirewallWaitAnswer, Plan} from '../stages/types.js';
-import {useCoalescedEvents} from '../hooks/use-coalesced-events.js';
 import {useRunKeys, type PlanMove, type RunKeyIntent} from '../hooks/use-run-keys.js';
 import {useTerminalSize} from '../hooks/use-terminal-size.js';
 import {useTick} from '../hooks/use-tick.js';
 import {planLines} from '../ui/format.js';
-import {initialRunState, runReducer, type RunOutcome, type RunState} from '../ui/run-state.js';
-import {createTuiPrompt, type TuiPrompt} from '../ui/tui-prompt.js';
+import type {RunOutcome, RunState} from '../ui/run-state.js';
+import type {RunStore} from '../ui/run-store.js';
 import {liveRegionLayout, RunScreen} from './run-screen.js';
 import {gatePlanBudget} from './stage-panel.js';
 import {ColorProvider, colorWanted} from './theme.js';
 
 export type RunAppProps = {
-	farm: string;
-	stages: StageInfo[];
-	initialStates?: Record<string, StageState>;
-	resumedNote?: string;
-	start: StartRun;
+	/** The run's state outside React: the engine, started on it, feeds it; this screen shows it and answers. */
+	store: RunStore;
 	/** Called once, when the admin leaves the screen. */
 	onExit: (outcome: RunOutcome) => void;
 	/** Pin the screen size (tests); the terminal's otherwise. */
@@ -27,8 +21,6 @@ export type RunAppProps = {
 	rows?: number;
 	/** Defaults to what NO_COLOR says. */
 	color?: boolean;
-	/** How often copy progress may reach the screen. */
-	progressIntervalMs?: number;
 };
 
 /**
@@ -60,7 +52,7 @@ function movePlanView(
 	return Math.max(0, Math.min(last, now + step));
 }
 
-/** The run screen with its wiring: starts the engine once, turns its events into state and keys into answers. */
+/** The run screen with its wiring: shows the store's state and turns keys into answers; the engine runs outside. */
 export function RunApp(props: RunAppProps) {
 	return (
 		<ColorProvider enabled={props.color ?? colorWanted()}>
@@ -71,47 +63,15 @@ export function RunApp(props: RunAppProps) {
 
 function RunController(props: RunAppProps) {
 	const {exit} = useApp();
-	const [state, dispatch] = useReducer(runReducer, props, initialRunState);
+	const {store, onExit} = props;
+	const state = useSyncExternalStore(store.subscribe, store.getState);
+	const dispatch = store.dispatch;
 	const size = useTerminalSize({columns: props.columns, rows: props.rows});
 	const tick = useTick(ticking(state));
-	const onEvent = useCoalescedEvents(dispatch, props.progressIntervalMs);
-	const abort = useRef(new AbortController());
-	const tui = useRef<TuiPrompt | undefined>(undefined);
-	tui.current ??= createTuiPrompt((request) => {
-		dispatch({type: 'ui:request', request});
-	});
 	const leaving = useRef(false);
-	const started = useRef(false);
-	const {onExit} = props;
 
-	const startRef = useRef(props.start);
-	useEffect(() => {
-		const controller = abort.current;
-		const prompt = tui.current;
-		if (started.current || !prompt) return;
-		started.current = true;
-		startRef
-			.current({prompt: prompt.prompt, confirmStage: prompt.confirmStage, onEvent, signal: controller.signal})
-			.then(
-				(outcome) => {
-					dispatch({type: 'ui:finished', outcome: controller.signal.aborted ? 'stopped' : outcome});
-				},
-				(error: unknown) => {
-					dispatch({type: 'ui:start-failed', error: error instanceof Error ? error.message : String(error)});
-					dispatch({type: 'ui:finished', outcome: 'failed'});
-				},
-			);
-	}, [onEvent]);
-
-	useEffect(() => {
-		const controller = abort.current;
-		const prompt = tui.current;
-		return () => {
-			// Unmounted from outside (a signal): let the engine stop where it can resume.
-			controller.abort();
-			prompt?.stop();
-		};
-	}, []);
+	// Unmounted from outside (a signal, a lost terminal): the engine stops where it can resume.
+	useEffect(() => () => store.quit(), [store]);
 
 	const leave = useCallback(
 		(outcome: RunOutcome) => {
@@ -130,8 +90,7 @@ function RunController(props: RunAppProps) {
 
 	const quit = () => {
 		dispatch({type: 'ui:quitting'});
-		abort.current.abort();
-		tui.current?.stop();
+		store.quit();
 	};
 
 	const handleIntent = (intent: RunKeyIntent) => {
@@ -140,7 +99,7 @@ function RunController(props: RunAppProps) {
 			case 'gate':
 				if (request?.kind !== 'gate') return;
 				if (intent.answer === 'quit') dispatch({type: 'ui:quitting'});
-				tui.current?.answer(request.id, 'gate', intent.answer);
+				store.answer(request.id, 'gate', intent.answer);
 				return;
 			case 'start-typing':
 				dispatch({type: 'ui:typing', on: true});
@@ -150,7 +109,7 @@ function RunController(props: RunAppProps) {
 				dispatch({type: 'ui:plan-view', scroll: movePlanView(state, request.plan, intent.move, size)});
 				return;
 			case 'confirm':
-				if (request?.kind === 'confirm') tui.current?.answer(request.id, 'confirm', intent.yes);
+				if (request?.kind === 'confirm') store.answer(request.id, 'confirm', intent.yes);
 				return;
 			case 'ask-quit':
 				dispatch({type: 'ui:ask-quit'});
@@ -173,10 +132,11 @@ function RunController(props: RunAppProps) {
 	const onTypedSubmit = (value: string) => {
 		const {request} = state;
 		if (request?.kind === 'gate' && state.typing) {
-			if (value === state.farm) tui.current?.answer(request.id, 'gate', 'run');
+			// The engine asks for the typed name right after; it gets what was typed here.
+			if (value === state.farm) store.answer(request.id, 'gate', 'run', value);
 			else dispatch({type: 'ui:typed-mismatch', text: value});
 		} else if (request?.kind === 'typed') {
-			if (value === request.expected) tui.current?.answer(request.id, 'typed', true);
+			if (value === request.expected) store.answer(request.id, 'typed', true);
 			else dispatch({type: 'ui:typed-mismatch', text: value});
 		}
 	};
@@ -184,17 +144,17 @@ function RunController(props: RunAppProps) {
 	const onTypedCancel = () => {
 		const {request} = state;
 		if (request?.kind === 'gate') dispatch({type: 'ui:typing', on: false});
-		else if (request?.kind === 'typed') tui.current?.answer(request.id, 'typed', false);
+		else if (request?.kind === 'typed') store.answer(request.id, 'typed', false);
 	};
 
 	const onChoose = (value: string) => {
 		const {request} = state;
-		if (request?.kind === 'choose') tui.current?.answer(request.id, 'choose', value);
+		if (request?.kind === 'choose') store.answer(request.id, 'choose', value);
 	};
 
 	const onFirewall = (answer: FirewallWaitAnswer) => {
 		const {request} = state;
-		if (request?.kind === 'firewall') tui.current?.answer(request.id, 'firewall', answer);
+		if (request?.kind === 'firewall') store.answer(request.id, 'firewall', answer);
 	};
 
 	return (

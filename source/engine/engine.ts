@@ -13,7 +13,7 @@ import {
 	type LookContext,
 	type StageContext,
 } from '../stages/types.js';
-import type {RunRequest} from './api.js';
+import type {Ask, RunRequest} from './api.js';
 import type {EngineEvent, StageState} from './events.js';
 import {isUnfinished, JournalWriter, newJournal, readJournal, type Journal} from './journal.js';
 import {assertPreflight} from './preflight.js';
@@ -90,8 +90,12 @@ export function stageContext(
 			await saveSettings?.(settings);
 		},
 		host: session.host,
-		facts: session.journal.journal.facts,
-		record: async (facts) => session.journal.addFacts(facts),
+		states: session.journal.journal.states,
+		async saveState(owner, patch) {
+			// A stage's state is its own: what another stage needs of it goes through the owner's readers.
+			if (owner !== stage.id) throw new Error(`stage ${stage.id} cannot write the state of ${owner}`);
+			await session.journal.saveState(owner, patch);
+		},
 		stateDir,
 		log: (text) => session.emit({type: 'log', stage: stage.id, text}),
 		progress: (progress) => session.emit({type: 'progress', stage: stage.id, progress}),
@@ -119,15 +123,42 @@ export async function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal)
 	}
 }
 
-function abortablePrompt(prompt: Prompt, signal: AbortSignal): Prompt {
+/** `ask`, given up when the run's signal aborts. */
+function abortable(ask: Ask, signal: AbortSignal): Ask {
+	return async (question) => unlessAborted(ask(question), signal);
+}
+
+/** What stages ask, as questions of the one interface; a typed answer counts only when it is what was expected. */
+export function promptFrom(ask: Ask): Prompt {
 	return {
-		confirm: async (message, options) => unlessAborted(prompt.confirm(message, options), signal),
-		choose: async (message, choices) => unlessAborted(prompt.choose(message, choices), signal),
-		typed: async (message, expected) => unlessAborted(prompt.typed(message, expected), signal),
-		...(prompt.firewallWait
-			? {firewallWait: async (request) => unlessAborted(prompt.firewallWait!(request), signal)}
-			: {}),
+		confirm: async (message, options) => ask({kind: 'confirm', message, timeoutSeconds: options?.timeoutSeconds}),
+		async choose(message, choices) {
+			const value = await ask({kind: 'choose', message, choices});
+			const chosen = choices.find((choice) => choice.value === value);
+			if (!chosen) throw new Error(`"${value}" is not one of the choices`);
+			return chosen.value;
+		},
+		typed: async (message, expected) => (await ask({kind: 'typed', message, expected})) === expected,
+		firewallWait: async (request) => ask({kind: 'firewall', request}),
 	};
+}
+
+/**
+ * The engine's own rule for a dangerous stage: it runs only once the farm's
+ * name is typed, asked right after its gate said run. Undefined when it was;
+ * else why the run stops before the stage.
+ */
+async function typedRefusal(ask: Ask, stage: Stage, farm: string): Promise<string | undefined> {
+	if (stage.danger !== 'typed') return undefined;
+	const typed = await ask({
+		kind: 'typed',
+		stage,
+		message: `Type the farm's name to run ${stage.title}`,
+		expected: farm,
+	});
+	if (typed === farm) return undefined;
+	const given = typed ? ` ("${typed}" is not ${farm})` : '';
+	return `${stage.title} runs only once the farm's name is typed${given}: not run; the run stays resumable`;
 }
 
 /**
@@ -187,7 +218,7 @@ async function reopenUndone(session: Session, done: Stage[], context: (stage: St
 
 /** The stage's context for looking (check, plan): the same, with a host whose file writes throw. */
 export function lookContext(context: StageContext): LookContext {
-	const {record: _record, updateSettings: _update, prompt: _prompt, progress: _progress, ...rest} = context;
+	const {saveState: _save, updateSettings: _update, prompt: _prompt, progress: _progress, ...rest} = context;
 	return {...rest, host: readOnlyHost(context.host)};
 }
 
@@ -216,19 +247,15 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		);
 	}
 
-	await assertPreflight(
-		session.host,
-		settings,
-		journal.journal.facts,
-		stages.map((stage) => stage.id),
-		request.otherFarms,
-		(progress) => emit({type: 'preflight', ...progress}),
+	await assertPreflight(session.host, settings, journal.journal.states, stages, request.otherFarms, (progress) =>
+		emit({type: 'preflight', ...progress}),
 	);
 	await journal.update((state) => {
 		state.outcome = undefined;
 	});
 	emit({type: 'run-start', farm: settings.name, resumed: session.resumed, at: new Date().toISOString()});
-	const prompt = abortablePrompt(request.prompt, signal);
+	const ask = abortable(request.ask, signal);
+	const prompt = promptFrom(ask);
 	const contextFor = (stage: Stage) =>
 		stageContext(session, settings, stage, prompt, signal, stateDir, request.saveSettings);
 	if (session.resumed) await announceResume(session, stages, contextFor, settings.name);
@@ -237,7 +264,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		await journal.update((state) => {
 			state.outcome = outcome;
 		});
-		const made = outcome === 'done' ? whatWasMade(settings, (await readJournal(stateDir))?.facts ?? {}) : undefined;
+		const made = outcome === 'done' ? whatWasMade(settings, (await readJournal(stateDir))?.states ?? {}) : undefined;
 		emit({type: 'run-end', farm: settings.name, outcome, message, ...(made ? {made} : {})});
 		return outcome;
 	};
@@ -292,13 +319,30 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 			// Work approved in an earlier session and still under way is followed, not asked about again.
 			const following = check.status === 'pending' && check.underway === true && recorded === 'running';
 			if (following) emit({type: 'log', stage: stage.id, text: `following without asking: ${check.detail}`});
-			const answer = following
-				? 'run'
-				: await unlessAborted(request.confirmStage({stage, index, plan, check}), signal).catch((error: unknown) => {
-						if (error instanceof AbortedError) return 'quit' as const;
-						throw error;
-					});
+			const {unattended} = request;
+			if (!following && unattended && stage.attended && !unattended.acceptAttended) {
+				emit({
+					type: 'log',
+					stage: stage.id,
+					text: `stopping before ${stage.id}: without a terminal it runs only ${unattended.how} (${stage.attended}); the run stays resumable`,
+				});
+				return finish('stopped');
+			}
+
+			const stopped = (error: unknown) => {
+				if (error instanceof AbortedError) return 'quit' as const;
+				throw error;
+			};
+			const answer = following ? 'run' : await ask({kind: 'gate', stage, index, plan, check}).catch(stopped);
 			if (answer === 'quit' || signal.aborted) return finish('stopped');
+			const refusal =
+				following || answer !== 'run' ? undefined : await typedRefusal(ask, stage, settings.name).catch(stopped);
+			if (refusal === 'quit' || signal.aborted) return finish('stopped');
+			if (refusal) {
+				emit({type: 'log', stage: stage.id, text: refusal});
+				return finish('stopped');
+			}
+
 			if (answer === 'skip' && stage.skippable) {
 				await journal.setStage(stage.id, {state: 'skipped', endedAt: new Date().toISOString()});
 				emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped by the admin'});
@@ -343,10 +387,8 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 	return finish('done');
 }
 
-export type UndoRequest = Omit<RunRequest, 'confirmStage'> & {
-	/** Shown the plan of every undo at once; a typed confirmation in the TUI. */
-	confirmUndo: (plans: Array<{stage: Stage; plan: Plan}>) => Promise<boolean>;
-};
+/** An undo asks what a run asks, and once, after every undo's plan is shown, the farm's name typed. */
+export type UndoRequest = Omit<RunRequest, 'unattended'>;
 
 const undoable: ReadonlySet<StageState> = new Set(['done', 'running', 'failed', 'undone']);
 
@@ -363,7 +405,8 @@ export async function runUndo(request: UndoRequest): Promise<Outcome> {
 		resumed: journal.journal.mode === 'undo',
 		at: new Date().toISOString(),
 	});
-	const prompt = abortablePrompt(request.prompt, signal);
+	const ask = abortable(request.ask, signal);
+	const prompt = promptFrom(ask);
 	const contextFor = (stage: Stage) =>
 		stageContext(session, settings, stage, prompt, signal, stateDir, request.saveSettings);
 	const end = async (outcome: 'undone' | 'failed' | 'stopped', message?: string): Promise<Outcome> => {
@@ -372,7 +415,7 @@ export async function runUndo(request: UndoRequest): Promise<Outcome> {
 			await journal.update((state) => {
 				state.outcome = 'undone';
 				state.stages = {};
-				state.facts = {};
+				state.states = {};
 				state.mode = 'run';
 			});
 		} else if (journal.journal.mode === 'undo') {
@@ -405,11 +448,16 @@ export async function runUndo(request: UndoRequest): Promise<Outcome> {
 		emit({type: 'plan', stage: stage.id, plan});
 	}
 
-	const confirmed = await unlessAborted(request.confirmUndo(plans), signal).catch((error: unknown) => {
-		if (error instanceof AbortedError) return false;
+	const typed = await ask({
+		kind: 'typed',
+		undo: plans.length,
+		message: `Undo ${plans.length} stages of ${settings.name}, last first. This deletes the clone's disk and instance. Type ${settings.name} to go on:`,
+		expected: settings.name,
+	}).catch((error: unknown) => {
+		if (error instanceof AbortedError) return undefined;
 		throw error;
 	});
-	if (!confirmed) return end('stopped', signal.aborted ? 'stopped' : 'undo not confirmed');
+	if (typed !== settings.name) return end('stopped', signal.aborted ? 'stopped' : 'undo not confirmed');
 
 	await journal.update((state) => {
 		state.mode = 'undo';

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {writeFileAtomic} from '../host/atomic.js';
-import type {Facts} from '../stages/types.js';
+import type {StageStates, StateValue} from '../stages/state.js';
 import type {StageState} from './events.js';
 
 export type StageRecord = {
@@ -13,16 +13,47 @@ export type StageRecord = {
 	detail?: string;
 };
 
+/**
+ * Version 2 keeps each stage's state in its own slot (`states`). Version 1
+ * kept one flat map of facts named `stage.key` (`copy.pid`); it is read and
+ * turned into slots (`states.copy.pid`), and written back as version 2.
+ */
+export const journalVersion = 2;
+
 export type Journal = {
-	version: 1;
+	version: typeof journalVersion;
 	farm: string;
 	startedAt: string;
 	updatedAt: string;
 	mode: 'run' | 'undo';
 	outcome?: 'done' | 'failed' | 'stopped' | 'undone';
 	stages: Record<string, StageRecord>;
-	facts: Facts;
+	states: StageStates;
 };
+
+type JournalV1 = Omit<Journal, 'version' | 'states'> & {version: 1; facts: Record<string, StateValue>};
+
+/** `copy.pid` -> states.copy.pid; `firewall-rule.undo.watchdogPid` -> states['firewall-rule'].undo.watchdogPid. */
+export function statesFromFacts(facts: Record<string, StateValue>): StageStates {
+	const states: StageStates = {};
+	for (const [key, value] of Object.entries(facts)) {
+		const [stage = '', ...path] = key.split('.');
+		const last = path.pop();
+		if (!stage || last === undefined) continue;
+		let slot: Record<string, StateValue> = (states[stage] ??= {});
+		for (const part of path) {
+			const inner = slot[part];
+			slot = (slot[part] = typeof inner === 'object' && !Array.isArray(inner) ? inner : {}) as Record<
+				string,
+				StateValue
+			>;
+		}
+
+		slot[last] = value;
+	}
+
+	return states;
+}
 
 export function farmStateDir(stateRoot: string, farm: string): string {
 	return path.join(stateRoot, farm);
@@ -41,17 +72,30 @@ export async function readJournal(farmDir: string): Promise<Journal | undefined>
 		throw error;
 	}
 
-	const journal = JSON.parse(text) as Journal;
-	if (journal.version !== 1 || typeof journal.stages !== 'object') {
+	const parsed = JSON.parse(text) as Journal | JournalV1 | {version?: unknown; stages?: unknown};
+	if (typeof parsed.stages !== 'object' || parsed.stages === null || typeof parsed.version !== 'number') {
 		throw new Error(`${journalPath(farmDir)} is not a farmclone journal`);
 	}
 
+	if (parsed.version === 1) {
+		const {facts, ...rest} = parsed as JournalV1;
+		return {...rest, version: journalVersion, states: statesFromFacts(facts ?? {})};
+	}
+
+	if (parsed.version !== journalVersion) {
+		throw new Error(
+			`${journalPath(farmDir)} was written by another farmclone (journal version ${parsed.version}); this one reads versions 1 and ${journalVersion}: finish or undo that run with the farmclone that started it`,
+		);
+	}
+
+	const journal = parsed as Journal;
+	journal.states ??= {};
 	return journal;
 }
 
 export function newJournal(farm: string): Journal {
 	const now = new Date().toISOString();
-	return {version: 1, farm, startedAt: now, updatedAt: now, mode: 'run', stages: {}, facts: {}};
+	return {version: journalVersion, farm, startedAt: now, updatedAt: now, mode: 'run', stages: {}, states: {}};
 }
 
 /** Whether the journal holds work a later run can finish or undo. */
@@ -92,9 +136,10 @@ export class JournalWriter {
 		});
 	}
 
-	async addFacts(facts: Facts): Promise<void> {
+	/** Merges `patch` into the stage's slot (undefined removes a field, as JSON drops it). */
+	async saveState(stage: string, patch: Record<string, StateValue>): Promise<void> {
 		await this.update((journal) => {
-			Object.assign(journal.facts, facts);
+			journal.states[stage] = {...journal.states[stage], ...patch};
 		});
 	}
 }

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
-import type {Journal} from './journal.js';
+import {dhcpHostMac} from '../stages/dhcp-host.js';
+import {generatedSshHostKeys} from '../stages/identity.js';
+import type {StageStates} from '../stages/state.js';
 
 /** What a finished run made, as the admin needs it next: where it is and how to reach it. */
 export type Made = {
@@ -15,24 +17,24 @@ export type Made = {
 	backups: string[];
 };
 
-export function whatWasMade(settings: FarmSettings, facts: Journal['facts']): Made {
-	const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
-	const keys = facts['identity.sshHostKeys'];
-	// Every stage's backup of a host file it edited: `dns-record.backup`, `firewall-rule.rulesBackup`...
-	// (not the backups an undo wrote).
-	const backups = Object.entries(facts)
-		.filter(([key]) => /\.(backup|\w+Backup)$/.test(key) && !/\.undo\w*Backup$/.test(key))
+export function whatWasMade(settings: FarmSettings, states: Readonly<StageStates>): Made {
+	const view = {states};
+	// A stage that edits a host file keeps the file's backup in its state: `backup`, or one per file
+	// (`rulesBackup`, `paramsBackup`); not the backups an undo wrote (`undoBackup`).
+	const backups = Object.values(states)
+		.flatMap((state) => Object.entries(state ?? {}))
+		.filter(([key]) => /^(backup|\w+Backup)$/.test(key) && !/^undo\w*Backup$/.test(key))
 		.map(([, value]) => value)
 		.filter((value): value is string => typeof value === 'string' && value !== '');
 	return {
 		name: settings.name,
 		fqdn: fqdn(settings),
 		ip: settings.ip,
-		mac: text(facts['dhcp-host.mac']) ?? settings.mac,
+		mac: dhcpHostMac(view) ?? settings.mac,
 		ssh: `ssh -p ${settings.sshPort} root@${settings.serverName}`,
 		url: `${/443|ssl/.test(settings.listen) ? 'https' : 'http'}://${settings.serverName}/`,
 		memory: settings.balloonMemory ? `${settings.memory} (balloon ${settings.balloonMemory})` : settings.memory,
-		sshHostKeys: Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [],
+		sshHostKeys: generatedSshHostKeys(view),
 		backups: [...new Set(backups)],
 	};
 }

@@ -92,7 +92,14 @@ export type DhcpHostRequest = {
 	farm: string;
 };
 
-export type DhcpState = {status: 'absent' | 'ours' | 'manual'; conflicts: string[]; notes: string[]; subnet?: string};
+export type DhcpState = {
+	status: 'absent' | 'ours' | 'manual';
+	conflicts: string[];
+	/** The same conflicts, each with the setting it concerns (the preflight names it). */
+	concerns: Array<{setting: 'record' | 'mac' | 'ip'; text: string}>;
+	notes: string[];
+	subnet?: string;
+};
 
 /**
  * What dhcpd.conf (and, when given, the files it includes) says about the
@@ -101,7 +108,8 @@ export type DhcpState = {status: 'absent' | 'ours' | 'manual'; conflicts: string
  */
 export function inspectDhcpd(text: string, request: DhcpHostRequest, included?: Includes): DhcpState {
 	const mac = request.mac ? normalizeMac(request.mac) : '';
-	const conflicts: string[] = [];
+	const concerns: DhcpState['concerns'] = [];
+	const conflict = (setting: DhcpState['concerns'][number]['setting'], text: string) => concerns.push({setting, text});
 	let status: DhcpState['status'] = 'absent';
 	const subnets: DhcpSubnet[] = [];
 	const ranges: Array<DhcpRange & {where: string}> = [];
@@ -124,9 +132,9 @@ export function inspectDhcpd(text: string, request: DhcpHostRequest, included?: 
 				continue;
 			}
 
-			if (named) conflicts.push(`${where} already uses the name ${request.name}`);
-			if (sameMac) conflicts.push(`${where} already has hardware ethernet ${request.mac}`);
-			for (const address of sharedAddresses) conflicts.push(`${where} already has fixed-address ${address}`);
+			if (named) conflict('record', `${where} already uses the name ${request.name}`);
+			if (sameMac) conflict('mac', `${where} already has hardware ethernet ${request.mac}`);
+			for (const address of sharedAddresses) conflict('ip', `${where} already has fixed-address ${address}`);
 		}
 
 		subnets.push(...parsed.subnets);
@@ -144,21 +152,23 @@ export function inspectDhcpd(text: string, request: DhcpHostRequest, included?: 
 	const subnet = subnets.find((candidate) => inSubnet(request.ip, candidate.network, candidate.netmask));
 	if (!subnet) {
 		const declared = subnets.map((candidate) => `${candidate.network}/${candidate.netmask}`).join(', ');
-		conflicts.push(`${request.ip} is in no declared subnet (${declared || 'none declared'}): dhcpd would never answer`);
+		conflict('ip', `${request.ip} is in no declared subnet (${declared || 'none declared'}): dhcpd would never answer`);
 	}
 
 	const address = ipv4ToNumber(request.ip);
 	for (const range of ranges) {
 		const [low, high] = [ipv4ToNumber(range.low), ipv4ToNumber(range.high)];
 		if (address !== undefined && low !== undefined && high !== undefined && address >= low && address <= high) {
-			conflicts.push(
+			conflict(
+				'ip',
 				`${range.where}: ${request.ip} is inside the dynamic range ${range.low}-${range.high}; it could be leased to another client`,
 			);
 		}
 	}
 
 	notes.push(...(included?.notes ?? []));
-	return {status, conflicts, notes, subnet: subnet && `${subnet.network} netmask ${subnet.netmask}`};
+	const conflicts = concerns.map((concern) => concern.text);
+	return {status, conflicts, concerns, notes, subnet: subnet && `${subnet.network} netmask ${subnet.netmask}`};
 }
 
 /**

@@ -166,6 +166,8 @@ export type ShorewallState = {
 	param: 'absent' | 'ours' | 'manual';
 	rule: 'absent' | 'ours' | 'manual';
 	conflicts: string[];
+	/** The same conflicts, each with the setting it concerns (the preflight names it). */
+	concerns: Array<{setting: 'sshPort' | 'shorewallParam' | 'shorewallDir'; text: string}>;
 	notes: string[];
 };
 
@@ -176,9 +178,13 @@ export function inspectShorewall(
 	request: ShorewallRequest,
 	included?: Includes,
 ): ShorewallState {
-	const state: ShorewallState = {param: 'absent', rule: 'absent', conflicts: [], notes: []};
+	const state: ShorewallState = {param: 'absent', rule: 'absent', conflicts: [], concerns: [], notes: []};
+	const conflict = (setting: ShorewallState['concerns'][number]['setting'], text: string) => {
+		state.concerns.push({setting, text});
+		state.conflicts.push(text);
+	};
 	if (!isValidParamName(request.param)) {
-		state.conflicts.push(`"${request.param}" is not a valid shell variable name for params`);
+		conflict('shorewallDir', `"${request.param}" is not a valid shell variable name for params`);
 		return state;
 	}
 
@@ -190,7 +196,7 @@ export function inspectShorewall(
 		if (param.name === request.param && param.value === request.ip) {
 			if (state.param !== 'ours') state.param = isMarkedLine(paramLines[param.line]!, request.farm) ? 'ours' : 'manual';
 		} else if (param.name === request.param) {
-			state.conflicts.push(`${where}: ${param.name} is already set to ${param.value}`);
+			conflict('shorewallParam', `${where}: ${param.name} is already set to ${param.value}`);
 		} else if (param.value === request.ip) {
 			state.notes.push(`${where}: ${param.name} also holds ${request.ip}`);
 		}
@@ -238,7 +244,7 @@ export function inspectShorewall(
 				if (state.rule !== 'ours') state.rule = marked ? 'ours' : 'manual';
 			} else {
 				const where = source.file === undefined ? `rules line ${rule.line + 1}` : whereIn(source.file, rule.line);
-				state.conflicts.push(`${where}: port ${request.sshPort} is already forwarded (${rule.columns.join(' ')})`);
+				conflict('sshPort', `${where}: port ${request.sshPort} is already forwarded (${rule.columns.join(' ')})`);
 			}
 		}
 	}

@@ -262,6 +262,8 @@ export type ZoneState = {
 	/** `ours`: added by this farm; `manual`: the same A record, written by someone else. */
 	status: 'absent' | 'ours' | 'manual';
 	conflicts: string[];
+	/** The same conflicts, each with the setting it concerns (the preflight names it). */
+	concerns: Array<{setting: 'record' | 'ip' | 'zoneFile'; text: string}>;
 	notes: string[];
 	serial?: string;
 };
@@ -274,7 +276,8 @@ export type ZoneState = {
 export function inspectZone(text: string, request: ZoneRecordRequest, included?: Includes): ZoneState {
 	const parsed = parseZone(text, request.zone);
 	const target = absoluteName(request.record, absoluteName(request.zone, '.'));
-	const conflicts: string[] = [];
+	const concerns: ZoneState['concerns'] = [];
+	const conflict = (setting: ZoneState['concerns'][number]['setting'], text: string) => concerns.push({setting, text});
 	let status: ZoneState['status'] = 'absent';
 	const sources = [
 		{file: undefined, text, records: parsed.records},
@@ -296,9 +299,9 @@ export function inspectZone(text: string, request: ZoneRecordRequest, included?:
 					isMarkedLine(lines[record.firstLine] ?? '', request.farm, ';');
 				if (ours || status === 'absent') status = ours ? 'ours' : 'manual';
 			} else if (named) {
-				conflicts.push(`${describe(record, lines, source.file)} already uses the name ${target}`);
+				conflict('record', `${describe(record, lines, source.file)} already uses the name ${target}`);
 			} else if (holdsIp) {
-				conflicts.push(`${describe(record, lines, source.file)} already holds ${request.ip}`);
+				conflict('ip', `${describe(record, lines, source.file)} already holds ${request.ip}`);
 			}
 		}
 	}
@@ -309,8 +312,9 @@ export function inspectZone(text: string, request: ZoneRecordRequest, included?:
 			(include) =>
 				`line ${include.line + 1}: $INCLUDE ${include.file} is not read by farmclone; records there are not checked (named-checkzone reads it)`,
 		);
-	if (!parsed.soa) conflicts.push('no SOA record in this file: its serial cannot be bumped');
-	return {status, conflicts, notes, serial: parsed.soa?.serial.text};
+	if (!parsed.soa) conflict('zoneFile', 'no SOA record in this file: its serial cannot be bumped');
+	const conflicts = concerns.map((concern) => concern.text);
+	return {status, conflicts, concerns, notes, serial: parsed.soa?.serial.text};
 }
 
 /**

@@ -2,6 +2,12 @@ import {findInstance, ganetiVersion, hasRuntimeMemory, toMebibytes} from '../hos
 import {monitorCommand, parseBalloon} from '../host/qemu-monitor.js';
 import {fqdn, monitorSocketPath} from '../settings/schema.js';
 import {StageError, type Stage, type LookContext} from './types.js';
+import {stageState} from './state.js';
+
+/** The balloon target this run asked QEMU for, in MiB. */
+type BalloonState = {requested: number};
+
+const balloonState = stageState<BalloonState>('balloon');
 
 async function runtimeMemorySupported(context: LookContext): Promise<boolean> {
 	return hasRuntimeMemory(await ganetiVersion(context.host));
@@ -27,7 +33,7 @@ export const balloonStage: Stage = {
 			};
 		}
 
-		return context.facts['balloon.requested'] === targetMiB(context)
+		return balloonState.of(context).requested === targetMiB(context)
 			? {status: 'done', detail: `balloon target ${targetMiB(context)} MiB requested`}
 			: {status: 'pending', detail: `memory not ballooned to ${context.settings.balloonMemory} yet`};
 	},
@@ -47,7 +53,7 @@ export const balloonStage: Stage = {
 			await monitorCommand(monitorSocketPath(context.settings), `balloon ${targetMiB(context)}`);
 		}
 
-		await context.record({'balloon.requested': targetMiB(context)});
+		await balloonState.save(context, {requested: targetMiB(context)});
 	},
 	async verify(context) {
 		const answer = await monitorCommand(monitorSocketPath(context.settings), 'info balloon');

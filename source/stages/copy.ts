@@ -29,6 +29,8 @@ import {
 } from '../host/copy.js';
 import {extendArgv, formatBytes, getLv, getVg, listLvs, parseSize, type LogicalVolume} from '../host/lvm.js';
 import {StageError, type Stage, type LookContext, type StageContext} from './types.js';
+import {stageState, type StatesView} from './state.js';
+import {volumesPreflight} from './volume-ownership.js';
 import {farmcloneCommand} from '../host/self.js';
 
 const snapshotPollMs = 3000;
@@ -43,13 +45,44 @@ const idleSampleMs = 300;
  */
 const resumeMarginBytes = 64 * 1024 * 1024;
 
+/** The copy's state in the journal: the dd of this run, what it reads and writes, how far it got. */
+type CopyState = {
+	/** Announced before dd starts: a farmclone killed right after the start still finds dd by it. */
+	pendingProgressFile: string;
+	pendingOffset: number;
+	pid: number;
+	startTime: number;
+	progressFile: string;
+	startOffset: number;
+	total: number;
+	blockSize: number;
+	snapshotUuid: string;
+	targetUuid: string;
+	bootId: string;
+	/** Bytes copied for sure (a multiple of the block size). */
+	offset: number;
+	completed: boolean;
+	rate: string;
+	limiterKind: string;
+	limiterDir: string;
+	idleLatencyMs: number;
+};
+
+const copyState = stageState<CopyState>('copy');
+
+/** Whether the whole disk was copied: later stages read the clone, and the source may go. */
+export const copyCompleted = (context: StatesView): boolean => copyState.of(context).completed === true;
+
+/** The clone's volume by uuid (its name changes when Ganeti adopts it), once the copy began. */
+export const cloneVolumeUuid = (context: StatesView): string | undefined => copyState.of(context).targetUuid;
+
 export type CopyVolumes = {source: LogicalVolume; snapshot: LogicalVolume; target: LogicalVolume};
 
 async function volumes(context: LookContext): Promise<Partial<CopyVolumes>> {
 	const {vg, sourceLv, snapshotLv, targetLv} = context.settings;
 	const lvs = await listLvs(context.host, vg);
 	const named = (name: string) => lvs.find((lv) => lv.name === name);
-	const targetUuid = context.facts['copy.targetUuid'];
+	const targetUuid = cloneVolumeUuid(context);
 	return {
 		source: named(sourceLv),
 		snapshot: named(snapshotLv),
@@ -78,14 +111,14 @@ function requireVolumes(context: LookContext, found: Partial<CopyVolumes>): Copy
  * progress file. A job with pid 0 never started or is gone.
  */
 async function latestJob(context: LookContext): Promise<CopyJob | undefined> {
-	const {facts} = context;
-	const progressFile = facts['copy.pendingProgressFile'] ?? facts['copy.progressFile'];
-	const total = Number(facts['copy.total']);
-	const blockSize = Number(facts['copy.blockSize']);
+	const state = copyState.of(context);
+	const progressFile = state.pendingProgressFile ?? state.progressFile;
+	const total = Number(state.total);
+	const blockSize = Number(state.blockSize);
 	if (typeof progressFile !== 'string' || !(total > 0) || !(blockSize > 0)) return undefined;
-	const offset = Number(facts['copy.pendingOffset'] ?? facts['copy.startOffset'] ?? 0);
-	if (progressFile === facts['copy.progressFile'] && typeof facts['copy.pid'] === 'number') {
-		return {pid: facts['copy.pid'], startTime: Number(facts['copy.startTime']), progressFile, offset, total, blockSize};
+	const offset = Number(state.pendingOffset ?? state.startOffset ?? 0);
+	if (progressFile === state.progressFile && typeof state.pid === 'number') {
+		return {pid: state.pid, startTime: Number(state.startTime), progressFile, offset, total, blockSize};
 	}
 
 	const found = await findCopyByProgressFile(progressFile);
@@ -94,11 +127,11 @@ async function latestJob(context: LookContext): Promise<CopyJob | undefined> {
 
 /** The recorded copy read this very snapshot into this very volume: its progress counts. */
 function sameVolumes(context: LookContext, found: CopyVolumes): boolean {
-	const {facts} = context;
+	const state = copyState.of(context);
 	return (
-		facts['copy.snapshotUuid'] === found.snapshot.uuid &&
-		facts['copy.targetUuid'] === found.target.uuid &&
-		facts['copy.total'] === found.source.size
+		state.snapshotUuid === found.snapshot.uuid &&
+		state.targetUuid === found.target.uuid &&
+		state.total === found.source.size
 	);
 }
 
@@ -116,8 +149,9 @@ async function reportedBytes(job: CopyJob): Promise<number> {
  */
 async function resumeOffset(context: LookContext, found: CopyVolumes, job: CopyJob | undefined): Promise<number> {
 	if (!job || !sameVolumes(context, found)) return 0;
-	const known = Math.max(await reportedBytes(job), Number(context.facts['copy.offset'] ?? 0));
-	const recordedBoot = context.facts['copy.bootId'];
+	const state = copyState.of(context);
+	const known = Math.max(await reportedBytes(job), Number(state.offset ?? 0));
+	const recordedBoot = state.bootId;
 	const margin = recordedBoot !== undefined && recordedBoot === (await bootId()) ? 0 : resumeMarginBytes;
 	const offset = Math.min(known, found.source.size) - margin;
 	return Math.max(0, Math.floor(offset / job.blockSize) * job.blockSize);
@@ -205,7 +239,7 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 
 	if (ours && (await isAlive(ours))) {
 		context.log(`reattaching to the copy still running as pid ${ours.pid} (same pid and start time as recorded)`);
-		if (context.facts['copy.pid'] !== ours.pid) await recordStarted(context, ours);
+		if (copyState.of(context).pid !== ours.pid) await recordStarted(context, ours);
 		return ours;
 	}
 
@@ -228,7 +262,7 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 
 	const progressFile = path.join(context.stateDir, `copy-progress.${Date.now()}.log`);
 	if (previous && previous.progressFile !== progressFile) await removeProgressFile(previous.progressFile);
-	const previousLimiter = limiterFrom(context.facts['copy.limiterKind'], context.facts['copy.limiterDir']);
+	const previousLimiter = recordedLimiter(context);
 	if (previousLimiter) await removeLimiter(previousLimiter);
 	// dd's own cgroup, named after its progress file: the kernel keeps it at the limit even with farmclone gone.
 	// `max` gets one too, without a limit, so that `-` can still slow it down.
@@ -242,19 +276,19 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 		await setKernelLimit(limiter, devices.throttled, rate.bytesPerSecond).catch(() => undefined);
 	}
 	// Announced before dd starts: a farmclone killed right after the start still finds dd by its progress file.
-	await context.record({
-		'copy.pendingProgressFile': progressFile,
-		'copy.pendingOffset': offset,
-		'copy.total': total,
-		'copy.blockSize': blockSize,
-		'copy.snapshotUuid': found.snapshot.uuid,
-		'copy.targetUuid': found.target.uuid,
-		'copy.bootId': await bootId(),
-		'copy.completed': false,
-		'copy.rate': context.settings.copyRate,
-		'copy.limiterKind': limiter.kind,
-		'copy.limiterDir': limiter.dir,
-		'copy.idleLatencyMs': idleLatencyMs,
+	await copyState.save(context, {
+		pendingProgressFile: progressFile,
+		pendingOffset: offset,
+		total,
+		blockSize,
+		snapshotUuid: found.snapshot.uuid,
+		targetUuid: found.target.uuid,
+		bootId: await bootId(),
+		completed: false,
+		rate: context.settings.copyRate,
+		limiterKind: limiter.kind,
+		limiterDir: limiter.dir,
+		idleLatencyMs,
 	});
 	const idleClass = rate.mode !== 'max';
 	const request = {
@@ -273,21 +307,21 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 }
 
 async function recordStarted(context: StageContext, job: CopyJob): Promise<void> {
-	await context.record({
-		'copy.pid': job.pid,
-		'copy.startTime': job.startTime,
-		'copy.progressFile': job.progressFile,
-		'copy.startOffset': job.offset,
+	await copyState.save(context, {
+		pid: job.pid,
+		startTime: job.startTime,
+		progressFile: job.progressFile,
+		startOffset: job.offset,
 	});
 }
 
 /** Forget the copy so far: the next one starts at byte 0. */
 async function discardCopy(context: StageContext): Promise<void> {
-	await context.record({
-		'copy.offset': 0,
-		'copy.completed': false,
-		'copy.progressFile': undefined,
-		'copy.pendingProgressFile': undefined,
+	await copyState.save(context, {
+		offset: 0,
+		completed: false,
+		progressFile: undefined,
+		pendingProgressFile: undefined,
 	});
 }
 
@@ -324,7 +358,7 @@ export async function runCopy(context: StageContext, found: CopyVolumes): Promis
 					});
 					if (Date.now() - recorded < offsetRecordMs) return;
 					recorded = Date.now();
-					await context.record({'copy.offset': Math.floor(report.bytes / running.blockSize) * running.blockSize});
+					await copyState.save(context, {offset: Math.floor(report.bytes / running.blockSize) * running.blockSize});
 				},
 				async onTick() {
 					guard.tick();
@@ -358,8 +392,9 @@ function running(job: CopyJob | undefined): Pick<CopyJob, 'pid' | 'startTime'> {
 }
 
 /** The recorded dd's cgroup, if any. */
-function recordedLimiter(context: StageContext): Limiter | undefined {
-	return limiterFrom(context.facts['copy.limiterKind'], context.facts['copy.limiterDir']);
+function recordedLimiter(context: StatesView): Limiter | undefined {
+	const {limiterKind, limiterDir} = copyState.of(context);
+	return limiterFrom(limiterKind, limiterDir);
 }
 
 async function dropLimiter(context: StageContext): Promise<void> {
@@ -377,12 +412,13 @@ async function startGovernor(
 	found: CopyVolumes,
 	job: CopyJob,
 ): Promise<CopyGovernor | undefined> {
-	const text = context.facts['copy.rate'];
+	const state = copyState.of(context);
+	const text = state.rate;
 	const rate = parseCopyRate(typeof text === 'string' ? text : context.settings.copyRate);
 	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
 	if (!devices) return undefined;
 	const limiter = recordedLimiter(context) ?? {kind: 'pacing' as const};
-	const idle = context.facts['copy.idleLatencyMs'];
+	const idle = state.idleLatencyMs;
 	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, typeof idle === 'number' ? idle : undefined);
 }
 
@@ -396,9 +432,10 @@ export const copyStage: Stage = {
 	summary: 'dd from the snapshot to the target volume at copyRate, detached, with direct I/O and live progress',
 	danger: 'typed',
 	skippable: false,
+	preflight: [volumesPreflight],
 	async check(context) {
-		const total = context.facts['copy.total'];
-		if (context.facts['copy.completed'] === true) {
+		const {total} = copyState.of(context);
+		if (copyCompleted(context)) {
 			const {target} = await volumes(context);
 			if (target && typeof total === 'number' && target.size >= total) {
 				return {status: 'done', detail: `copied ${formatBytes(total)} to ${context.settings.vg}/${target.name}`};
@@ -484,22 +521,22 @@ export const copyStage: Stage = {
 		const found = requireVolumes(context, await volumes(context));
 		const outcome = await runCopy(context, found);
 		if (outcome.status === 'failed') {
-			const block = Number(context.facts['copy.blockSize']) || context.settings.copyBlockSize;
+			const block = Number(copyState.of(context).blockSize) || context.settings.copyBlockSize;
 			const offset = Math.floor(outcome.bytes / block) * block;
-			await context.record({'copy.offset': offset});
+			await copyState.save(context, {offset});
 			throw new StageError(
 				`copy failed: ${outcome.reason}`,
 				`resume the copy with: ${farmcloneCommand(['run', context.settings.name])}`,
 			);
 		}
 
-		await context.record({'copy.completed': true, 'copy.offset': outcome.bytes});
+		await copyState.save(context, {completed: true, offset: outcome.bytes});
 	},
 	async verify(context) {
 		const {vg, snapshotLv} = context.settings;
 		const {source, snapshot, target} = await volumes(context);
-		const total = Number(context.facts['copy.total']);
-		if (context.facts['copy.completed'] !== true || !target) throw new StageError('the copy has not completed');
+		const total = Number(copyState.of(context).total);
+		if (!copyCompleted(context) || !target) throw new StageError('the copy has not completed');
 		if (!snapshot || snapshot.invalid || !source) {
 			context.log(`${vg}/${snapshotLv} is gone: the copy cannot be compared again, trusting dd's report`);
 			return;

@@ -1,6 +1,16 @@
 import {createArgv, formatBytes, getVg, listLvs, removeArgv, type LogicalVolume} from '../host/lvm.js';
 import {assertVolumeOwnership} from './volume-ownership.js';
 import {StageError, StalePlanError, type CheckResult, type Stage, type LookContext} from './types.js';
+import {stageState, type StatesView} from './state.js';
+import {volumesPreflight} from './volume-ownership.js';
+
+/** The target volume this run made, by uuid (Ganeti renames it), and its size; `creating` before lvcreate. */
+type CreateVolumeState = {creating: boolean; created: boolean; uuid: string; size: number};
+
+const createVolumeState = stageState<CreateVolumeState>('create-volume');
+
+/** The uuid of the volume this run created, whatever its name is now. */
+export const createdVolumeUuid = (context: StatesView): string | undefined => createVolumeState.of(context).uuid;
 
 type Found = {lvs: LogicalVolume[]; source?: LogicalVolume; target?: LogicalVolume; ours?: LogicalVolume};
 
@@ -12,7 +22,7 @@ type Found = {lvs: LogicalVolume[]; source?: LogicalVolume; target?: LogicalVolu
 async function find(context: LookContext): Promise<Found> {
 	const {vg, sourceLv, targetLv} = context.settings;
 	const lvs = await listLvs(context.host, vg);
-	const uuid = context.facts['create-volume.uuid'];
+	const uuid = createVolumeState.of(context).uuid;
 	return {
 		lvs,
 		source: lvs.find((lv) => lv.name === sourceLv),
@@ -24,12 +34,12 @@ async function find(context: LookContext): Promise<Found> {
 /** farmclone died between its lvcreate and recording the uuid: the volume of that name is the one it made. */
 function leftByInterruptedCreate(context: LookContext, found: Found): LogicalVolume | undefined {
 	const {target, source} = found;
-	if (context.facts['create-volume.creating'] !== true || context.facts['create-volume.uuid'] !== undefined) return;
+	if (createVolumeState.of(context).creating !== true || createVolumeState.of(context).uuid !== undefined) return;
 	return target && source && target.size >= source.size && !target.snapshot ? target : undefined;
 }
 
 function expectedSize(context: LookContext, source: LogicalVolume | undefined): number | undefined {
-	const recorded = context.facts['create-volume.size'];
+	const recorded = createVolumeState.of(context).size;
 	return typeof recorded === 'number' ? recorded : source?.size;
 }
 
@@ -39,6 +49,7 @@ export const createVolumeStage: Stage = {
 	summary: 'lvcreate a volume exactly as big as the source disk, size read from LVM in bytes',
 	danger: 'confirm',
 	skippable: false,
+	preflight: [volumesPreflight],
 	async check(context): Promise<CheckResult> {
 		const {vg, sourceLv, targetLv} = context.settings;
 		const found = await find(context);
@@ -95,11 +106,11 @@ export const createVolumeStage: Stage = {
 		if (ours) return;
 		const leftOver = leftByInterruptedCreate(context, found);
 		if (leftOver) {
-			await context.record({
-				'create-volume.created': true,
-				'create-volume.uuid': leftOver.uuid,
-				'create-volume.size': source!.size,
-				'create-volume.creating': false,
+			await createVolumeState.save(context, {
+				created: true,
+				uuid: leftOver.uuid,
+				size: source!.size,
+				creating: false,
 			});
 			return;
 		}
@@ -116,21 +127,21 @@ export const createVolumeStage: Stage = {
 
 		await assertVolumeOwnership(context, found.lvs, ['targetLv']);
 		// Announced first: a farmclone killed right after lvcreate knows the volume it finds is its own.
-		await context.record({'create-volume.creating': true});
+		await createVolumeState.save(context, {creating: true});
 		try {
 			await context.host.run(createArgv(vg, targetLv, source.size));
 		} catch (error) {
-			await context.record({'create-volume.creating': false});
+			await createVolumeState.save(context, {creating: false});
 			throw error;
 		}
 
 		const created = (await find(context)).target;
 		if (!created) throw new StageError(`lvcreate succeeded but lvs does not show ${vg}/${targetLv}`);
-		await context.record({
-			'create-volume.created': true,
-			'create-volume.uuid': created.uuid,
-			'create-volume.size': source.size,
-			'create-volume.creating': false,
+		await createVolumeState.save(context, {
+			created: true,
+			uuid: created.uuid,
+			size: source.size,
+			creating: false,
 		});
 	},
 	async verify(context) {

@@ -19,7 +19,18 @@ import {
 	type Checker,
 } from './checked-edit.js';
 import {dhcpdCheckNote, proveDhcpdRestarted} from './reload-services.js';
-import {StageError, type Plan, type Stage, type LookContext} from './types.js';
+import {StageError, type Plan, type PreflightContext, type Stage, type LookContext} from './types.js';
+import {checkerRefusal, readSettingFile} from './preflight-kit.js';
+import {stageState, type StatesView} from './state.js';
+import {dhcpRestarted} from './reload-services.js';
+
+/** The backup of dhcpd.conf and the MAC this run wrote into it. */
+type DhcpHostState = {backup: string; mac: string};
+
+const dhcpHostState = stageState<DhcpHostState>('dhcp-host');
+
+/** The MAC the DHCP host entry was written with, once written. */
+export const dhcpHostMac = (context: StatesView): string | undefined => dhcpHostState.of(context).mac;
 
 function hostRequest(settings: FarmSettings): DhcpHostRequest {
 	return {
@@ -44,8 +55,7 @@ async function readConf(context: LookContext): Promise<string> {
 
 /** The reload stage (re)started the DHCP server after the block was added: the running server has it. */
 function serverHasTheBlock(context: LookContext): boolean {
-	const {facts} = context;
-	return facts['reload-services.dhcpRestarting'] === true || facts['reload-services.dhcpRestartedAt'] !== undefined;
+	return dhcpRestarted(context);
 }
 
 const literalNote =
@@ -89,12 +99,35 @@ async function planHost(context: LookContext): Promise<Plan> {
 	return plan;
 }
 
+/** dhcpd.conf: dhcpd -t accepts it, no other host has our name, MAC or address, and the subnet's mask is ours. */
+export async function dhcpPreflight(context: PreflightContext): Promise<void> {
+	const {host, settings, add} = context;
+	const text = await readSettingFile(context, 'dhcpdConf');
+	if (text === undefined) return;
+	const refusal = await checkerRefusal(host, ['dhcpd', '-t', '-cf', settings.dhcpdConf], dhcpdErrors);
+	if (refusal) add('dhcpdConf', `dhcpd -t refuses it:\n${refusal}`);
+	try {
+		const name = fqdn(settings);
+		const request = {name, fqdn: name, mac: settings.mac, ip: settings.ip, subnetMask: settings.subnetMask};
+		const included = await readDhcpdIncludes(host, settings.dhcpdConf, text);
+		const state = inspectDhcpd(text, {...request, farm: settings.name}, included);
+		for (const concern of state.concerns) add(concern.setting, concern.text);
+		const mask = state.subnet?.split(' netmask ')[1];
+		if (mask && mask !== settings.subnetMask) {
+			add('subnetMask', `the subnet holding ${settings.ip} in ${settings.dhcpdConf} is ${state.subnet}`);
+		}
+	} catch (error) {
+		if (!refusal) add('dhcpdConf', `farmclone cannot read it: ${(error as Error).message}`);
+	}
+}
+
 export const dhcpHostStage: Stage = {
 	id: 'dhcp-host',
 	title: 'DHCP host',
 	summary: 'add a host block binding the MAC to the IP in dhcpd.conf, checked with dhcpd -t',
 	danger: 'none',
 	skippable: true,
+	preflight: [dhcpPreflight],
 	async check(context) {
 		const {settings} = context;
 		const text = await context.host.readFileIfExists(settings.dhcpdConf);
@@ -134,7 +167,7 @@ export const dhcpHostStage: Stage = {
 		}
 
 		const backups = await writeChecked(context, edits, checker(settings), 'the new host block');
-		await context.record({'dhcp-host.backup': backups[settings.dhcpdConf], 'dhcp-host.mac': settings.mac});
+		await dhcpHostState.save(context, {backup: backups[settings.dhcpdConf], mac: settings.mac});
 		context.log(`added host ${fqdn(settings)} (${settings.mac} -> ${settings.ip}) to ${settings.dhcpdConf}`);
 		context.log(literalNote);
 	},

@@ -19,7 +19,27 @@ import {
 	writeChecked,
 	type Checker,
 } from './checked-edit.js';
-import {StageError, type Plan, type Stage, type LookContext, type StageContext} from './types.js';
+import {
+	StageError,
+	type Plan,
+	type PreflightContext,
+	type Stage,
+	type LookContext,
+	type StageContext,
+} from './types.js';
+import {checkerRefusal, readSettingFile} from './preflight-kit.js';
+import {stageState} from './state.js';
+
+/** The zone's serials around this run's edit (the undo needs them), and the backups. */
+type DnsRecordState = {
+	backup: string;
+	serialBefore: string;
+	serialAfter: string;
+	undoBackup: string;
+	undoSerial: string;
+};
+
+const dnsRecordState = stageState<DnsRecordState>('dns-record');
 
 function zoneRequest(settings: FarmSettings): ZoneRecordRequest {
 	return {zone: settings.zone, record: settings.record, ip: settings.ip, farm: settings.name};
@@ -90,8 +110,8 @@ async function undoSerial(
 	context: StageContext,
 	text: string,
 ): Promise<{restore?: string; served?: string; why: string}> {
-	const before = context.facts['dns-record.serialBefore'];
-	const after = context.facts['dns-record.serialAfter'];
+	const before = dnsRecordState.of(context).serialBefore;
+	const after = dnsRecordState.of(context).serialAfter;
 	const served = await servedSerial(context);
 	let current: string | undefined;
 	try {
@@ -116,7 +136,7 @@ async function undoSerial(
 }
 
 function bumped(context: LookContext, serial: string | undefined): string {
-	const before = context.facts['dns-record.serialBefore'];
+	const before = dnsRecordState.of(context).serialBefore;
 	return typeof before === 'string' && before !== serial ? `bumped ${before} -> ${serial}` : String(serial);
 }
 
@@ -171,12 +191,37 @@ async function planRecord(context: LookContext): Promise<Plan> {
 	};
 }
 
+/** The zone file: named-checkzone accepts it, and no other record has our name or address. */
+export async function zonePreflight(context: PreflightContext): Promise<void> {
+	const {host, settings, add} = context;
+	const text = await readSettingFile(context, 'zoneFile');
+	if (text === undefined) return;
+	const refusal = await checkerRefusal(
+		host,
+		['named-checkzone', '-i', 'local', settings.zone, settings.zoneFile],
+		(output) => output.trim(),
+	);
+	if (refusal) add('zoneFile', `named-checkzone refuses it:\n${refusal}`);
+	try {
+		const included = await readZoneIncludes(host, settings.zoneFile, text, settings.zone);
+		const state = inspectZone(
+			text,
+			{zone: settings.zone, record: settings.record, ip: settings.ip, farm: settings.name},
+			included,
+		);
+		for (const concern of state.concerns) add(concern.setting, concern.text);
+	} catch (error) {
+		if (!refusal) add('zoneFile', `farmclone cannot read it: ${(error as Error).message}`);
+	}
+}
+
 export const dnsRecordStage: Stage = {
 	id: 'dns-record',
 	title: 'DNS record',
 	summary: `add "<record> IN A <ip>" to the zone file, bump the SOA serial, named-checkzone`,
 	danger: 'none',
 	skippable: true,
+	preflight: [zonePreflight],
 	async check(context) {
 		const {settings} = context;
 		const text = await context.host.readFileIfExists(settings.zoneFile);
@@ -223,10 +268,10 @@ export const dnsRecordStage: Stage = {
 		}
 
 		const backups = await writeChecked(context, edits, checker(settings), 'the zone with the new record');
-		await context.record({
-			'dns-record.backup': backups[settings.zoneFile],
-			'dns-record.serialBefore': values['serialBefore'],
-			'dns-record.serialAfter': values['serialAfter'],
+		await dnsRecordState.save(context, {
+			backup: backups[settings.zoneFile],
+			serialBefore: values['serialBefore'],
+			serialAfter: values['serialAfter'],
 		});
 		context.log(
 			`added "${values['line']}" to ${settings.zoneFile}; serial ${values['serialBefore']} -> ${values['serialAfter']}`,
@@ -255,9 +300,9 @@ export const dnsRecordStage: Stage = {
 			checker(settings),
 			'the zone without the record',
 		);
-		await context.record({
-			'dns-record.undoBackup': backups[settings.zoneFile],
-			'dns-record.undoSerial': edit.serialAfter,
+		await dnsRecordState.save(context, {
+			undoBackup: backups[settings.zoneFile],
+			undoSerial: edit.serialAfter,
 		});
 		context.log(
 			`removed ${edit.removed.length} line(s) from ${settings.zoneFile}; serial ${edit.serialBefore} -> ${edit.serialAfter}: ${decision.why}`,

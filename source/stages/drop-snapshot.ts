@@ -1,11 +1,18 @@
 import {getLv, removeArgv} from '../host/lvm.js';
 import {StageError, type Stage, type LookContext} from './types.js';
+import {stageState} from './state.js';
+import {ourSnapshotUuid} from './snapshot.js';
+import {copyCompleted} from './copy.js';
+
+type DropSnapshotState = {dropped: boolean};
+
+const dropSnapshotState = stageState<DropSnapshotState>('drop-snapshot');
 
 /** Only the snapshot this run made, recognised by the uuid recorded when it was created. */
 async function ourSnapshot(context: LookContext) {
 	const {vg, snapshotLv} = context.settings;
 	const snapshot = await getLv(context.host, vg, snapshotLv);
-	const ours = snapshot !== undefined && context.facts['snapshot.uuid'] === snapshot.uuid;
+	const ours = snapshot !== undefined && ourSnapshotUuid(context) === snapshot.uuid;
 	return {snapshot, ours};
 }
 
@@ -19,7 +26,7 @@ export const dropSnapshotStage: Stage = {
 		const {vg, snapshotLv} = context.settings;
 		const {snapshot, ours} = await ourSnapshot(context);
 		if (!snapshot) {
-			return context.facts['snapshot.created'] === true
+			return ourSnapshotUuid(context) !== undefined
 				? {status: 'done', detail: `${vg}/${snapshotLv} is gone`}
 				: {status: 'pending', detail: 'no snapshot made yet', awaits: 'snapshot'};
 		}
@@ -40,7 +47,7 @@ export const dropSnapshotStage: Stage = {
 		const {snapshot, ours} = await ourSnapshot(context);
 		if (!snapshot) return;
 		if (!ours) throw new StageError(`${vg}/${snapshotLv} was not created by this run: not removing it`);
-		if (context.facts['copy.completed'] !== true) {
+		if (!copyCompleted(context)) {
 			throw new StageError('the copy has not completed: the snapshot is still needed', 'run the copy stage first');
 		}
 
@@ -49,7 +56,7 @@ export const dropSnapshotStage: Stage = {
 		}
 
 		await context.host.run(removeArgv(vg, snapshotLv));
-		await context.record({'drop-snapshot.dropped': true});
+		await dropSnapshotState.save(context, {dropped: true});
 	},
 	async verify(context) {
 		const {vg, snapshotLv} = context.settings;

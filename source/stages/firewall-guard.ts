@@ -5,6 +5,7 @@ import {nodeModuleArgv, spawnDetached} from '../host/detached.js';
 import {ownModuleUrl} from '../host/own-files.js';
 import {formatClock} from '../ui/format.js';
 import {StageError, type FirewallWaitAnswer, type LookContext, type StageContext} from './types.js';
+import type {StateSaver, StatesView} from './state.js';
 import {farmcloneCommand} from '../host/self.js';
 
 /**
@@ -42,7 +43,27 @@ export function guardFiles(stateDir: string, name: GuardName) {
 	};
 }
 
-export type Guard = {name: GuardName; facts: string};
+/** A guarded restart's state in the journal of the stage that makes it. */
+export type GuardState = {
+	watchdogPid: number;
+	watchdogStart: number;
+	/** ISO time: the previous firewall comes back then, unless confirmed. */
+	deadline: string;
+	confirmed: boolean;
+	proof: string;
+	outcome: string;
+	outcomeAt: string;
+	outcomeDetail: string;
+};
+
+/** A restart's files (by name) and where its state is kept (a slot of the stage that makes it, or part of one). */
+export type Guard = {
+	name: GuardName;
+	state: {
+		of(context: StatesView): Readonly<Partial<GuardState>>;
+		save(context: StateSaver & StatesView, patch: Partial<GuardState>): Promise<void>;
+	};
+};
 
 async function readJson<T>(context: Pick<LookContext, 'host'>, file: string): Promise<T | undefined> {
 	try {
@@ -53,8 +74,8 @@ async function readJson<T>(context: Pick<LookContext, 'host'>, file: string): Pr
 	}
 }
 
-export const readResult = async (context: Pick<LookContext, 'host' | 'stateDir'>, guard: Guard) =>
-	readJson<WatchdogResult>(context, guardFiles(context.stateDir, guard.name).result);
+export const readResult = async (context: Pick<LookContext, 'host' | 'stateDir'>, name: GuardName) =>
+	readJson<WatchdogResult>(context, guardFiles(context.stateDir, name).result);
 
 export const readConfirmation = async (context: Pick<LookContext, 'host' | 'stateDir'>, name: GuardName) =>
 	readJson<Confirmation>(context, guardFiles(context.stateDir, name).confirm);
@@ -66,8 +87,7 @@ export type LiveWatchdog = {pid: number; startTime: StartTime | undefined; deadl
 
 /** The watchdog of an earlier session that still waits (farmclone or SSH died meanwhile), from the journal's facts. */
 export async function liveWatchdog(context: LookContext, guard: Guard): Promise<LiveWatchdog | undefined> {
-	const pid = context.facts[`${guard.facts}.watchdogPid`];
-	const startTime = context.facts[`${guard.facts}.watchdogStart`];
+	const {watchdogPid: pid, watchdogStart: startTime} = guard.state.of(context);
 	if (typeof pid !== 'number') return undefined;
 	return watchdogWaiting(context, guard.name, pid, recordedStartTime(startTime));
 }
@@ -135,12 +155,12 @@ export async function startGuardedRestart(
 	});
 	// For farmclone confirm, which reads no journal: the waiting session may not have written it yet.
 	await context.host.writeStateFile(files.watchdog, JSON.stringify({pid: watchdog.pid, startTime: watchdog.startTime}));
-	await context.record({
-		[`${guard.facts}.watchdogPid`]: watchdog.pid,
-		[`${guard.facts}.watchdogStart`]: watchdog.startTime,
-		[`${guard.facts}.deadline`]: undefined,
-		[`${guard.facts}.confirmed`]: false,
-		[`${guard.facts}.proof`]: undefined,
+	await guard.state.save(context, {
+		watchdogPid: watchdog.pid,
+		watchdogStart: watchdog.startTime,
+		deadline: undefined,
+		confirmed: false,
+		proof: undefined,
 	});
 	context.log(
 		`watchdog ${watchdog.pid} restores the previous firewall unless confirmed within ${firewallTimeout} s after the restart`,
@@ -162,7 +182,7 @@ export async function startGuardedRestart(
 	const deadline = Date.now() + firewallTimeout * 1000;
 	const record: RestartRecord = {at: new Date().toISOString(), uptime: await readUptimeSeconds(), deadline};
 	await context.host.writeStateFile(files.restarted, JSON.stringify(record));
-	await context.record({[`${guard.facts}.deadline`]: new Date(deadline).toISOString()});
+	await guard.state.save(context, {deadline: new Date(deadline).toISOString()});
 	context.log(
 		`shorewall restart returned; the previous firewall comes back at ${formatClock(deadline)} unless confirmed`,
 	);
@@ -196,12 +216,12 @@ function watchConfirmation(context: StageContext, guard: Guard) {
 }
 
 async function recordOutcome(context: StageContext, guard: Guard, result: WatchdogResult): Promise<void> {
-	if (context.facts[`${guard.facts}.outcomeAt`] === result.at) return;
-	await context.record({
-		[`${guard.facts}.outcome`]: result.outcome,
-		[`${guard.facts}.outcomeAt`]: result.at,
-		[`${guard.facts}.outcomeDetail`]: result.detail,
-		[`${guard.facts}.confirmed`]: result.outcome === 'confirmed',
+	if (guard.state.of(context).outcomeAt === result.at) return;
+	await guard.state.save(context, {
+		outcome: result.outcome,
+		outcomeAt: result.at,
+		outcomeDetail: result.detail,
+		confirmed: result.outcome === 'confirmed',
 	});
 }
 
@@ -260,16 +280,16 @@ export async function awaitDecision(context: StageContext, guard: Guard, live: L
 
 	let result: WatchdogResult | undefined;
 	const giveUp = (live.deadline ?? Date.now() + (context.settings.firewallRestartTimeout + 15) * 1000) + 120_000;
-	while (!(result = await readResult(context, guard)) && Date.now() < giveUp) {
+	while (!(result = await readResult(context, guard.name)) && Date.now() < giveUp) {
 		if (!(await isSameProcessAlive(live.pid, live.startTime))) break;
 		await new Promise((resolve) => setTimeout(resolve, 200));
 	}
 
-	result ??= await readResult(context, guard);
+	result ??= await readResult(context, guard.name);
 	if (result) await recordOutcome(context, guard, result);
 	const confirmation = await readConfirmation(context, guard.name);
 	if (result?.outcome === 'confirmed' && confirmation) {
-		await context.record({[`${guard.facts}.proof`]: confirmation.detail});
+		await guard.state.save(context, {proof: confirmation.detail});
 		context.log(`new firewall kept: ${confirmation.detail}`);
 	}
 

@@ -11,12 +11,24 @@ import {
 	recordGuardOutcome,
 	startGuardedRestart,
 	type Guard,
+	type GuardState,
 } from './firewall-guard.js';
+import {stageState, type StatesView} from './state.js';
+import {firewallPreflight} from './firewall-rule.js';
+
+/** The guarded restart (watchdog, deadline, outcome), and the name of the firewall saved before it. */
+type FirewallRestartState = GuardState & {saved: string};
+
+const firewallRestartState = stageState<FirewallRestartState>('firewall-restart');
 
 const savedName = (context: LookContext) => `farmclone-${context.settings.name}`;
-const guard: Guard = {name: 'firewall', facts: 'firewall-restart'};
+const guard: Guard = {name: 'firewall', state: firewallRestartState};
+
+/** Whether this run started the restart's watchdog: the rules on disk may be live. */
+export const restartWatchdogStarted = (context: StatesView): boolean =>
+	firewallRestartState.of(context).watchdogPid !== undefined;
 const liveWatchdog = async (context: LookContext) => guardWatchdog(context, guard);
-const readResult = async (context: LookContext) => readGuardResult(context, guard);
+const readResult = async (context: LookContext) => readGuardResult(context, guard.name);
 const recordOutcome = async (context: StageContext, result: Parameters<typeof recordGuardOutcome>[2]) =>
 	recordGuardOutcome(context, guard, result);
 
@@ -62,7 +74,7 @@ async function startRestart(context: StageContext) {
 	const running = await firewallRunning(context);
 	const restore = running ? [['shorewall', 'restore', savedName(context)]] : [['shorewall', 'clear']];
 	if (running) await context.host.run(['shorewall', 'save', savedName(context)]);
-	await context.record({'firewall-restart.saved': running ? savedName(context) : undefined});
+	await firewallRestartState.save(context, {saved: running ? savedName(context) : undefined});
 	return startGuardedRestart(context, guard, {restore, previous: await previousFirewallFiles(context)});
 }
 
@@ -79,6 +91,8 @@ export const firewallRestartStage: Stage = {
 	summary: 'shorewall check, then restart with a watchdog that rolls back unless confirmed',
 	danger: 'typed',
 	skippable: true,
+	preflight: [firewallPreflight],
+	attended: 'a new SSH connection proves the new firewall lets SSH in, or the previous one comes back',
 	async check(context) {
 		const live = await liveWatchdog(context);
 		if (live) {

@@ -19,11 +19,26 @@ import {
 	type Checker,
 	type FileChange,
 } from './checked-edit.js';
-import {StageError, type Plan, type Stage, type LookContext} from './types.js';
-import {awaitDecision, startGuardedRestart, type Guard} from './firewall-guard.js';
+import {StageError, type Plan, type PreflightContext, type Stage, type LookContext} from './types.js';
+import {checkerRefusal} from './preflight-kit.js';
+import {awaitDecision, startGuardedRestart, type Guard, type GuardState} from './firewall-guard.js';
 import {farmcloneCommand} from '../host/self.js';
+import {stageState} from './state.js';
+import {restartWatchdogStarted} from './firewall-restart.js';
 
-const undoGuard: Guard = {name: 'firewall-undo', facts: 'firewall-rule.undo'};
+/** The backups of params and rules, and the undo's own guarded restart. */
+type FirewallRuleState = {paramsBackup: string; rulesBackup: string; undo: Partial<GuardState>};
+
+const firewallRuleState = stageState<FirewallRuleState>('firewall-rule');
+
+const undoGuard: Guard = {
+	name: 'firewall-undo',
+	state: {
+		of: (context) => firewallRuleState.of(context).undo ?? {},
+		save: async (context, patch) =>
+			firewallRuleState.save(context, {undo: {...firewallRuleState.of(context).undo, ...patch}}),
+	},
+};
 const undoSaved = (context: LookContext) => `farmclone-${context.settings.name}-undo`;
 
 function checker(settings: FarmSettings): Checker {
@@ -66,7 +81,7 @@ export async function previousFirewallFiles(context: LookContext): Promise<Recor
  * is the state before the run) and Shorewall is running.
  */
 async function firewallMayHaveTheRule(context: LookContext): Promise<boolean> {
-	if (context.facts['firewall-restart.watchdogPid'] === undefined) return false;
+	if (!restartWatchdogStarted(context)) return false;
 	const status = await context.host.run(['shorewall', 'status'], {reject: false, quiet: true});
 	return status.exitCode === 0 && /Shorewall is running/i.test(status.stdout);
 }
@@ -98,12 +113,31 @@ async function planRule(context: LookContext): Promise<Plan> {
 	}
 }
 
+/** Shorewall's files: shorewall check accepts them, our param is free, our port is forwarded nowhere else. */
+export async function firewallPreflight(context: PreflightContext): Promise<void> {
+	const {host, settings, add} = context;
+	const rulesPath = path.join(settings.shorewallDir, 'rules');
+	const rules = await host.readFileIfExists(rulesPath).catch(() => undefined);
+	if (rules === undefined) {
+		add('shorewallDir', `${rulesPath} does not exist or cannot be read`);
+		return;
+	}
+
+	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
+	const refusal = await checkerRefusal(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
+	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
+	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
+	const state = inspectShorewall(params, rules, ruleRequest(settings), included);
+	for (const concern of state.concerns) add(concern.setting, concern.text);
+}
+
 export const firewallRuleStage: Stage = {
 	id: 'firewall-rule',
 	title: 'Firewall rule',
 	summary: 'forward the external SSH port to the clone: a param and a DNAT rule for Shorewall, shorewall check',
 	danger: 'confirm',
 	skippable: true,
+	preflight: [firewallPreflight],
 	async check(context) {
 		const {settings} = context;
 		try {
@@ -143,9 +177,9 @@ export const firewallRuleStage: Stage = {
 		}
 
 		const backups = await writeChecked(context, edits, checker(settings), 'the new param and rule');
-		await context.record({
-			'firewall-rule.paramsBackup': backups[paramsPath],
-			'firewall-rule.rulesBackup': backups[rulesPath],
+		await firewallRuleState.save(context, {
+			paramsBackup: backups[paramsPath],
+			rulesBackup: backups[rulesPath],
 		});
 		for (const line of (plan.values?.['added'] ?? '').split('\n').filter(Boolean)) context.log(`added: ${line}`);
 	},

@@ -1,6 +1,22 @@
-import {findInstance, ganetiVersion, hasRuntimeMemory} from '../host/ganeti.js';
+import {findInstance, ganetiVersion, hasRuntimeMemory, listInstances, type GanetiInstance} from '../host/ganeti.js';
+import {noSuchInstance} from './volume-ownership.js';
 import {fqdn} from '../settings/schema.js';
-import {StageError, StalePlanError, type Stage, type LookContext} from './types.js';
+import {StageError, StalePlanError, type PreflightContext, type Stage, type LookContext} from './types.js';
+import {stageState, type StatesView} from './state.js';
+
+/** The instance this run added (`adding` announced before gnt-instance add), and the name of the disk it adopted. */
+type GanetiInstanceState = {adding: boolean; created: boolean; disk: string};
+
+const ganetiInstanceState = stageState<GanetiInstanceState>('ganeti-instance');
+
+/** Whether this run added the instance, or began to: a volume it adopted is ours. */
+export const instanceMade = (context: StatesView): boolean => {
+	const state = ganetiInstanceState.of(context);
+	return state.created === true || state.adding === true;
+};
+
+/** The clone's volume as Ganeti renamed it on adoption. */
+export const adoptedVolumeName = (context: StatesView): string | undefined => ganetiInstanceState.of(context).disk;
 
 type LvRow = {lv_name: string; lv_attr: string};
 
@@ -44,12 +60,43 @@ async function addCommand(context: LookContext): Promise<string[]> {
 	];
 }
 
+/** The cluster: the source instance exists, and no other instance has the clone's name, address or MAC. */
+export async function clusterPreflight(context: PreflightContext): Promise<void> {
+	const {host, settings, add} = context;
+	let instances: GanetiInstance[];
+	try {
+		instances = await listInstances(host);
+	} catch (error) {
+		add('sourceInstance', `gnt-instance list fails: ${(error as Error).message}`);
+		return;
+	}
+
+	const name = fqdn(settings);
+	if (!instances.some((instance) => instance.name === settings.sourceInstance)) add('sourceInstance', noSuchInstance);
+
+	const mac = settings.mac.toLowerCase();
+	for (const instance of instances) {
+		if (instance.name === name) {
+			// Ours when it has our MAC: a resumed run created it.
+			if (!mac || !instance.macs.includes(mac)) {
+				add('record', `Ganeti instance ${name} already exists (MAC ${instance.macs.join(', ') || 'none'})`);
+			}
+
+			continue;
+		}
+
+		if (instance.ips.includes(settings.ip)) add('ip', `used by Ganeti instance ${instance.name} (nic.ips)`);
+		if (mac && instance.macs.includes(mac)) add('mac', `used by Ganeti instance ${instance.name} (nic.macs)`);
+	}
+}
+
 export const ganetiInstanceStage: Stage = {
 	id: 'ganeti-instance',
 	title: 'Ganeti instance',
 	summary: 'gnt-instance add adopting the copied volume, with maxmem/minmem so memory can be ballooned',
 	danger: 'confirm',
 	skippable: false,
+	preflight: [clusterPreflight],
 	async check(context) {
 		const name = fqdn(context.settings);
 		const instance = await findInstance(context.host, name);
@@ -101,10 +148,10 @@ export const ganetiInstanceStage: Stage = {
 		const add = approved?.commands[0] ?? (await addCommand(context));
 		const before = new Set((await volumes(context)).map((lv) => lv.lv_name));
 		// Announced first: undo removes the instance even when farmclone died before recording it was made.
-		await context.record({'ganeti-instance.adding': true});
+		await ganetiInstanceState.save(context, {adding: true});
 		await context.host.run(add);
 		const adopted = (await volumes(context)).map((lv) => lv.lv_name).filter((name) => !before.has(name));
-		await context.record({'ganeti-instance.created': true, 'ganeti-instance.disk': adopted[0]});
+		await ganetiInstanceState.save(context, {created: true, disk: adopted[0]});
 		if (adopted[0]) context.log(`disk adopted as ${context.settings.vg}/${adopted[0]}`);
 	},
 	async verify(context) {
@@ -122,7 +169,7 @@ export const ganetiInstanceStage: Stage = {
 		};
 	},
 	async undo(context) {
-		if (!context.facts['ganeti-instance.created'] && !context.facts['ganeti-instance.adding']) return;
+		if (!ganetiInstanceState.of(context).created && !ganetiInstanceState.of(context).adding) return;
 		const name = fqdn(context.settings);
 		const instance = await findInstance(context.host, name);
 		if (!instance) return;

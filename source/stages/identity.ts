@@ -24,13 +24,36 @@ import {debugfsTree} from '../host/guest-tree.js';
 import {listLvs, type LogicalVolume} from '../host/lvm.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {StageError, type Plan, type Stage, type LookContext, type StageContext} from './types.js';
+import {stageState, type StatesView} from './state.js';
+import {cloneVolumeUuid, copyCompleted} from './copy.js';
+
+/**
+ * The mountpoint and loop device are recorded before they exist, so that a
+ * run killed outright leaves the next one what to clean.
+ */
+type IdentityState = {
+	loop: string;
+	mountpoint: string;
+	mounted: string;
+	/** The host keys generated in the clone, for the run's end and `status`. */
+	sshHostKeys: string[];
+	completed: boolean;
+};
+
+const identityState = stageState<IdentityState>('identity');
+
+/** The SSH host keys generated in the clone (their fingerprints), for what the run made. */
+export const generatedSshHostKeys = (context: StatesView): string[] => {
+	const keys = identityState.of(context).sshHostKeys;
+	return Array.isArray(keys) ? keys.filter((key): key is string => typeof key === 'string') : [];
+};
 
 const skipHint =
 	'skip this stage (s in the TUI) or turn the identity* settings off, and give the clone its own identity by hand before it boots';
 
 function request(context: LookContext): IdentityRequest {
 	const {settings} = context;
-	const generated = context.facts['identity.sshHostKeys'];
+	const generated = identityState.of(context).sshHostKeys;
 	return {
 		hostname: settings.record.split('.')[0]!,
 		fqdn: fqdn(settings),
@@ -69,7 +92,7 @@ function mountpoint(context: LookContext): string {
 async function cloneVolume(context: LookContext): Promise<LogicalVolume | undefined> {
 	const {vg, sourceLv, targetLv} = context.settings;
 	const lvs = await listLvs(context.host, vg);
-	const uuid = context.facts['copy.targetUuid'];
+	const uuid = cloneVolumeUuid(context);
 	const target = (uuid && lvs.find((lv) => lv.uuid === uuid)) || lvs.find((lv) => lv.name === targetLv);
 	const source = lvs.find((lv) => lv.name === sourceLv);
 	if (!target || !source) return target;
@@ -111,8 +134,8 @@ async function cleanLeftovers(context: StageContext, target: LogicalVolume | und
 	}
 
 	await removeMountpoint(ours);
-	if (context.facts['identity.loop'] || context.facts['identity.mountpoint']) {
-		await context.record({'identity.loop': undefined, 'identity.mountpoint': undefined, 'identity.mounted': undefined});
+	if (identityState.of(context).loop || identityState.of(context).mountpoint) {
+		await identityState.save(context, {loop: undefined, mountpoint: undefined, mounted: undefined});
 	}
 }
 
@@ -132,21 +155,21 @@ async function withGuest<T>(
 	const {host} = context;
 	const mounted = mountpoint(context);
 	await makeMountpoint(mounted);
-	await context.record({'identity.mountpoint': mounted});
+	await identityState.save(context, {mountpoint: mounted});
 	let loop: string | undefined;
 	let isMounted = false;
 	try {
 		loop = await attachLoop(host, target.path, root.region, readOnly);
-		await context.record({'identity.loop': loop});
+		await identityState.save(context, {loop: loop});
 		await host.run(mountArgv(loop, mounted, root.type, readOnly));
 		isMounted = true;
-		await context.record({'identity.mounted': readOnly ? 'ro' : 'rw'});
+		await identityState.save(context, {mounted: readOnly ? 'ro' : 'rw'});
 		return await work(mounted);
 	} finally {
 		if (isMounted) await unmount(host, mounted);
 		if (loop) await detachLoop(host, loop);
 		await removeMountpoint(mounted);
-		await context.record({'identity.loop': undefined, 'identity.mountpoint': undefined, 'identity.mounted': undefined});
+		await identityState.save(context, {loop: undefined, mountpoint: undefined, mounted: undefined});
 	}
 }
 
@@ -156,7 +179,7 @@ type Readiness = {target: LogicalVolume; root: RootFilesystem} | {reason: string
 /** Whether the clone's filesystem can be mounted and changed, or the sentence that says why not. */
 async function readiness(context: LookContext): Promise<Readiness> {
 	const {vg, targetLv} = context.settings;
-	if (context.facts['copy.completed'] !== true) return {reason: 'the copy has not completed', awaits: 'copy'};
+	if (!copyCompleted(context)) return {reason: 'the copy has not completed', awaits: 'copy'};
 	const target = await cloneVolume(context);
 	if (!target) return {reason: `${vg}/${targetLv} does not exist`, awaits: 'create-volume'};
 	if (process.getuid?.() !== 0) {
@@ -198,7 +221,7 @@ export const identityStage: Stage = {
 		// A leftover mount of an interrupted run is apply's to clean (under the run's lock): looking leaves it.
 		const target = await cloneVolume(context);
 		if (target?.open) {
-			if (context.facts['identity.completed'] === true) {
+			if (identityState.of(context).completed === true) {
 				return {status: 'done', detail: `done earlier; ${target.name} is in use (the VM?), not inspected`};
 			}
 
@@ -265,10 +288,10 @@ export const identityStage: Stage = {
 				context.log(
 					`${change.what}: ${change.kind === 'ssh-keys' ? `generated ${change.types.join(', ')}` : `${change.kind} ${change.guestPath}`}`,
 				);
-				if (change.kind === 'ssh-keys') await context.record({'identity.sshHostKeys': generated});
+				if (change.kind === 'ssh-keys') await identityState.save(context, {sshHostKeys: generated});
 			}
 		});
-		await context.record({'identity.completed': true});
+		await identityState.save(context, {completed: true});
 	},
 	async verify(context) {
 		if (!anyEnabled(context.settings)) return;

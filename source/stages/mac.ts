@@ -4,6 +4,13 @@ import {listInstances} from '../host/ganeti.js';
 import type {ReadOnlyHost} from '../host/host.js';
 import {macProblem} from '../settings/validate.js';
 import {StageError, StalePlanError, type Plan, type Stage, type LookContext} from './types.js';
+import {stageState} from './state.js';
+import {dhcpPreflight} from './dhcp-host.js';
+import {clusterPreflight} from './ganeti-instance.js';
+
+type MacState = {generated: string};
+
+const macState = stageState<MacState>('mac');
 
 /** Every `hardware ethernet` in dhcpd.conf, lower case; comments ignored. */
 export function dhcpdMacs(text: string): string[] {
@@ -91,6 +98,7 @@ export const macStage: Stage = {
 	summary: 'pick a random 52:54:xx:xx:xx:xx unique on the host and keep it in the farm settings',
 	danger: 'none',
 	skippable: false,
+	preflight: [dhcpPreflight, clusterPreflight],
 	async check(context) {
 		const {mac} = context.settings;
 		if (!mac) return {status: 'pending', detail: 'no MAC chosen yet'};
@@ -116,7 +124,7 @@ export const macStage: Stage = {
 		const conflict = await conflictFor(context, mac);
 		if (conflict) throw new StalePlanError(conflict);
 		await context.updateSettings({mac});
-		await context.record({'mac.generated': mac});
+		await macState.save(context, {generated: mac});
 		context.log(`MAC ${mac}`);
 	},
 	async verify(context) {

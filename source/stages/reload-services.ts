@@ -2,6 +2,20 @@ import {StageError, type Stage, type LookContext} from './types.js';
 import {clockTime} from '../host/clock.js';
 import {inspectLoadedDhcpd, waitForLoadedDhcpd, type DhcpdLook, type RunningDhcpd} from '../host/dhcpd-process.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
+import {stageState, type StatesView} from './state.js';
+import {zonePreflight} from './dns-record.js';
+import {dhcpPreflight} from './dhcp-host.js';
+
+/** The DHCP server's restart: announced before it (epoch ms), and when it returned. */
+type ReloadServicesState = {dhcpRestarting: boolean; dhcpRestartBegan: number; dhcpRestartedAt: number};
+
+const reloadServicesState = stageState<ReloadServicesState>('reload-services');
+
+/** Whether this run has restarted (or began restarting) the DHCP server: its lease of our host may be live. */
+export const dhcpRestarted = (context: StatesView): boolean => {
+	const state = reloadServicesState.of(context);
+	return state.dhcpRestarting === true || state.dhcpRestartedAt !== undefined;
+};
 
 /** The serial `named-checkzone` read from the file. */
 async function fileSerial(context: LookContext): Promise<string> {
@@ -86,11 +100,12 @@ export const reloadServicesStage: Stage = {
 	summary: 'rndc reload, check the new name resolves, dhcpd -t, restart the DHCP server',
 	danger: 'confirm',
 	skippable: false,
+	preflight: [zonePreflight, dhcpPreflight],
 	async check(context) {
 		const dnsProblem = await dnsServesRecord(context);
 		if (dnsProblem) return {status: 'pending', detail: dnsProblem};
 		// Only this run's own restart counts: the DHCP host stage's undo restarts the server when this one did.
-		if (context.facts['reload-services.dhcpRestarting'] !== true) {
+		if (reloadServicesState.of(context).dhcpRestarting !== true) {
 			return {status: 'pending', detail: 'this run has not restarted the DHCP server yet'};
 		}
 
@@ -137,15 +152,15 @@ export const reloadServicesStage: Stage = {
 
 		// Recorded first: the DHCP host stage's undo restarts the server whenever this one may have loaded the block.
 		const began = Date.now();
-		await context.record({'reload-services.dhcpRestarting': true, 'reload-services.dhcpRestartBegan': began});
+		await reloadServicesState.save(context, {dhcpRestarting: true, dhcpRestartBegan: began});
 		await context.host.run(dhcpRestart);
-		await context.record({'reload-services.dhcpRestartedAt': Date.now()});
+		await reloadServicesState.save(context, {dhcpRestartedAt: Date.now()});
 		await proveDhcpdRestarted(context, began);
 	},
 	async verify(context) {
 		const problem = await dnsServesRecord(context);
 		if (problem) throw new StageError(problem);
-		const began = context.facts['reload-services.dhcpRestartBegan'];
+		const began = reloadServicesState.of(context).dhcpRestartBegan;
 		const after = typeof began === 'number' ? {at: began, what: 'the restart'} : undefined;
 		const look = await inspectLoadedDhcpd(context.host, context.settings, after);
 		if (look.problem !== undefined) throw new StageError(look.problem, dhcpdHint(context.settings, look));

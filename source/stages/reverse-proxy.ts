@@ -20,7 +20,14 @@ import {
 } from '../host/nginx-site.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {contentHash, fileEdits} from './checked-edit.js';
-import {StageError, StalePlanError, type Plan, type Stage, type LookContext} from './types.js';
+import {StageError, StalePlanError, type Plan, type PreflightContext, type Stage, type LookContext} from './types.js';
+import {checkerRefusal, readSettingFile} from './preflight-kit.js';
+import {missingProgram} from '../host/host.js';
+import {stageState} from './state.js';
+
+type ReverseProxyState = {file: string; link: string; backup: string};
+
+const reverseProxyState = stageState<ReverseProxyState>('reverse-proxy');
 
 function testArgv(settings: FarmSettings): string[] {
 	return ['nginx', '-t', '-c', settings.nginxConf];
@@ -183,12 +190,31 @@ async function nginxTest(context: LookContext): Promise<string | undefined> {
 
 const dnsHint = 'nginx resolves the proxy_pass name when it loads: the DNS record must be served first';
 
+/** nginx: nginx -t accepts its configuration, curl is there to ask the site, and the site's file is free or ours. */
+export async function proxyPreflight(context: PreflightContext): Promise<void> {
+	const {host, settings, add} = context;
+	if ((await readSettingFile(context, 'nginxConf')) === undefined) return;
+	const refusal = await checkerRefusal(host, ['nginx', '-t', '-c', settings.nginxConf], nginxErrors);
+	if (refusal) add('nginxConf', `nginx -t refuses it:\n${refusal}`);
+	// The stage proves nginx loaded the site by asking it with curl; a farm host need not have curl
+	// (Debian's ganeti pulls only libcurl): found out at the last stage, after the firewall restart.
+	if (!(await host.which('curl'))) {
+		add('serverName', `${missingProgram('curl')}: the reverse proxy stage asks the site with it`);
+	}
+	const site = path.join(settings.sitesAvailable, settings.serverName);
+	const text = await host.readFileIfExists(site).catch(() => undefined);
+	if (text !== undefined && !isOurSite(text, settings.name)) {
+		add('serverName', `${site} already exists and was not written by farmclone`);
+	}
+}
+
 export const reverseProxyStage: Stage = {
 	id: 'reverse-proxy',
 	title: 'Reverse proxy',
 	summary: 'an nginx site proxying the public name to the clone, enabled, nginx -t, reload, curl proving it loaded',
 	danger: 'none',
 	skippable: true,
+	preflight: [proxyPreflight],
 	async check(context) {
 		const found = await survey(context);
 		const notes = found.notes.map((note) => `\n${note}`).join('');
@@ -276,11 +302,11 @@ export const reverseProxyStage: Stage = {
 			);
 		}
 
-		await context.record({
-			'reverse-proxy.file': file,
-			'reverse-proxy.link': found.linkState === undefined ? undefined : link,
+		await reverseProxyState.save(context, {
+			file: file,
+			link: found.linkState === undefined ? undefined : link,
 			// A resumed apply finds the site already written: keep the backup of the first one.
-			'reverse-proxy.backup': backup ?? context.facts['reverse-proxy.backup'],
+			backup: backup ?? reverseProxyState.of(context).backup,
 		});
 		// When nginx kept its old configuration, the site stays: nginx -t accepted it, so any later reload or
 		// restart loads it, and removing it would need a reload of its own, the very thing that did not take.

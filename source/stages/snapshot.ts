@@ -10,6 +10,20 @@ import {
 } from '../host/lvm.js';
 import {assertVolumeOwnership} from './volume-ownership.js';
 import {StageError, StalePlanError, type CheckResult, type Stage, type LookContext} from './types.js';
+import {stageState, type StatesView} from './state.js';
+import {volumesPreflight} from './volume-ownership.js';
+import {copyCompleted} from './copy.js';
+
+/** The snapshot this run made, by uuid; `creating` is announced before its lvcreate. */
+type SnapshotState = {creating: boolean; created: boolean; uuid: string};
+
+const snapshotState = stageState<SnapshotState>('snapshot');
+
+/** The snapshot this run made (its uuid), once created: a volume of that name is ours only then. */
+export const ourSnapshotUuid = (context: StatesView): string | undefined => {
+	const state = snapshotState.of(context);
+	return state.created === true ? state.uuid : undefined;
+};
 
 function command(context: LookContext): string[] {
 	const {vg, sourceLv, snapshotLv, snapshotSize} = context.settings;
@@ -18,12 +32,12 @@ function command(context: LookContext): string[] {
 
 /** Ours: created by this farm's run, known by the uuid LVM gave it (a name can be reused, a uuid cannot). */
 function isOurs(context: LookContext, lv: LogicalVolume): boolean {
-	return context.facts['snapshot.created'] === true && context.facts['snapshot.uuid'] === lv.uuid;
+	return snapshotState.of(context).created === true && snapshotState.of(context).uuid === lv.uuid;
 }
 
 /** farmclone died between its lvcreate and recording the uuid: the snapshot of that name is the one it made. */
 function leftByInterruptedCreate(context: LookContext, lv: LogicalVolume): boolean {
-	return context.facts['snapshot.creating'] === true && context.facts['snapshot.uuid'] === undefined && lv.snapshot;
+	return snapshotState.of(context).creating === true && snapshotState.of(context).uuid === undefined && lv.snapshot;
 }
 
 /** The snapshot and then the target volume (as big as the source) must both fit in the VG's free extents. */
@@ -64,7 +78,7 @@ async function inspect(context: LookContext): Promise<CheckResult> {
 		return {status: 'done', detail: `${vg}/${snapshotLv} exists, ${snapshot.snapPercent ?? 0}% full`};
 	}
 
-	if (context.facts['copy.completed'] === true) {
+	if (copyCompleted(context)) {
 		return {status: 'done', detail: 'the snapshot served the copy and was dropped'};
 	}
 
@@ -81,6 +95,7 @@ export const snapshotStage: Stage = {
 	summary: 'lvcreate --snapshot of the source VM disk, so the copy reads a disk frozen in time',
 	danger: 'confirm',
 	skippable: false,
+	preflight: [volumesPreflight],
 	check: inspect,
 	async plan(context) {
 		const {vg, snapshotLv, snapshotSize} = context.settings;
@@ -104,7 +119,7 @@ export const snapshotStage: Stage = {
 			);
 		}
 		if (existing && !isOurs(context, existing) && leftByInterruptedCreate(context, existing)) {
-			await context.record({'snapshot.created': true, 'snapshot.uuid': existing.uuid, 'snapshot.creating': false});
+			await snapshotState.save(context, {created: true, uuid: existing.uuid, creating: false});
 		}
 
 		if (existing) {
@@ -121,17 +136,17 @@ export const snapshotStage: Stage = {
 		// The origin must still be the source instance's disk, whatever changed since the preflight.
 		await assertVolumeOwnership(context, lvs, ['sourceLv', 'snapshotLv']);
 		// Announced first: a farmclone killed right after lvcreate knows the snapshot it finds is its own.
-		await context.record({'snapshot.creating': true, 'snapshot.uuid': undefined, 'snapshot.created': false});
+		await snapshotState.save(context, {creating: true, uuid: undefined, created: false});
 		try {
 			await context.host.run(command(context));
 		} catch (error) {
-			await context.record({'snapshot.creating': false});
+			await snapshotState.save(context, {creating: false});
 			throw error;
 		}
 
 		const created = (await listLvs(context.host, vg)).find((lv) => lv.name === snapshotLv);
 		if (!created) throw new StageError(`lvcreate succeeded but lvs does not show ${vg}/${snapshotLv}`);
-		await context.record({'snapshot.created': true, 'snapshot.uuid': created.uuid, 'snapshot.creating': false});
+		await snapshotState.save(context, {created: true, uuid: created.uuid, creating: false});
 	},
 	async verify(context) {
 		const {vg, sourceLv, snapshotLv} = context.settings;

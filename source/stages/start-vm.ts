@@ -1,6 +1,11 @@
 import {findInstance} from '../host/ganeti.js';
 import {fqdn} from '../settings/schema.js';
 import {StageError, type Stage} from './types.js';
+import {stageState} from './state.js';
+
+type StartVmState = {started: boolean};
+
+const startVmState = stageState<StartVmState>('start-vm');
 
 export const startVmStage: Stage = {
 	id: 'start-vm',
@@ -23,7 +28,7 @@ export const startVmStage: Stage = {
 	},
 	async apply(context) {
 		// Recorded first: undo shuts the VM down even when farmclone died right after starting it.
-		await context.record({'start-vm.started': true});
+		await startVmState.save(context, {started: true});
 		await context.host.run(['gnt-instance', 'start', fqdn(context.settings)]);
 	},
 	async verify(context) {
@@ -37,7 +42,7 @@ export const startVmStage: Stage = {
 	},
 	async undo(context) {
 		const instance = await findInstance(context.host, fqdn(context.settings));
-		if (context.facts['start-vm.started'] && instance?.status === 'running') {
+		if (startVmState.of(context).started && instance?.status === 'running') {
 			await context.host.run(['gnt-instance', 'shutdown', fqdn(context.settings)]);
 		}
 	},

@@ -1,5 +1,8 @@
 import type {Host, ReadOnlyHost} from '../host/host.js';
 import type {FarmSettings} from '../settings/schema.js';
+import type {StageStates, StateValue} from './state.js';
+
+export type {StageStates};
 
 /**
  * What a stage's check found on the real host. `awaits` names the earlier
@@ -67,13 +70,6 @@ export type CopyProgress = {
 	otherRequestsPerSecond?: number;
 };
 
-/**
- * Facts a stage produced, kept in the journal so that a resumed run or an
- * undo uses the same values: the MAC, the backups written, the LV Ganeti
- * renamed the target to, bytes copied...
- */
-export type Facts = Record<string, string | number | boolean | string[] | undefined>;
-
 export type FirewallWaitAnswer = 'confirmed' | 'keep-without-proof' | 'roll-back' | 'expired' | 'headless';
 
 /** After a Shorewall restart: wait for `command` from a new SSH connection, or for the admin's choice. */
@@ -100,9 +96,10 @@ export type Prompt = {
 export type StageContext = {
 	settings: FarmSettings;
 	host: Host;
-	/** Facts of this run so far; stages add theirs with `record`. */
-	facts: Facts;
-	record(facts: Facts): Promise<void>;
+	/** Every stage's state of this run so far (read through the owners' readers, stages/state.ts). */
+	states: Readonly<StageStates>;
+	/** Saves into a stage's slot in the journal; the engine accepts the running stage's own slot only. */
+	saveState(stage: string, patch: Record<string, StateValue>): Promise<void>;
 	/** Saves a change to the farm's settings (the generated MAC), so every later run reuses it. */
 	updateSettings(patch: Partial<FarmSettings>): Promise<void>;
 	/** Run state directory of this farm (progress files, detached processes' pids). */
@@ -116,11 +113,26 @@ export type StageContext = {
 /**
  * What check and plan get: the run's context without anything that changes
  * the host, the journal or the settings. The host's write methods are not
- * there (and throw at run time, in the engine's view), there is no record,
+ * there (and throw at run time, in the engine's view), there is no saveState,
  * no updateSettings, no prompt: looking never touches.
  */
-export type LookContext = Omit<StageContext, 'host' | 'record' | 'updateSettings' | 'prompt' | 'progress'> & {
+export type LookContext = Omit<StageContext, 'host' | 'saveState' | 'updateSettings' | 'prompt' | 'progress'> & {
 	host: ReadOnlyHost;
+};
+
+/**
+ * One look of the preflight, before the run's first stage changes anything:
+ * it adds a finding for each problem, naming the setting concerned. Several
+ * stages may list the same check; it runs once.
+ */
+export type PreflightCheck = (context: PreflightContext) => Promise<void>;
+
+export type PreflightContext = {
+	host: ReadOnlyHost;
+	settings: FarmSettings;
+	/** What this farm's run already made (its stages' state) is not in the way. */
+	states: Readonly<StageStates>;
+	add(field: keyof FarmSettings, reason: string): void;
 };
 
 export type Stage = {
@@ -131,6 +143,14 @@ export type Stage = {
 	danger: Danger;
 	/** Whether skipping leaves later stages able to run. */
 	skippable: boolean;
+	/**
+	 * What a person must watch for while the stage runs (the firewall's proof
+	 * of new SSH connections): without one (headless) the engine stops before
+	 * the stage unless the run accepts it unattended.
+	 */
+	attended?: string;
+	/** What the preflight looks at for this stage (checkers, conflicts, room, ownership). */
+	preflight?: readonly PreflightCheck[];
 	/** Looks only: a read-only host, nothing to record (the engine's host view throws on a write). */
 	check(context: LookContext): Promise<CheckResult>;
 	/** Looks only: a read-only host, nothing to record (the engine's host view throws on a write). */

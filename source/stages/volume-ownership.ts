@@ -1,9 +1,15 @@
 import {instanceVolumes, volumeOwner, type InstanceVolume} from '../host/ganeti.js';
-import type {Host} from '../host/host.js';
-import type {LogicalVolume} from '../host/lvm.js';
+import type {ReadOnlyHost} from '../host/host.js';
+import {isDeviceMounted} from '../host/image.js';
+import {formatBytes, getVg, listLvs, parseSize, roundUpToExtent, type LogicalVolume} from '../host/lvm.js';
 import {fqdn, type FarmSettings} from '../settings/schema.js';
-import {StageError, type Facts, type StageContext} from './types.js';
+import {StageError, type PreflightContext, type StageContext} from './types.js';
+import type {StatesView} from './state.js';
 import {farmcloneCommand} from '../host/self.js';
+import {copyCompleted} from './copy.js';
+import {createdVolumeUuid} from './create-volume.js';
+import {instanceMade} from './ganeti-instance.js';
+import {ourSnapshotUuid} from './snapshot.js';
 
 export const noSuchInstance = 'no such Ganeti instance in the cluster';
 
@@ -14,9 +20,8 @@ export type VolumeProblem = {field: VolumeField | 'sourceInstance'; reason: stri
  * Our target once Ganeti owns it: the run that created it went on to make
  * the clone's instance, which adopted (and renamed) it.
  */
-function isOurClone(settings: FarmSettings, facts: Facts, instance: string): boolean {
-	const made = facts['ganeti-instance.created'] === true || facts['ganeti-instance.adding'] === true;
-	return made && typeof facts['create-volume.uuid'] === 'string' && instance === fqdn(settings);
+function isOurClone(settings: FarmSettings, view: StatesView, instance: string): boolean {
+	return instanceMade(view) && typeof createdVolumeUuid(view) === 'string' && instance === fqdn(settings);
 }
 
 /**
@@ -28,9 +33,9 @@ function isOurClone(settings: FarmSettings, facts: Facts, instance: string): boo
  * when Ganeti cannot be asked.
  */
 export async function volumeOwnershipProblems(
-	host: Host,
+	host: ReadOnlyHost,
 	settings: FarmSettings,
-	facts: Facts,
+	view: StatesView,
 	lvs: LogicalVolume[],
 	fields: readonly VolumeField[] = ['sourceLv', 'snapshotLv', 'targetLv'],
 ): Promise<VolumeProblem[]> {
@@ -62,9 +67,9 @@ export async function volumeOwnershipProblems(
 	}
 
 	const targetOwner = fields.includes('targetLv') ? volumeOwner(volumes, vg, targetLv) : undefined;
-	const created = facts['create-volume.uuid'];
+	const created = createdVolumeUuid(view);
 	const ours = typeof created === 'string' && lvs.some((lv) => lv.name === targetLv && lv.uuid === created);
-	if (targetOwner && !ours && !isOurClone(settings, facts, targetOwner)) {
+	if (targetOwner && !ours && !isOurClone(settings, view, targetOwner)) {
 		problems.push({
 			field: 'targetLv',
 			reason: `${vg}/${targetLv} is a disk of Ganeti instance ${targetOwner}: it is never written to`,
@@ -91,7 +96,7 @@ export async function assertVolumeOwnership(
 
 	let problems: VolumeProblem[];
 	try {
-		problems = await volumeOwnershipProblems(context.host, context.settings, context.facts, lvs, fields);
+		problems = await volumeOwnershipProblems(context.host, context.settings, context, lvs, fields);
 	} catch (error) {
 		throw new StageError(`cannot tell which volumes Ganeti instances own: ${(error as Error).message}`);
 	}
@@ -101,5 +106,64 @@ export async function assertVolumeOwnership(
 			problems.map((problem) => `${problem.field}: ${problem.reason}`).join('\n'),
 			`choose other volumes: ${farmcloneCommand(['farm', 'edit', context.settings.name])}`,
 		);
+	}
+}
+
+/**
+ * The volumes, for the snapshot, target and copy stages: snapshot only the
+ * source instance's disk, write only to a volume this run creates and no
+ * instance owns, and room for both in the VG.
+ */
+export async function volumesPreflight(context: PreflightContext): Promise<void> {
+	const {host, settings, add} = context;
+	const {vg, sourceLv, snapshotLv, targetLv, snapshotSize} = settings;
+	let lvs: LogicalVolume[];
+	try {
+		lvs = await listLvs(host, vg);
+	} catch (error) {
+		add('vg', `lvs cannot list it: ${(error as Error).message}`);
+		return;
+	}
+
+	const source = lvs.find((lv) => lv.name === sourceLv);
+	const snapshot = lvs.find((lv) => lv.name === snapshotLv);
+	const target = lvs.find((lv) => lv.name === targetLv);
+	if (!source && !copyCompleted(context)) add('sourceLv', `no such volume in ${vg} (lvs)`);
+	if (source?.snapshot) add('sourceLv', `is a snapshot of ${source.origin}, not a VM's disk`);
+	let owners: VolumeProblem[] = [];
+	try {
+		owners = await volumeOwnershipProblems(host, settings, context, lvs);
+	} catch (error) {
+		add('sourceInstance', `gnt-instance info fails: ${(error as Error).message}`);
+	}
+
+	for (const problem of owners) add(problem.field, problem.reason);
+	// An instance's disk is said so once, not also as a volume that merely exists.
+	const owned = (field: VolumeField) => owners.some((problem) => problem.field === field);
+	if (snapshot && ourSnapshotUuid(context) !== snapshot.uuid && !owned('snapshotLv')) {
+		add('snapshotLv', `${vg}/${snapshotLv} already exists and this run did not create it`);
+	}
+
+	// A target of this run may be open: the detached copy of an earlier session writing it.
+	const created = createdVolumeUuid(context);
+	if (target && created !== target.uuid && !owned('targetLv')) {
+		const busy = target.open || (await isDeviceMounted(host, target.path)) ? ', and it is open or mounted' : '';
+		add('targetLv', `${vg}/${targetLv} already exists and this run did not create it${busy}: it is never written to`);
+	}
+
+	if (target || created || !source) return;
+	try {
+		const group = await getVg(host, vg);
+		const needs =
+			(snapshot ? 0 : roundUpToExtent(parseSize(snapshotSize), group.extentSize)) +
+			roundUpToExtent(source.size, group.extentSize);
+		if (group.free < needs) {
+			add(
+				'vg',
+				`${formatBytes(group.free)} free, but the snapshot (${snapshotSize}) and the target (${formatBytes(source.size)}) need ${formatBytes(needs)}`,
+			);
+		}
+	} catch (error) {
+		add('vg', `vgs cannot read it: ${(error as Error).message}`);
 	}
 }

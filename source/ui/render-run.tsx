@@ -2,10 +2,10 @@ import {render} from 'ink';
 import React from 'react';
 import {FarmPicker, type FarmChoice} from '../components/farm-picker.js';
 import {RunApp} from '../components/run-app.js';
-import type {StageInfo, StartRun} from '../engine/api.js';
-import type {StageState} from '../engine/events.js';
+import type {StartRun} from '../engine/api.js';
 import {clearEarlyLine} from './early-line.js';
 import type {RunOutcome} from './run-state.js';
+import {createRunStore, type RunStoreOptions} from './run-store.js';
 
 type Streams = {stdin?: NodeJS.ReadStream; stdout?: NodeJS.WriteStream};
 
@@ -32,32 +32,36 @@ function inkOptions(streams: Streams) {
 	};
 }
 
-export type RenderRunOptions = Streams & {
-	farm: string;
-	stages: StageInfo[];
-	initialStates: Record<string, StageState>;
-	resumedNote?: string;
-	start: StartRun;
-};
+export type RenderRunOptions = Streams &
+	Omit<RunStoreOptions, 'progressIntervalMs'> & {
+		start: StartRun;
+		/** Once aborted (a signal, a lost terminal), the screen goes as soon as the engine stops: nobody is there to press a key. */
+		signal?: AbortSignal;
+	};
 
-/** Shows a run in the terminal until the admin leaves; resolves with how the run ended. */
+/**
+ * Runs the engine (outside React, on a store) and shows it in the terminal
+ * until the admin leaves; resolves with how the run ended.
+ */
 export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> {
+	const store = createRunStore({...options, progressIntervalMs});
 	let outcome: RunOutcome = 'stopped';
 	clearEarlyLine();
 	const instance = render(
 		<RunApp
-			farm={options.farm}
-			stages={options.stages}
-			initialStates={options.initialStates}
-			resumedNote={options.resumedNote}
-			start={options.start}
-			progressIntervalMs={progressIntervalMs}
+			store={store}
 			onExit={(result) => {
 				outcome = result;
 			}}
 		/>,
 		inkOptions(options),
 	);
+	const ended = await store.start(options.start);
+	if (options.signal?.aborted) {
+		instance.unmount();
+		outcome = ended;
+	}
+
 	await instance.waitUntilExit();
 	return outcome;
 }

@@ -1,6 +1,6 @@
-import type {StageGate} from '../engine/api.js';
+import type {Answers, Ask, Question} from '../engine/api.js';
 import {AbortedError} from '../engine/engine.js';
-import type {CheckResult, FirewallWaitAnswer, Plan, Prompt} from '../stages/types.js';
+import type {CheckResult, FirewallWaitAnswer, FirewallWaitRequest, Plan} from '../stages/types.js';
 
 export type GateAnswer = 'run' | 'skip' | 'quit';
 
@@ -35,10 +35,14 @@ type Waiting = {
 };
 
 export type TuiPrompt = {
-	prompt: Prompt;
-	confirmStage: StageGate;
-	/** Answers the request shown; false when `id` is no longer the one shown (a stale key press). */
-	answer<K extends PromptRequest['kind']>(id: number, kind: K, value: PromptAnswers[K]): boolean;
+	/** The engine's questions, shown one at a time. */
+	ask: Ask;
+	/**
+	 * Answers the request shown; false when `id` is no longer the one shown (a
+	 * stale key press). A gate of a dangerous stage answered run carries the
+	 * text typed in it: the engine's typed question that follows gets it.
+	 */
+	answer<K extends PromptRequest['kind']>(id: number, kind: K, value: PromptAnswers[K], typed?: string): boolean;
 	/** The admin quit: the shown gate and every later one answer 'quit', prompts reject. */
 	stop(): void;
 };
@@ -52,6 +56,8 @@ export function createTuiPrompt(show: (request: PromptRequest | undefined) => vo
 	const queue: Waiting[] = [];
 	let nextId = 1;
 	let stopped = false;
+	/** What was typed at the gate of a dangerous stage, by stage id, until the engine asks for it. */
+	const typedAtGate = new Map<string, string>();
 
 	const ask = <K extends PromptRequest['kind']>(
 		request: Extract<PromptRequest, {kind: K}>,
@@ -80,72 +86,78 @@ export function createTuiPrompt(show: (request: PromptRequest | undefined) => vo
 		else if (index > 0) queue.splice(index, 1)[0]?.settle(value);
 	};
 
-	const prompt: Prompt = {
-		confirm(message, options) {
-			const id = nextId++;
-			const seconds = options?.timeoutSeconds;
-			if (seconds === undefined) return ask<'confirm'>({kind: 'confirm', id, message});
-			const deadline = Date.now() + seconds * 1000;
-			const answer = ask<'confirm'>({kind: 'confirm', id, message, deadline});
-			const timer = setTimeout(() => {
-				expire(id);
-			}, seconds * 1000);
-			const clear = () => {
-				clearTimeout(timer);
-			};
+	const confirm = (message: string, seconds: number | undefined): Promise<boolean> => {
+		const id = nextId++;
+		if (seconds === undefined) return ask<'confirm'>({kind: 'confirm', id, message});
+		const deadline = Date.now() + seconds * 1000;
+		const answer = ask<'confirm'>({kind: 'confirm', id, message, deadline});
+		const timer = setTimeout(() => {
+			expire(id);
+		}, seconds * 1000);
+		const clear = () => {
+			clearTimeout(timer);
+		};
 
-			answer.then(clear, clear);
-			return answer;
-		},
-		async choose(message, choices) {
-			const value = await ask<'choose'>({
+		answer.then(clear, clear);
+		return answer;
+	};
+
+	const firewallWait = (request: FirewallWaitRequest): Promise<FirewallWaitAnswer> => {
+		const id = nextId++;
+		const answer = ask<'firewall'>({kind: 'firewall', id, command: request.command, deadline: request.deadline});
+		let settled = false;
+		// Once confirmed, the screen says who from where and waits for a key; the watchdog has kept it already.
+		void request.confirmed.then((confirmed) => {
+			const waiting = queue.find((entry) => entry.request.id === id);
+			if (settled || !waiting || waiting.request.kind !== 'firewall') return;
+			waiting.request = {...waiting.request, confirmed};
+			if (queue[0] === waiting) show(waiting.request);
+		});
+		const timer = setTimeout(
+			() => {
+				const waiting = queue.find((entry) => entry.request.id === id);
+				if (waiting?.request.kind === 'firewall' && !waiting.request.confirmed) expire(id, 'expired');
+			},
+			Math.max(0, request.deadline - Date.now()),
+		);
+		const clear = () => {
+			settled = true;
+			clearTimeout(timer);
+		};
+
+		answer.then(clear, clear);
+		return answer;
+	};
+
+	/** The typed question of a dangerous stage gets what was typed at its gate; any other is shown. */
+	const typed = async (question: Extract<Question, {kind: 'typed'}>): Promise<string | undefined> => {
+		const atGate = question.stage && typedAtGate.get(question.stage.id);
+		if (question.stage) typedAtGate.delete(question.stage.id);
+		if (atGate !== undefined && atGate !== '') return atGate;
+		const {message, expected} = question;
+		return (await ask<'typed'>({kind: 'typed', id: nextId++, message, expected})) ? expected : undefined;
+	};
+
+	const answers: {[K in Question['kind']]: (question: Extract<Question, {kind: K}>) => Promise<Answers[K]>} = {
+		gate: async ({stage, plan, check}) => ask<'gate'>({kind: 'gate', id: nextId++, stage: stage.id, plan, check}),
+		confirm: async ({message, timeoutSeconds}) => confirm(message, timeoutSeconds),
+		choose: async ({message, choices}) =>
+			ask<'choose'>({
 				kind: 'choose',
 				id: nextId++,
 				message,
 				choices: choices.map((choice) => ({label: choice.label, value: choice.value})),
-			});
-			const chosen = choices.find((choice) => choice.value === value);
-			if (!chosen) throw new Error(`"${value}" is not one of the choices`);
-			return chosen.value;
-		},
-		typed: (message, expected) => ask<'typed'>({kind: 'typed', id: nextId++, message, expected}),
-		firewallWait(request) {
-			const id = nextId++;
-			const answer = ask<'firewall'>({kind: 'firewall', id, command: request.command, deadline: request.deadline});
-			let settled = false;
-			// Once confirmed, the screen says who from where and waits for a key; the watchdog has kept it already.
-			void request.confirmed.then((confirmed) => {
-				const waiting = queue.find((entry) => entry.request.id === id);
-				if (settled || !waiting || waiting.request.kind !== 'firewall') return;
-				waiting.request = {...waiting.request, confirmed};
-				if (queue[0] === waiting) show(waiting.request);
-			});
-			const timer = setTimeout(
-				() => {
-					const waiting = queue.find((entry) => entry.request.id === id);
-					if (waiting?.request.kind === 'firewall' && !waiting.request.confirmed) expire(id, 'expired');
-				},
-				Math.max(0, request.deadline - Date.now()),
-			);
-			const clear = () => {
-				settled = true;
-				clearTimeout(timer);
-			};
-
-			answer.then(clear, clear);
-			return answer;
-		},
+			}),
+		typed,
+		firewall: async ({request}) => firewallWait(request),
 	};
 
-	const confirmStage: StageGate = (request) =>
-		ask<'gate'>({kind: 'gate', id: nextId++, stage: request.stage.id, plan: request.plan, check: request.check});
-
 	return {
-		prompt,
-		confirmStage,
-		answer(id, kind, value) {
+		ask: async (question) => (answers[question.kind] as (question: Question) => Promise<never>)(question),
+		answer(id, kind, value, typedText) {
 			const first = queue[0];
 			if (!first || first.request.id !== id || first.request.kind !== kind) return false;
+			if (first.request.kind === 'gate' && typedText !== undefined) typedAtGate.set(first.request.stage, typedText);
 			finishFirst((waiting) => waiting.settle(value));
 			return true;
 		},

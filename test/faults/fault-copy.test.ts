@@ -40,8 +40,8 @@ function copyProgress(event: EngineEvent): Progress | undefined {
 }
 
 async function copyJob(farm: TestFarm): Promise<{pid: number; startTime: number}> {
-	const {facts} = await farm.journal();
-	return {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+	const {states} = await farm.journal();
+	return {pid: Number(states['copy']?.['pid']), startTime: Number(states['copy']?.['startTime'])};
 }
 
 async function assertSameTree(farm: TestFarm): Promise<void> {
@@ -96,12 +96,12 @@ for (const {copyRate, slow} of killModes) {
 					// Frozen first, so that what it wrote and what it said stay still while they are read.
 					process.kill(pid, 'SIGSTOP');
 					const position = await writePosition(pid, target);
-					const {facts} = await farm.journal();
-					const text = await fs.readFile(String(facts['copy.progressFile']), 'utf8');
+					const {states} = await farm.journal();
+					const text = await fs.readFile(String(states['copy']?.['progressFile']), 'utf8');
 					const reports = [...text.matchAll(/(\d+) bytes .*? copied/g)].map((match) => Number(match[1]));
 					process.kill(pid, 'SIGKILL');
 					await waitFor(async () => !(await isAlive({pid, startTime})), 5000, 'dd to die');
-					killed = {position, reports, pid, blockSize: Number(facts['copy.blockSize'])};
+					killed = {position, reports, pid, blockSize: Number(states['copy']?.['blockSize'])};
 				})();
 			});
 			if (slow) {
@@ -123,8 +123,8 @@ for (const {copyRate, slow} of killModes) {
 			assert.match(interrupted.stdout, /copy failed/);
 
 			const resumed = await completeRun(farm);
-			const {facts} = await farm.journal();
-			const restart = Number(facts['copy.startOffset']);
+			const {states} = await farm.journal();
+			const restart = Number(states['copy']?.['startOffset']);
 			// The largest stretch dd copied between two of its reports: one checkpoint window.
 			const steps = killed.reports.map((bytes, index) => bytes - (killed!.reports[index - 1] ?? 0));
 			const window = Math.max(...steps);
@@ -137,15 +137,15 @@ for (const {copyRate, slow} of killModes) {
 				killed.position - restart <= window + killed.blockSize,
 				'at most one checkpoint window is copied again',
 			);
-			assert.notEqual(Number(facts['copy.pid']), killed.pid);
-			assert.equal(facts['copy.rate'], copyRate, 'the rerun copied in the same mode');
+			assert.notEqual(Number(states['copy']?.['pid']), killed.pid);
+			assert.equal(states['copy']?.['rate'], copyRate, 'the rerun copied in the same mode');
 			const summary = resumed.find(
 				(event) => event.type === 'log' && event.stage === 'copy' && /^resume: /.test(event.text ?? ''),
 			);
 			assert.match(summary?.text ?? '', /the copy stopped at \d+ %.*dd is gone.*resumes at/);
 
 			// Byte for byte: the adopted volume against the source.
-			const adopted = path.join(farm.root, 'dev/all', String(facts['ganeti-instance.disk']));
+			const adopted = path.join(farm.root, 'dev/all', String(states['ganeti-instance']?.['disk']));
 			const source = path.join(farm.root, 'dev/all', farm.settings.sourceLv);
 			const [a, b] = await Promise.all([fs.readFile(adopted), fs.readFile(source)]);
 			assert.ok(a.equals(b), 'the clone has the bytes of the source');
@@ -182,9 +182,9 @@ for (const kind of ['SIGHUP', 'SIGKILL'] as const) {
 						`reattaching to the copy still running as pid ${job.pid} (same pid and start time as recorded)`,
 				),
 			);
-			const {facts} = await farm.journal();
-			assert.equal(facts['copy.pid'], job.pid, 'no second dd was started');
-			assert.equal(parseDdOutput(await fs.readFile(String(facts['copy.progressFile']), 'utf8')).bytes, size);
+			const {states} = await farm.journal();
+			assert.equal(states['copy']?.['pid'], job.pid, 'no second dd was started');
+			assert.equal(parseDdOutput(await fs.readFile(String(states['copy']?.['progressFile']), 'utf8')).bytes, size);
 			await assertSameTree(farm);
 		},
 	);
@@ -223,15 +223,18 @@ test(
 		const failure = overflowed.events.find((event) => event.type === 'stage-failed');
 		assert.equal(failure?.stage, 'copy');
 		assert.match(String(failure?.['error']), /overflowed.*garbage/);
-		const {facts} = await farm.journal();
-		assert.equal(await isAlive({pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])}), false);
+		const {states} = await farm.journal();
+		assert.equal(
+			await isAlive({pid: Number(states['copy']?.['pid']), startTime: Number(states['copy']?.['startTime'])}),
+			false,
+		);
 
 		const resumed = await completeRun(farm);
 		const snapshot = resumed.find((event) => event.type === 'check' && event.stage === 'snapshot');
 		assert.match(JSON.stringify(snapshot), /overflowed/);
 		const restarted = await farm.journal();
-		assert.equal(restarted.facts['copy.startOffset'], 0, 'nothing read from the invalid snapshot is trusted');
-		assert.notEqual(restarted.facts['snapshot.uuid'], facts['snapshot.uuid']);
+		assert.equal(restarted.states['copy']?.['startOffset'], 0, 'nothing read from the invalid snapshot is trusted');
+		assert.notEqual(restarted.states['snapshot']?.['uuid'], states['snapshot']?.['uuid']);
 		await assertSameTree(farm);
 	},
 );

@@ -57,7 +57,8 @@ export type Journal = {
 	mode: string;
 	outcome?: string;
 	stages: Record<string, {state: string}>;
-	facts: Record<string, unknown>;
+	/** Each stage's state, by stage id. */
+	states: Record<string, Record<string, unknown> | undefined>;
 };
 
 export type EngineEvent = {type: string; stage?: string; text?: string; resumed?: boolean; outcome?: string} & Record<
@@ -119,8 +120,8 @@ export async function heldCopy(farm: TestFarm): Promise<{pid: number; startTime:
 	let job = {pid: Number.NaN, startTime: Number.NaN};
 	await waitFor(
 		async () => {
-			const {facts} = await farm.journal().catch(() => ({facts: {} as Record<string, unknown>}));
-			job = {pid: Number(facts['copy.pid']), startTime: Number(facts['copy.startTime'])};
+			const {states} = await farm.journal().catch(() => ({states: {} as Journal['states']}));
+			job = {pid: Number(states['copy']?.['pid']), startTime: Number(states['copy']?.['startTime'])};
 			return Number.isInteger(job.pid) && (await isStopped(job.pid));
 		},
 		120_000,

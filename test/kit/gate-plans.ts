@@ -9,7 +9,7 @@ import {runEngine} from '../../source/engine/engine.js';
 import type {FarmSettings} from '../../source/settings/schema.js';
 import {allStages} from '../../source/stages/index.js';
 import type {CheckResult, Plan} from '../../source/stages/types.js';
-import {yesPrompt} from './stage.js';
+import {askWith, yesPrompt} from './stage.js';
 
 export type GatePlan = {stage: string; plan: Plan; check: CheckResult};
 
@@ -22,11 +22,13 @@ export async function captureGatePlans(settings: FarmSettings, stateDir: string)
 	const outcome = await runEngine({
 		settings,
 		stages: [...allStages],
-		prompt: {...yesPrompt, firewallWait: async () => 'keep-without-proof'},
-		confirmStage: async ({stage, plan, check}) => {
-			gates.push({stage: stage.id, plan: structuredClone(plan), check});
-			return 'run';
-		},
+		ask: askWith(
+			async ({stage, plan, check}) => {
+				gates.push({stage: stage.id, plan: structuredClone(plan), check});
+				return 'run';
+			},
+			{...yesPrompt, firewallWait: async () => 'keep-without-proof'},
+		),
 		onEvent: (event) => {
 			if (event.type === 'stage-failed') failures.push(`${event.stage}: ${event.error}`);
 		},

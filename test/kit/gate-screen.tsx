@@ -35,6 +35,7 @@ export async function showGate(
 ): Promise<GateScreen> {
 	const {render} = await import('ink-testing-library');
 	const {RunApp} = await import('../../source/components/run-app.js');
+	const {createRunStore} = await import('../../source/ui/run-store.js');
 	const {columns = 80, rows = 24, farm = 'gallifrey-dev'} = options;
 	const stages = stageInfos();
 	const index = stages.findIndex((stage) => stage.id === gate.stage);
@@ -49,21 +50,12 @@ export async function showGate(
 			throw new Error('the screen must not call the stage');
 		};
 		const stage = {...stages[index]!, check: refuse, plan: refuse, apply: refuse, verify: refuse, undo: refuse};
-		await drivers.confirmStage({stage, index, plan: gate.plan, check: gate.check});
+		await drivers.ask({kind: 'gate', stage, index, plan: gate.plan, check: gate.check});
 		return 'stopped';
 	};
-	const app = render(
-		<RunApp
-			farm={farm}
-			stages={stages}
-			initialStates={states}
-			start={start}
-			onExit={() => undefined}
-			columns={columns}
-			rows={rows}
-			color={false}
-		/>,
-	);
+	const store = createRunStore({farm, stages, initialStates: states});
+	const app = render(<RunApp store={store} onExit={() => undefined} columns={columns} rows={rows} color={false} />);
+	void store.start(start);
 	const last = () => stripVTControlCharacters(app.lastFrame() ?? '');
 	const view = () =>
 		last()

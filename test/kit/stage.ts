@@ -5,36 +5,27 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import type {RunRequest} from '../../source/engine/api.js';
+import type {Answers, Ask, Question, RunRequest} from '../../source/engine/api.js';
 import {runEngine} from '../../source/engine/engine.js';
 import type {EngineEvent} from '../../source/engine/events.js';
 import {Host} from '../../source/host/host.js';
 import {defaultSettings, type FarmSettings} from '../../source/settings/schema.js';
-import {
-	StageError,
-	type Danger,
-	type Facts,
-	type Prompt,
-	type Stage,
-	type StageContext,
-} from '../../source/stages/types.js';
+import {StageError, type Danger, type Prompt, type Stage, type StageContext} from '../../source/stages/types.js';
+import {statesInMemory, type StageStates} from '../../source/stages/state.js';
 
-export type Harness = {context: StageContext; facts: Facts; logs: string[]};
+export type Harness = {context: StageContext; states: StageStates; logs: string[]};
 
 /**
- * A context for calling a stage directly: its facts and log lines kept in
+ * A context for calling a stage directly: its state and log lines kept in
  * memory, settings updates applied to `settings`, questions answered no
  * (the first choice for a choice), never aborted.
  */
-export function stageContext(settings: FarmSettings, stateDir: string, facts: Facts = {}): Harness {
+export function stageContext(settings: FarmSettings, stateDir: string, states: StageStates = {}): Harness {
 	const logs: string[] = [];
 	const context: StageContext = {
 		settings,
 		host: new Host({commandPath: settings.commandPath, backupDir: path.join(stateDir, 'backups')}),
-		facts,
-		record: async (more) => {
-			Object.assign(facts, more);
-		},
+		...statesInMemory(states),
 		updateSettings: async () => undefined,
 		stateDir,
 		log: (text) => logs.push(text),
@@ -46,7 +37,7 @@ export function stageContext(settings: FarmSettings, stateDir: string, facts: Fa
 		},
 		signal: new AbortController().signal,
 	};
-	return {context, facts, logs};
+	return {context, states, logs};
 }
 
 /** `promise` rejects with a StageError whose message matches `pattern` (and its hint `hint`). */
@@ -85,6 +76,35 @@ export const yesPrompt: Prompt = {
 	typed: async () => true,
 };
 
+export type GateQuestion = Extract<Question, {kind: 'gate'}>;
+
+/**
+ * The one question interface as a test answers it: gates by `gate`, the rest
+ * as `prompt` would (a typed question gets the expected text when
+ * `prompt.typed` says yes, nothing otherwise).
+ */
+export function askWith(
+	gate: (question: GateQuestion) => Promise<Answers['gate']> = async () => 'run',
+	prompt: Prompt = yesPrompt,
+): Ask {
+	const answer = async (question: Question): Promise<Answers[Question['kind']]> => {
+		switch (question.kind) {
+			case 'gate':
+				return gate(question);
+			case 'confirm':
+				return prompt.confirm(question.message, {timeoutSeconds: question.timeoutSeconds});
+			case 'choose':
+				return prompt.choose(question.message, question.choices);
+			case 'typed':
+				return (await prompt.typed(question.message, question.expected)) ? question.expected : undefined;
+			case 'firewall':
+				return prompt.firewallWait ? prompt.firewallWait(question.request) : 'headless';
+		}
+	};
+
+	return answer as Ask;
+}
+
 /**
  * The engine on `stages`, every gate answered run and every question yes
  * unless `request` says otherwise; the events it sent, in order.
@@ -97,8 +117,7 @@ export async function runStages(
 	const events: EngineEvent[] = [];
 	const outcome = await runEngine({
 		settings: defaultSettings('gallifrey-dev'),
-		prompt: yesPrompt,
-		confirmStage: async () => 'run',
+		ask: askWith(),
 		signal: new AbortController().signal,
 		...request,
 		stages,

@@ -51,11 +51,15 @@ test('farmclone demo --yes runs all 15 stages against the simulated farm', {time
 
 	const journal = JSON.parse(
 		await fs.readFile(path.join(dir, 'farmclone', 'state', 'gallifrey-dev', 'journal.json'), 'utf8'),
-	) as {outcome: string; facts: Record<string, unknown>; stages: Record<string, {state: string}>};
+	) as {
+		outcome: string;
+		states: Record<string, Record<string, unknown> | undefined>;
+		stages: Record<string, {state: string}>;
+	};
 	assert.equal(journal.outcome, 'done');
 	assert.ok(Object.values(journal.stages).every((stage) => stage.state === 'done'));
 
-	const adopted = journal.facts['ganeti-instance.disk'];
+	const adopted = journal.states['ganeti-instance']?.['disk'];
 	assert.equal(typeof adopted, 'string');
 	const source = path.join(dir, 'dev', 'all', 'f3e8d23f-21c0-417d-9b5e-91bb4da9b926.disk0');
 	const clone = path.join(dir, 'dev', 'all', adopted as string);

@@ -56,7 +56,7 @@ test('after a DHCP restart, the running dhcpd is proved new and reading dhcpd.co
 	const pidFile = settings.dhcpdPidFile;
 	const stateDir = path.join(work, 'state');
 	await fs.mkdir(stateDir, {recursive: true});
-	const {context, facts, logs} = harness(settings, stateDir);
+	const {context, states, logs} = harness(settings, stateDir);
 	const realRestart = settings.dhcpRestart;
 	const restartDoingNothing = async (body: () => Promise<void>) => {
 		settings.dhcpRestart = ['true'];
@@ -115,7 +115,7 @@ test('after a DHCP restart, the running dhcpd is proved new and reading dhcpd.co
 		await refuses(reloadServicesStage.verify(noRestartYet), /before .*dhcpd\.conf last changed/);
 
 		// A crash between the restart and its record: only `dhcpRestarting` was recorded.
-		const resumed = harness(settings, stateDir, {'reload-services.dhcpRestarting': true}).context;
+		const resumed = harness(settings, stateDir, {'reload-services': {dhcpRestarting: true}}).context;
 		await new Promise((resolve) => setTimeout(resolve, 1100));
 		await execa(systemctl, ['restart', 'isc-dhcp-server']);
 		const done = await reloadServicesStage.check(resumed);
@@ -168,7 +168,7 @@ test('after a DHCP restart, the running dhcpd is proved new and reading dhcpd.co
 		// Named dhcpd, given no -cf: it would read dhcpd's default file, not the farm's.
 		const impostor = startProcess(t, ['sleep', '60'], '/usr/sbin/dhcpd');
 		await fs.writeFile(pidFile, `${impostor.pid}\n`);
-		const look = await reloadServicesStage.check({...context, facts: {'reload-services.dhcpRestarting': true}});
+		const look = await reloadServicesStage.check({...context, states: {'reload-services': {dhcpRestarting: true}}});
 		assert.equal(look.status, 'pending');
 		assert.equal(look.detail, `dhcpd pid ${impostor.pid} reads /etc/dhcp/dhcpd.conf, not ${settings.dhcpdConf}`);
 		await execa(systemctl, ['restart', 'isc-dhcp-server']);
@@ -176,7 +176,7 @@ test('after a DHCP restart, the running dhcpd is proved new and reading dhcpd.co
 	});
 
 	await t.test("dhcp-host's undo restarts the server and proves it", async () => {
-		assert.equal(facts['reload-services.dhcpRestarting'], true);
+		assert.equal(states['reload-services']?.['dhcpRestarting'], true);
 		const plan = await dhcpHostStage.undoPlan!(context);
 		assert.deepEqual(plan.commands.at(-1), realRestart);
 		assert.ok(

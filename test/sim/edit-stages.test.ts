@@ -11,7 +11,8 @@ import {dhcpHostStage} from '../../source/stages/dhcp-host.js';
 import {dnsRecordStage} from '../../source/stages/dns-record.js';
 import {firewallRuleStage, previousFirewallFiles} from '../../source/stages/firewall-rule.js';
 import {reverseProxyStage} from '../../source/stages/reverse-proxy.js';
-import {StageError, type Facts, type Stage, type StageContext} from '../../source/stages/types.js';
+import {StageError, type StageStates, type Stage, type StageContext} from '../../source/stages/types.js';
+import {statesInMemory} from '../../source/stages/state.js';
 import {refuses} from '../kit/stage.js';
 
 /**
@@ -93,7 +94,7 @@ type Farm = {
 	root: string;
 	settings: FarmSettings;
 	context: StageContext;
-	facts: Facts;
+	states: StageStates;
 	logs: string[];
 	/** Lines the reload stand-in and the shorewall wrapper wrote. */
 	reloads(): string[];
@@ -173,15 +174,13 @@ function makeFarm(t: TestContext, overrides: Partial<FarmSettings> = {}): Farm {
 		nginxReload: [path.join(bin, 'reload-nginx')],
 		...overrides,
 	});
-	const facts: Facts = {};
+	const {states, saveState} = statesInMemory();
 	const logs: string[] = [];
 	const context: StageContext = {
 		settings,
 		host: new Host({backupDir: path.join(root, 'backups'), commandPath: [bin]}),
-		facts,
-		async record(more) {
-			Object.assign(facts, more);
-		},
+		states,
+		saveState,
 		async updateSettings(patch) {
 			Object.assign(settings, patch);
 		},
@@ -202,7 +201,7 @@ function makeFarm(t: TestContext, overrides: Partial<FarmSettings> = {}): Farm {
 		root,
 		settings,
 		context,
-		facts,
+		states,
 		logs,
 		reloads: () => lines(log('reloads')),
 		shorewallCalls: () => lines(log('shorewall')),
@@ -221,7 +220,7 @@ async function roundTrip(stage: Stage, context: StageContext): Promise<void> {
 const read = (file: string) => fs.readFileSync(file, 'utf8');
 
 test('dns-record: plan, apply, idempotent, verify, undo', async (t) => {
-	const {settings, context, facts, logs} = makeFarm(t);
+	const {settings, context, states, logs} = makeFarm(t);
 	const plan = await dnsRecordStage.plan(context);
 	assert.deepEqual(plan.commands, [['named-checkzone', '-i', 'local', 'farm', settings.zoneFile]]);
 	assert.match(plan.diffs[0]!.diff, /^\+gallifrey-dev\.xivo\.vm\tIN\tA\t10\.10\.60\.6 ; farmclone:gallifrey-dev$/m);
@@ -229,9 +228,9 @@ test('dns-record: plan, apply, idempotent, verify, undo', async (t) => {
 
 	await roundTrip(dnsRecordStage, context);
 	const applied = read(settings.zoneFile);
-	assert.equal(read(String(facts['dns-record.backup'])), zone);
-	assert.equal(facts['dns-record.serialBefore'], '2011072501');
-	assert.ok(applied.includes(`\t\t\t${String(facts['dns-record.serialAfter'])}\t; serial`));
+	assert.equal(read(String(states['dns-record']?.['backup'])), zone);
+	assert.equal(states['dns-record']?.['serialBefore'], '2011072501');
+	assert.ok(applied.includes(`\t\t\t${String(states['dns-record']?.['serialAfter'])}\t; serial`));
 	assert.match(logs.join('\n'), /added "gallifrey-dev\.xivo\.vm/);
 
 	await dnsRecordStage.apply(context);
@@ -249,8 +248,8 @@ test('dns-record: plan, apply, idempotent, verify, undo', async (t) => {
 	const secondaries = {...context, settings: {...settings, zoneSecondaries: 'yes' as const}};
 	assert.match((await dnsRecordStage.undoPlan!(secondaries)).notes.join('\n'), /bumps it again/);
 	await dnsRecordStage.undo(secondaries);
-	const undoSerial = String(facts['dns-record.undoSerial']);
-	assert.ok(Number(undoSerial) > Number(facts['dns-record.serialAfter']));
+	const undoSerial = String(states['dns-record']?.['undoSerial']);
+	assert.ok(Number(undoSerial) > Number(states['dns-record']?.['serialAfter']));
 	assert.equal(read(settings.zoneFile), zone.replace('2011072501', undoSerial));
 });
 
@@ -266,17 +265,17 @@ test('dns-record: the IP held by another name is refused, the file untouched', a
 });
 
 test('dns-record: named-checkzone refusing the zone puts the old bytes back', async (t) => {
-	const {settings, context, facts} = makeFarm(t);
+	const {settings, context, states} = makeFarm(t);
 	// An in-zone NS without an address: our parser has no objection, named-checkzone has.
 	const broken = zone.replace('\tIN\tNS\tns\n', '\tIN\tNS\tns\n\tIN\tNS\tns2\n');
 	fs.writeFileSync(settings.zoneFile, broken);
 	await refuses(dnsRecordStage.apply(context), /named-checkzone .* refused[\s\S]*ns2\.farm[\s\S]*no address records/);
 	assert.equal(read(settings.zoneFile), broken);
-	assert.equal(facts['dns-record.backup'], undefined);
+	assert.equal(states['dns-record']?.['backup'], undefined);
 });
 
 test('dhcp-host: apply, dhcpd -t, idempotent, undo to the same bytes', async (t) => {
-	const {settings, context, facts, logs} = makeFarm(t);
+	const {settings, context, states, logs} = makeFarm(t);
 	const plan = await dhcpHostStage.plan(context);
 	assert.deepEqual(plan.commands, [['dhcpd', '-t', '-cf', settings.dhcpdConf]]);
 	assert.match(plan.diffs[0]!.diff, /^\+\tfixed-address 10\.10\.60\.6; # farmclone:gallifrey-dev$/m);
@@ -284,7 +283,7 @@ test('dhcp-host: apply, dhcpd -t, idempotent, undo to the same bytes', async (t)
 
 	await roundTrip(dhcpHostStage, context);
 	const applied = read(settings.dhcpdConf);
-	assert.equal(read(String(facts['dhcp-host.backup'])), dhcpdConf);
+	assert.equal(read(String(states['dhcp-host']?.['backup'])), dhcpdConf);
 	assert.match(logs.join('\n'), /IP literal/);
 	await dhcpHostStage.apply(context);
 	assert.equal(read(settings.dhcpdConf), applied);
@@ -366,7 +365,7 @@ test('firewall-rule: the port already forwarded, or shorewall check refusing: fi
 
 test('reverse-proxy: site, relative link, nginx -t in the namespace, reload; undo removes both', async (t) => {
 	const farm = makeFarm(t);
-	const {settings, context, facts} = farm;
+	const {settings, context, states} = farm;
 	const file = path.join(settings.sitesAvailable, settings.serverName);
 	const link = path.join(settings.sitesEnabled, settings.serverName);
 	const plan = await reverseProxyStage.plan(context);
@@ -379,7 +378,7 @@ test('reverse-proxy: site, relative link, nginx -t in the namespace, reload; und
 	await roundTrip(reverseProxyStage, context);
 	assert.equal(fs.readlinkSync(link), `../sites-available/${settings.serverName}`);
 	assert.match(read(file), /proxy_pass http:\/\/gallifrey-dev\.xivo\.vm\.farm;/);
-	assert.equal(facts['reverse-proxy.link'], link);
+	assert.equal(states['reverse-proxy']?.['link'], link);
 	assert.deepEqual(farm.reloads(), ['reload']);
 
 	await reverseProxyStage.undo(context);

@@ -14,11 +14,11 @@ import {firewallRestartStage} from '../../source/stages/firewall-restart.js';
 import {firewallRuleStage} from '../../source/stages/firewall-rule.js';
 import {
 	StageError,
-	type Facts,
 	type FirewallWaitAnswer,
 	type FirewallWaitRequest,
 	type StageContext,
 } from '../../source/stages/types.js';
+import {statesInMemory} from '../../source/stages/state.js';
 
 const cli = path.resolve('dist/cli.js');
 const ip = '/usr/sbin/ip';
@@ -165,14 +165,12 @@ test(
 
 		/** The stage with a waiting screen that runs `during` while it waits, then answers as `during` says. */
 		const contextFor = (during: (request: FirewallWaitRequest) => Promise<FirewallWaitAnswer>) => {
-			const facts: Facts = {};
+			const {states, saveState} = statesInMemory();
 			const context: StageContext = {
 				settings,
 				host: new Host({commandPath: settings.commandPath, backupDir: path.join(stateDir, 'backups')}),
-				facts,
-				record: async (more) => {
-					Object.assign(facts, more);
-				},
+				states,
+				saveState,
 				updateSettings: async () => undefined,
 				stateDir,
 				log: () => undefined,
@@ -185,7 +183,7 @@ test(
 				},
 				signal: new AbortController().signal,
 			};
-			return {context, facts};
+			return {context, states};
 		};
 
 		await t.test('(c) and (a): an older connection is refused, a new one confirms, the firewall is kept', async () => {
@@ -195,7 +193,7 @@ test(
 			await new Promise((resolve) => setTimeout(resolve, 0));
 			let refusal = '';
 			let confirmation = '';
-			const {context, facts} = contextFor(async (request) => {
+			const {context, states} = contextFor(async (request) => {
 				old.stdin?.write('go\n');
 				old.stdin?.end();
 				const oldResult = await old;
@@ -214,8 +212,8 @@ test(
 				/refused: this SSH connection \(from 192\.0\.2\.20, sshd pid \d+\) started .* before the firewall restart returned, so it proves nothing/,
 			);
 			assert.match(confirmation, /confirmed from 192\.0\.2\.20 at .*the new firewall is kept/);
-			assert.equal(facts['firewall-restart.outcome'], 'confirmed');
-			assert.match(String(facts['firewall-restart.proof']), /confirmed from 192\.0\.2\.20 at /);
+			assert.equal(states['firewall-restart']?.['outcome'], 'confirmed');
+			assert.match(String(states['firewall-restart']?.['proof']), /confirmed from 192\.0\.2\.20 at /);
 			assert.equal((await ssh('true')).exitCode, 0, 'the kept firewall lets new connections in');
 		});
 
@@ -223,7 +221,7 @@ test(
 			const before = await ruleset(namespace);
 			await fs.writeFile(rulesPath, goodRules.replace('SSH(ACCEPT)\tnet\t\t$FW', 'SSH(DROP)\tnet\t\t$FW'));
 			let tried = '';
-			const {context, facts} = contextFor(async () => {
+			const {context, states} = contextFor(async () => {
 				// A new connection cannot get in to confirm.
 				const fresh = await ssh(remote);
 				tried = `${fresh.exitCode} ${String(fresh.stderr)}`;
@@ -233,14 +231,14 @@ test(
 			});
 			await assert.rejects(firewallRestartStage.apply(context), StageError);
 			assert.match(tried, /^255 /, tried);
-			assert.equal(facts['firewall-restart.outcome'], 'rolled-back');
+			assert.equal(states['firewall-restart']?.['outcome'], 'rolled-back');
 			assert.equal(await ruleset(namespace), before, 'iptables-save before == after');
 			await fs.writeFile(rulesPath, goodRules);
 			assert.equal((await ssh('true')).exitCode, 0, 'new connections get in again');
 		});
 
 		await t.test('(d): the firewall-rule undo restarts with the same watchdog; bad rules are rolled back', async () => {
-			const {context, facts} = contextFor(async () => {
+			const {context, states} = contextFor(async () => {
 				const fresh = await ssh(remote);
 				assert.notEqual(fresh.exitCode, 0, 'a new connection got in through rules that drop it');
 				return 'expired';
@@ -248,14 +246,14 @@ test(
 			await firewallRuleStage.apply(context);
 			const restarted = await runInNamespace(namespace, ['shorewall', 'restart', settings.shorewallDir]);
 			assert.equal(restarted.exitCode, 0, restarted.stderr);
-			facts['firewall-restart.watchdogPid'] = 1;
+			states['firewall-restart'] = {...states['firewall-restart'], watchdogPid: 1};
 			const withRule = await ruleset(namespace);
 			assert.match(withRule, /DNAT --to-destination 10\.10\.60\.6:22/);
 			// Bad rules outside farmclone's lines: the undo's restart would lock new connections out.
 			const bad = (await fs.readFile(rulesPath, 'utf8')).replace('SSH(ACCEPT)\tnet\t\t$FW', 'SSH(DROP)\tnet\t\t$FW');
 			await fs.writeFile(rulesPath, bad);
 			await assert.rejects(firewallRuleStage.undo(context), StageError);
-			assert.equal(facts['firewall-rule.undo.outcome'], 'rolled-back');
+			assert.equal((states['firewall-rule']?.['undo'] as {outcome?: string} | undefined)?.outcome, 'rolled-back');
 			assert.equal(await ruleset(namespace), withRule, 'iptables-save before == after');
 			assert.equal(await fs.readFile(rulesPath, 'utf8'), bad, 'the rules file is back as it was before the undo');
 		});

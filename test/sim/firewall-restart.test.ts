@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import {promptFrom} from '../../source/engine/engine.js';
 import {randomBytes} from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -13,7 +14,8 @@ import {createSimFarm} from '../../source/sim/farm.js';
 import {simNetwork, waitFor} from '../../source/sim/netns.js';
 import {runInNamespace, simNamespace} from '../../source/sim/services.js';
 import {firewallRestartStage} from '../../source/stages/firewall-restart.js';
-import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
+import {StageError, type StageStates, type StageContext} from '../../source/stages/types.js';
+import {statesInMemory} from '../../source/stages/state.js';
 import {createTuiPrompt, type PromptRequest} from '../../source/ui/tui-prompt.js';
 
 const cli = path.resolve('dist/cli.js');
@@ -23,7 +25,7 @@ test('the TUI counts a timed question down and answers no when the time is up', 
 	const shown: Array<PromptRequest | undefined> = [];
 	const tui = createTuiPrompt((request) => shown.push(request));
 	const started = Date.now();
-	const answer = await tui.prompt.confirm('Keep the new firewall?', {timeoutSeconds: 1});
+	const answer = await promptFrom(tui.ask).confirm('Keep the new firewall?', {timeoutSeconds: 1});
 	assert.equal(answer, false);
 	assert.ok(Date.now() - started >= 900, 'answered before the time was up');
 	const asked = shown[0];
@@ -31,7 +33,7 @@ test('the TUI counts a timed question down and answers no when the time is up', 
 	assert.ok(asked?.kind === 'confirm' && asked.deadline !== undefined && asked.deadline - started >= 900);
 	assert.equal(shown.at(-1), undefined, 'the question is taken off the screen');
 
-	const keep = tui.prompt.confirm('Keep it?', {timeoutSeconds: 5});
+	const keep = promptFrom(tui.ask).confirm('Keep it?', {timeoutSeconds: 5});
 	const request = shown.at(-1);
 	assert.ok(request?.kind === 'confirm');
 	assert.ok(tui.answer(request.id, 'confirm', true));
@@ -170,17 +172,15 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 	});
 
 	await t.test('answered no: the previous files and firewall are back at once', async () => {
-		const facts: Facts = {};
+		const {states, saveState} = statesInMemory();
 		const dir = path.join(work, 'stage-state');
 		await fs.mkdir(dir, {recursive: true});
 		const asked: Array<number | undefined> = [];
 		const context: StageContext = {
 			settings,
 			host: new Host({commandPath: settings.commandPath, backupDir: path.join(dir, 'backups')}),
-			facts,
-			record: async (more) => {
-				Object.assign(facts, more);
-			},
+			states,
+			saveState,
 			updateSettings: async () => undefined,
 			stateDir: dir,
 			log: () => undefined,
@@ -208,9 +208,9 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 			assert.match(error.message, /not kept: the previous rules, params and firewall are back/);
 			return true;
 		});
-		watchdogs.push({pid: Number(facts['firewall-restart.watchdogPid'])});
+		watchdogs.push({pid: Number(states['firewall-restart']?.['watchdogPid'])});
 		assert.ok(asked[0] !== undefined && asked[0] > 0 && asked[0] <= 10);
-		assert.equal(facts['firewall-restart.outcome'], 'rolled-back');
+		assert.equal(states['firewall-restart']?.['outcome'], 'rolled-back');
 		assert.equal(await ruleset(namespace), original);
 		assert.ok(!marked(await fs.readFile(rulesPath, 'utf8')), 'the rule is taken out of rules again');
 		assert.ok(!marked(await fs.readFile(paramsPath, 'utf8')), 'and the param out of params');
@@ -230,15 +230,18 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 		await execa('tmux', ['new-session', '-d', '-s', session, '-x', '100', '-y', '30', script]);
 		let typed = false;
 		let screen = '';
-		const journalFacts = async () =>
-			(JSON.parse(await fs.readFile(path.join(stateDir, 'journal.json'), 'utf8').catch(() => '{}')) as {facts?: Facts})
-				.facts ?? {};
+		const journalStates = async () =>
+			(
+				JSON.parse(await fs.readFile(path.join(stateDir, 'journal.json'), 'utf8').catch(() => '{}')) as {
+					states?: StageStates;
+				}
+			).states ?? {};
 		const deadline = Date.now() + 120_000;
 		for (;;) {
 			assert.ok(Date.now() < deadline, `no countdown in time; screen:\n${screen}`);
-			const facts = await journalFacts();
+			const states = await journalStates();
 			screen = (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-			if (/\d+ s left · then the previous firewall comes back/.test(screen) && facts['firewall-restart.deadline'])
+			if (/\d+ s left · then the previous firewall comes back/.test(screen) && states['firewall-restart']?.['deadline'])
 				break;
 			if (/Type the farm's name/.test(screen) && !typed) {
 				typed = true;
@@ -255,10 +258,10 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 		// The command as this session would run it (its settings and state directories first), over as many lines as it takes.
 		assert.match(screen.replaceAll(/\s*\n\s*/g, ' '), /FARMCLONE_STATE_DIR=\S+ \S+ confirm gallifrey-dev\b/);
 		assert.notEqual(await ruleset(namespace), original, 'the new firewall runs during the countdown');
-		const facts = await journalFacts();
+		const states = await journalStates();
 		const watchdog = {
-			pid: Number(facts['firewall-restart.watchdogPid']),
-			start: Number(facts['firewall-restart.watchdogStart']),
+			pid: Number(states['firewall-restart']?.['watchdogPid']),
+			start: Number(states['firewall-restart']?.['watchdogStart']),
 		};
 		watchdogs.push(watchdog);
 		const lock = JSON.parse(await fs.readFile(path.join(stateDir, 'lock'), 'utf8')) as {pid: number};
@@ -294,9 +297,9 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 		assert.match(result.output, /firewall-restart: check: pending \(the last restart was rolled back at /);
 		assert.match(result.output, /firewall-rule: added: DNAT/);
 		assert.ok(marked(await fs.readFile(rulesPath, 'utf8')));
-		const journal = JSON.parse(await fs.readFile(path.join(stateDir, 'journal.json'), 'utf8')) as {facts: Facts};
-		assert.equal(journal.facts['firewall-restart.outcome'], 'confirmed');
-		watchdogs.push({pid: Number(journal.facts['firewall-restart.watchdogPid'])});
+		const journal = JSON.parse(await fs.readFile(path.join(stateDir, 'journal.json'), 'utf8')) as {states: StageStates};
+		assert.equal(journal.states['firewall-restart']?.['outcome'], 'confirmed');
+		watchdogs.push({pid: Number(journal.states['firewall-restart']?.['watchdogPid'])});
 
 		const kept = await ruleset(namespace);
 		assert.notEqual(kept, original);

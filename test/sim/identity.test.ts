@@ -16,7 +16,7 @@ import {createVolumeStage} from '../../source/stages/create-volume.js';
 import {dropSnapshotStage} from '../../source/stages/drop-snapshot.js';
 import {identityStage} from '../../source/stages/identity.js';
 import {snapshotStage} from '../../source/stages/snapshot.js';
-import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
+import {StageError, type StageStates, type StageContext} from '../../source/stages/types.js';
 
 const MiB = 1024 * 1024;
 const sbin = `${process.env['PATH'] ?? '/usr/bin:/bin'}:/usr/local/sbin:/usr/sbin:/sbin`;
@@ -24,13 +24,13 @@ const isRoot = process.getuid?.() === 0;
 
 type Farm = {
 	context: StageContext;
-	facts: Facts;
+	states: StageStates;
 	settings: FarmSettings;
 	logs: string[];
 	base: string;
 	stateDir: string;
 	/** Replaced to react to what the stage records. */
-	onRecord: (facts: Facts) => void;
+	onRecord: (stage: string, patch: Record<string, unknown>) => void;
 	/** A fresh abort signal for the next call. */
 	resetSignal(): AbortController;
 	lvPath(name: string): Promise<string>;
@@ -44,10 +44,10 @@ async function farm(t: TestContext, overrides: Partial<FarmSettings> = {}): Prom
 	const host = new Host({commandPath: settings.commandPath, backupDir: path.join(base, 'backups')});
 	const stateDir = path.join(base, 'state');
 	await fs.mkdir(stateDir);
-	const facts: Facts = {};
+	const states: StageStates = {};
 	let controller = new AbortController();
 	const result: Farm = {
-		facts,
+		states,
 		settings,
 		logs: [],
 		base,
@@ -66,10 +66,10 @@ async function farm(t: TestContext, overrides: Partial<FarmSettings> = {}): Prom
 		context: {
 			settings,
 			host,
-			facts,
-			async record(more) {
-				Object.assign(facts, more);
-				result.onRecord(more);
+			states,
+			async saveState(stage, patch) {
+				states[stage] = {...states[stage], ...patch};
+				result.onRecord(stage, patch);
 			},
 			async updateSettings(patch) {
 				Object.assign(settings, patch);
@@ -210,7 +210,7 @@ test(
 		}
 
 		assert.deepEqual(
-			[...(f.facts['identity.sshHostKeys'] as string[])].sort(),
+			[...(f.states['identity']?.['sshHostKeys'] as string[])].sort(),
 			newKeys.map((key) => sshFingerprint(key!)).sort(),
 		);
 		const listing = await guestList(target, '/etc/ssh');
@@ -232,7 +232,7 @@ test(
 		assert.equal(await fileSha256(source), sourceSha, 'the source volume is byte-identical');
 		assert.equal(await guestFile(source, '/etc/hostname'), `${simRoot.hostname}\n`);
 		await assertNothingLeft(f);
-		assert.equal(f.facts['identity.loop'], undefined);
+		assert.equal(f.states['identity']?.['loop'], undefined);
 	},
 );
 
@@ -308,8 +308,8 @@ test(
 		const target = await f.lvPath(f.settings.targetLv);
 		const controller = f.resetSignal();
 		let sawMount = false;
-		f.onRecord = (more) => {
-			if (more['identity.mounted'] !== 'rw') return;
+		f.onRecord = (_stage, patch) => {
+			if (patch['mounted'] !== 'rw') return;
 			sawMount = true;
 			controller.abort();
 		};
@@ -334,14 +334,14 @@ const child = `
 import fs from 'node:fs';
 import {Host} from ${JSON.stringify(path.resolve('source/host/host.ts'))};
 import {identityStage} from ${JSON.stringify(path.resolve('source/stages/identity.ts'))};
-const {settings, stateDir, factsFile, backupDir} = JSON.parse(process.env.IDENTITY_CHILD);
-const facts = JSON.parse(fs.readFileSync(factsFile, 'utf8'));
+const {settings, stateDir, statesFile, backupDir} = JSON.parse(process.env.IDENTITY_CHILD);
+const states = JSON.parse(fs.readFileSync(statesFile, 'utf8'));
 const context = {
-	settings, facts, stateDir, host: new Host({commandPath: settings.commandPath, backupDir}),
-	async record(more) {
-		Object.assign(facts, more);
-		fs.writeFileSync(factsFile, JSON.stringify(facts));
-		if (more['identity.mounted'] === 'rw') {
+	settings, states, stateDir, host: new Host({commandPath: settings.commandPath, backupDir}),
+	async saveState(stage, patch) {
+		states[stage] = {...states[stage], ...patch};
+		fs.writeFileSync(statesFile, JSON.stringify(states));
+		if (patch.mounted === 'rw') {
 			process.stdout.write('MOUNTED\\n');
 			setInterval(() => undefined, 1000);
 			await new Promise(() => undefined);
@@ -361,14 +361,14 @@ test(
 		const f = await farm(t);
 		await copied(f);
 		const target = await f.lvPath(f.settings.targetLv);
-		const factsFile = path.join(f.base, 'facts.json');
-		await fs.writeFile(factsFile, JSON.stringify(f.facts));
+		const statesFile = path.join(f.base, 'states.json');
+		await fs.writeFile(statesFile, JSON.stringify(f.states));
 		const env = {
 			...process.env,
 			IDENTITY_CHILD: JSON.stringify({
 				settings: f.settings,
 				stateDir: f.stateDir,
-				factsFile,
+				statesFile,
 				backupDir: path.join(f.base, 'backups'),
 			}),
 		};
@@ -389,8 +389,8 @@ test(
 		process_.kill('SIGKILL');
 		await exited;
 
-		Object.assign(f.facts, JSON.parse(await fs.readFile(factsFile, 'utf8')) as Facts);
-		const mountpoint = f.facts['identity.mountpoint'];
+		Object.assign(f.states, JSON.parse(await fs.readFile(statesFile, 'utf8')) as StageStates);
+		const mountpoint = f.states['identity']?.['mountpoint'];
 		assert.equal(typeof mountpoint, 'string');
 		assert.ok(
 			(await listMounts(f.context.host)).some((entry) => entry.mountpoint === mountpoint),
@@ -423,7 +423,7 @@ test(
 		const f = await farm(t);
 		await copied(f);
 		const source = await getLv(f.context.host, f.settings.vg, f.settings.sourceLv);
-		f.facts['copy.targetUuid'] = source!.uuid;
+		f.states['copy'] = {...f.states['copy'], targetUuid: source!.uuid};
 		const before = await fileSha256(source!.path);
 		await assert.rejects(identityStage.apply(f.context), /is the source volume: it is never mounted nor written/);
 		await assert.rejects(identityStage.check(f.context), /is the source volume/);

@@ -17,7 +17,8 @@ import {simFarm} from '../../source/sim/tree.js';
 import {allStages} from '../../source/stages/index.js';
 import {createVolumeStage} from '../../source/stages/create-volume.js';
 import {snapshotStage} from '../../source/stages/snapshot.js';
-import {StageError, type Facts, type StageContext} from '../../source/stages/types.js';
+import {StageError, type StageStates, type StageContext} from '../../source/stages/types.js';
+import {statesInMemory} from '../../source/stages/state.js';
 import {farmTree, treeDifferences, waitFor} from '../kit/farm.js';
 
 const cli = path.resolve('dist/cli.js');
@@ -166,13 +167,10 @@ test('preflight: the volumes Ganeti instances own', {timeout: 300_000}, async (t
 		assert.match(findings[0]!.reason, /^gnt-instance info fails: .*Cannot connect to the master daemon/s);
 	});
 
-	const stageContext = (overrides: Partial<FarmSettings>, facts: Facts = {}): StageContext => ({
+	const stageContext = (overrides: Partial<FarmSettings>, states: StageStates = {}): StageContext => ({
 		settings: {...settings, ...overrides},
 		host,
-		facts,
-		async record(more) {
-			Object.assign(facts, more);
-		},
+		...statesInMemory(states),
 		async updateSettings() {},
 		stateDir: work,
 		log() {},
@@ -194,7 +192,7 @@ test('preflight: the volumes Ganeti instances own', {timeout: 300_000}, async (t
 			return true;
 		});
 		assert.ok(!(await lvNames()).includes(settings.snapshotLv), 'no snapshot was made');
-		assert.equal(context.facts['snapshot.creating'], undefined, 'refused before announcing the lvcreate');
+		assert.equal(context.states['snapshot']?.['creating'], undefined, 'refused before announcing the lvcreate');
 	});
 
 	await t.test('the create-volume stage checks again before lvcreate: no name an instance holds', async () => {
@@ -229,13 +227,11 @@ test('preflight: the volumes Ganeti instances own', {timeout: 300_000}, async (t
 		const source = (await listLvs(host, vg)).find((lv) => lv.name === settings.sourceLv)!;
 		await host.run(createArgv(vg, settings.targetLv, source.size));
 		const target = (await listLvs(host, vg)).find((lv) => lv.name === settings.targetLv)!;
-		const facts: Facts = {
-			'create-volume.created': true,
-			'create-volume.uuid': target.uuid,
-			'create-volume.size': source.size,
-			'copy.completed': true,
+		const states: StageStates = {
+			'create-volume': {created: true, uuid: target.uuid, size: source.size},
+			copy: {completed: true},
 		};
-		assert.deepEqual(await preflight(host, ours, facts, ids), [], 'before the instance: our target');
+		assert.deepEqual(await preflight(host, ours, states, ids), [], 'before the instance: our target');
 		await host.run([
 			'gnt-instance',
 			'add',
@@ -256,10 +252,10 @@ test('preflight: the volumes Ganeti instances own', {timeout: 300_000}, async (t
 			fqdn(ours),
 		]);
 		st.after(async () => host.run(['gnt-instance', 'remove', '-f', fqdn(ours)], {reject: false}));
-		Object.assign(facts, {'ganeti-instance.created': true});
+		states['ganeti-instance'] = {created: true};
 		const clone = (await instanceVolumes(host)).get(fqdn(ours));
 		assert.equal(clone?.length, 1, 'the clone owns its adopted disk');
-		assert.deepEqual(await preflight(host, ours, facts, ids), []);
+		assert.deepEqual(await preflight(host, ours, states, ids), []);
 
 		// A Ganeti that kept the adopted volume's name: the clone's disk is still ours.
 		const keepName = async (lv: string) =>
@@ -269,8 +265,8 @@ test('preflight: the volumes Ganeti instances own', {timeout: 300_000}, async (t
 		await keepName(settings.targetLv);
 		try {
 			const lvs = await listLvs(host, vg);
-			assert.deepEqual(await volumeOwnershipProblems(host, ours, facts, lvs), []);
-			const strangers = await volumeOwnershipProblems(host, ours, {}, lvs);
+			assert.deepEqual(await volumeOwnershipProblems(host, ours, {states}, lvs), []);
+			const strangers = await volumeOwnershipProblems(host, ours, {states: {}}, lvs);
 			assert.deepEqual(
 				strangers.map((problem) => problem.field),
 				['targetLv'],

@@ -56,7 +56,7 @@ test('preflight', {timeout: 300_000}, async (t) => {
 		assert.ok(
 			byField('sshPort').some((finding) => finding.value === 22_005 && /already forwarded/.test(finding.reason)),
 		);
-		await assert.rejects(assertPreflight(host, {...settings, sshPort: 22_005}, {}, ids), (error: unknown) => {
+		await assert.rejects(assertPreflight(host, {...settings, sshPort: 22_005}, {}, allStages), (error: unknown) => {
 			assert.ok(error instanceof PreflightError);
 			// A SettingsError: the command exits 2, as for any bad input.
 			assert.ok(error instanceof SettingsError);
@@ -97,7 +97,7 @@ test('preflight', {timeout: 300_000}, async (t) => {
 				findings.some((finding) => finding.field === 'targetLv' && /this run did not create it/.test(finding.reason)),
 				JSON.stringify(findings),
 			);
-			assert.deepEqual(await preflight(host, settings, {'create-volume.uuid': lv.uuid}, ids), []);
+			assert.deepEqual(await preflight(host, settings, {'create-volume': {uuid: lv.uuid}}, ids), []);
 		} finally {
 			await host.run(['lvremove', '-f', `${settings.vg}/${settings.targetLv}`]);
 		}

@@ -125,7 +125,7 @@ test('a broken configuration never reaches a reload', {timeout: 300_000}, async 
 				await refuses(firewallRestartStage.apply(context), /shorewall check refuses[\s\S]*NOT_SET_ANYWHERE/);
 				assert.deepEqual(await reloads(), []);
 				assert.ok((await calls()).some((line) => line.startsWith('shorewall check')));
-				assert.equal(context.facts['firewall-restart.watchdogPid'], undefined, 'no watchdog was started');
+				assert.equal(context.states['firewall-restart']?.['watchdogPid'], undefined, 'no watchdog was started');
 			},
 		);
 		assert.equal(await rules(), before);

@@ -47,10 +47,12 @@ test(
 		await waitFor(
 			async () => {
 				await answerScreen(sessions[0]!, await capture(sessions[0]!), farmName, typedFor);
-				const facts = (await farm.journal().catch(() => undefined))?.facts;
-				if (typeof facts?.['copy.pid'] !== 'number') return false;
-				const copied = parseDdOutput(await fs.readFile(String(facts['copy.progressFile']), 'utf8').catch(() => ''));
-				dd = {pid: facts['copy.pid'], startTime: Number(facts['copy.startTime'])};
+				const states = (await farm.journal().catch(() => undefined))?.states;
+				if (typeof states?.['copy']?.['pid'] !== 'number') return false;
+				const copied = parseDdOutput(
+					await fs.readFile(String(states['copy']?.['progressFile']), 'utf8').catch(() => ''),
+				);
+				dd = {pid: states['copy']?.['pid'], startTime: Number(states['copy']?.['startTime'])};
 				return copied.bytes > 0;
 			},
 			240_000,
@@ -70,7 +72,7 @@ test(
 		const journal = await farm.journal();
 		assert.equal(journal.stages['copy']?.state, 'running', 'the journal says the copy is under way');
 		const ddWentOn = await isAlive(dd);
-		const progress = parseDdOutput(await fs.readFile(String(journal.facts['copy.progressFile']), 'utf8'));
+		const progress = parseDdOutput(await fs.readFile(String(journal.states['copy']?.['progressFile']), 'utf8'));
 		assert.ok(ddWentOn || progress.finished, 'dd outlived the session (or had finished)');
 
 		await startSession(farm, sessions[1]!, exitFiles[1]!);
@@ -95,7 +97,7 @@ test(
 		assert.ok(sawResume, 'the resumed session said what it found of the copy');
 		const done = await farm.journal();
 		assert.equal(done.outcome, 'done');
-		const adopted = path.join(farm.root, 'dev/all', String(done.facts['ganeti-instance.disk']));
+		const adopted = path.join(farm.root, 'dev/all', String(done.states['ganeti-instance']?.['disk']));
 		const source = path.join(farm.root, 'dev/all', farm.settings.sourceLv);
 		const [a, b] = await Promise.all([fs.readFile(adopted), fs.readFile(source)]);
 		assert.ok(a.equals(b), 'the clone has the bytes of the source');

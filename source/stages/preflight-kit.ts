@@ -1,0 +1,28 @@
+import type {ReadOnlyHost} from '../host/host.js';
+import type {PreflightContext} from './types.js';
+
+/** The part of a checker's output that says what is wrong, or undefined when it accepts. */
+export async function checkerRefusal(
+	host: ReadOnlyHost,
+	argv: string[],
+	explain: (output: string) => string,
+): Promise<string | undefined> {
+	const result = await host.run(argv, {reject: false});
+	if (result.exitCode === 0) return undefined;
+	return explain(`${result.stdout}\n${result.stderr}`) || `${argv.join(' ')} exited ${result.exitCode}`;
+}
+
+/** The file a setting names, or undefined with a finding on that setting. */
+export async function readSettingFile(
+	context: PreflightContext,
+	field: 'zoneFile' | 'dhcpdConf' | 'nginxConf',
+): Promise<string | undefined> {
+	try {
+		const text = await context.host.readFileIfExists(context.settings[field]);
+		if (text === undefined) context.add(field, 'no such file');
+		return text;
+	} catch (error) {
+		context.add(field, `cannot be read: ${(error as Error).message}`);
+		return undefined;
+	}
+}
