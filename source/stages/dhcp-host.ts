@@ -20,7 +20,7 @@ import {
 } from './checked-edit.js';
 import {dhcpdCheckNote, proveDhcpdRestarted} from './reload-services.js';
 import {StageError, type Plan, type PreflightContext, type Stage, type LookContext} from './types.js';
-import {checkerRefusal, readSettingFile} from './preflight-kit.js';
+import {checkerRefusal, readSettingFile, refusedBy} from './preflight-kit.js';
 import {stageState, type StatesView} from './state.js';
 import {dhcpRestarted} from './reload-services.js';
 
@@ -105,7 +105,7 @@ export async function dhcpPreflight(context: PreflightContext): Promise<void> {
 	const text = await readSettingFile(context, 'dhcpdConf');
 	if (text === undefined) return;
 	const refusal = await checkerRefusal(host, ['dhcpd', '-t', '-cf', settings.dhcpdConf], dhcpdErrors);
-	if (refusal) add('dhcpdConf', `dhcpd -t refuses it:\n${refusal}`);
+	if (refusal) add('dhcpdConf', refusedBy('dhcpd -t', refusal));
 	try {
 		const name = fqdn(settings);
 		const request = {name, fqdn: name, mac: settings.mac, ip: settings.ip, subnetMask: settings.subnetMask};

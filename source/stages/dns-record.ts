@@ -27,7 +27,7 @@ import {
 	type LookContext,
 	type StageContext,
 } from './types.js';
-import {checkerRefusal, readSettingFile} from './preflight-kit.js';
+import {checkerRefusal, readSettingFile, refusedBy} from './preflight-kit.js';
 import {stageState} from './state.js';
 
 /** The zone's serials around this run's edit (the undo needs them), and the backups. */
@@ -201,7 +201,7 @@ export async function zonePreflight(context: PreflightContext): Promise<void> {
 		['named-checkzone', '-i', 'local', settings.zone, settings.zoneFile],
 		(output) => output.trim(),
 	);
-	if (refusal) add('zoneFile', `named-checkzone refuses it:\n${refusal}`);
+	if (refusal) add('zoneFile', refusedBy('named-checkzone', refusal));
 	try {
 		const included = await readZoneIncludes(host, settings.zoneFile, text, settings.zone);
 		const state = inspectZone(

@@ -20,7 +20,7 @@ import {
 	type FileChange,
 } from './checked-edit.js';
 import {StageError, type Plan, type PreflightContext, type Stage, type LookContext} from './types.js';
-import {checkerRefusal} from './preflight-kit.js';
+import {checkerRefusal, refusedBy} from './preflight-kit.js';
 import {awaitDecision, startGuardedRestart, type Guard, type GuardState} from './firewall-guard.js';
 import {farmcloneCommand} from '../host/self.js';
 import {stageState} from './state.js';
@@ -125,7 +125,7 @@ export async function firewallPreflight(context: PreflightContext): Promise<void
 
 	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
 	const refusal = await checkerRefusal(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
-	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
+	if (refusal) add('shorewallDir', refusedBy('shorewall check', refusal));
 	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
 	const state = inspectShorewall(params, rules, ruleRequest(settings), included);
 	for (const concern of state.concerns) add(concern.setting, concern.text);

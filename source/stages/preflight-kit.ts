@@ -26,3 +26,11 @@ export async function readSettingFile(
 		return undefined;
 	}
 }
+
+/** A checker's refusal, unless the checker itself is missing: then that alone, not a fault of the file. */
+export function refusedBy(checker: string, refusal: string): string {
+	const program = checker.split(' ')[0]!;
+	return refusal.startsWith(`${program} is not installed`)
+		? `cannot be checked: ${refusal}`
+		: `${checker} refuses it:\n${refusal}`;
+}

@@ -21,7 +21,7 @@ import {
 import {fqdn, type FarmSettings} from '../settings/schema.js';
 import {contentHash, fileEdits} from './checked-edit.js';
 import {StageError, StalePlanError, type Plan, type PreflightContext, type Stage, type LookContext} from './types.js';
-import {checkerRefusal, readSettingFile} from './preflight-kit.js';
+import {checkerRefusal, readSettingFile, refusedBy} from './preflight-kit.js';
 import {missingProgram} from '../host/host.js';
 import {stageState} from './state.js';
 
@@ -195,7 +195,7 @@ export async function proxyPreflight(context: PreflightContext): Promise<void> {
 	const {host, settings, add} = context;
 	if ((await readSettingFile(context, 'nginxConf')) === undefined) return;
 	const refusal = await checkerRefusal(host, ['nginx', '-t', '-c', settings.nginxConf], nginxErrors);
-	if (refusal) add('nginxConf', `nginx -t refuses it:\n${refusal}`);
+	if (refusal) add('nginxConf', refusedBy('nginx -t', refusal));
 	// The stage proves nginx loaded the site by asking it with curl; a farm host need not have curl
 	// (Debian's ganeti pulls only libcurl): found out at the last stage, after the firewall restart.
 	if (!(await host.which('curl'))) {
