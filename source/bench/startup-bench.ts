@@ -147,12 +147,12 @@ async function copyPid(demo: Demo): Promise<number> {
 	const journal = path.join(demo.stateDir, farm, 'journal.json');
 	for (let tries = 0; tries < 100; tries++) {
 		const text = await fs.readFile(journal, 'utf8').catch(() => '{}');
-		const pid = (JSON.parse(text) as {facts?: Record<string, unknown>}).facts?.['copy.pid'];
+		const pid = (JSON.parse(text) as {states?: {copy?: Record<string, unknown>}}).states?.copy?.['pid'];
 		if (typeof pid === 'number') return pid;
 		await sleep(50);
 	}
 
-	throw new Error(`no copy.pid in ${journal}`);
+	throw new Error(`no states.copy.pid in ${journal}`);
 }
 
 /** Answers gates and typed confirmations until the copy shows progress, then samples until it is done. */
