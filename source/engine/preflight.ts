@@ -202,14 +202,8 @@ function savedFarmClashes(
 }
 
 /** The preflight of the run of `stages`, refusing to start with its findings. */
-export async function assertPreflight(
-	host: ReadOnlyHost,
-	settings: FarmSettings,
-	states: Readonly<StageStates>,
-	stages: readonly Stage[],
-	otherFarms: FarmSettings[] = [],
-	onProgress?: (progress: PreflightProgress) => void,
-): Promise<void> {
-	const findings = await preflightOf(host, settings, states, stages, otherFarms, onProgress);
+export async function assertPreflight(...args: Parameters<typeof preflightOf>): Promise<void> {
+	const [, settings] = args;
+	const findings = await preflightOf(...args);
 	if (findings.length > 0) throw new PreflightError(settings.name, findings);
 }
