@@ -1,7 +1,19 @@
 import {execa} from 'execa';
 
+/**
+ * The tests' own tmux server: sessions there never mix with the admin's
+ * (or the developer's) default server, and a test run can be cleaned up
+ * without touching anybody else's sessions.
+ */
+export const tmuxSocket = 'farmclone-tests';
+
 export async function tmux(...args: string[]): Promise<string> {
-	return (await execa('tmux', args)).stdout;
+	return (await execa('tmux', ['-L', tmuxSocket, ...args])).stdout;
+}
+
+/** Ends a session if it is still there; for `after` hooks, where a session already gone is fine. */
+export async function killSession(session: string): Promise<void> {
+	await execa('tmux', ['-L', tmuxSocket, 'kill-session', '-t', session], {reject: false});
 }
 
 export const capture = async (session: string) => tmux('capture-pane', '-p', '-t', session);

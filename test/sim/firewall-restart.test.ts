@@ -17,6 +17,7 @@ import {firewallRestartStage} from '../../source/stages/firewall-restart.js';
 import {StageError, type StageStates, type StageContext} from '../../source/stages/types.js';
 import {statesInMemory} from '../../source/stages/state.js';
 import {createTuiPrompt, type PromptRequest} from '../../source/ui/tui-prompt.js';
+import {killSession, tmux} from '../kit/tmux.js';
 
 const cli = path.resolve('dist/cli.js');
 const ip = '/usr/sbin/ip';
@@ -104,7 +105,7 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 	const stateDir = path.join(env.FARMCLONE_STATE_DIR, farm.settings.name);
 	const watchdogs: Array<{pid: number; start?: number}> = [];
 	t.after(async () => {
-		await execa('tmux', ['kill-session', '-t', session], {reject: false});
+		await killSession(session);
 		for (const watchdog of watchdogs) {
 			if (await isSameProcessAlive(watchdog.pid, watchdog.start)) process.kill(watchdog.pid, 'SIGKILL');
 		}
@@ -227,7 +228,7 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 			`#!/bin/sh\n${[...words, 'TERM=xterm-256color', process.execPath, cli, 'run', settings.name].map((word) => `'${word}'`).join(' ')}\nsleep 600\n`,
 			{mode: 0o755},
 		);
-		await execa('tmux', ['new-session', '-d', '-s', session, '-x', '100', '-y', '30', script]);
+		await tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '30', script);
 		let typed = false;
 		let screen = '';
 		const journalStates = async () =>
@@ -240,15 +241,15 @@ test('dead-man firewall restart, for real in a namespace', {timeout: 600_000}, a
 		for (;;) {
 			assert.ok(Date.now() < deadline, `no countdown in time; screen:\n${screen}`);
 			const states = await journalStates();
-			screen = (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+			screen = await tmux('capture-pane', '-p', '-t', session);
 			if (/\d+ s left · then the previous firewall comes back/.test(screen) && states['firewall-restart']?.['deadline'])
 				break;
 			if (/Type the farm's name/.test(screen) && !typed) {
 				typed = true;
-				await execa('tmux', ['send-keys', '-t', session, '-l', settings.name]);
-				await execa('tmux', ['send-keys', '-t', session, 'Enter']);
+				await tmux('send-keys', '-t', session, '-l', settings.name);
+				await tmux('send-keys', '-t', session, 'Enter');
 			} else if (/Enter run/.test(screen) && !/Type the farm's name/.test(screen)) {
-				await execa('tmux', ['send-keys', '-t', session, 'Enter']);
+				await tmux('send-keys', '-t', session, 'Enter');
 			}
 
 			await new Promise((resolve) => setTimeout(resolve, 300));

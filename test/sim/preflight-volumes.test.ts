@@ -4,7 +4,6 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {execa} from 'execa';
 import {preflight, volumeOwnershipProblems, type Finding} from '../../source/engine/preflight.js';
 import {instanceVolumes, parseInstanceVolumes} from '../../source/host/ganeti.js';
 import {Host} from '../../source/host/host.js';
@@ -20,6 +19,7 @@ import {snapshotStage} from '../../source/stages/snapshot.js';
 import {StageError, type StageStates, type StageContext} from '../../source/stages/types.js';
 import {statesInMemory} from '../../source/stages/state.js';
 import {farmTree, treeDifferences, waitFor} from '../kit/farm.js';
+import {killSession, tmux} from '../kit/tmux.js';
 
 const cli = path.resolve('dist/cli.js');
 const skaro = simFarm.hosts.find((host) => host.record === 'skaro.xivo.vm')!;
@@ -304,19 +304,19 @@ test('preflight: the volumes Ganeti instances own', {timeout: 300_000}, async (t
 			`#!/bin/sh\n${words.map((word) => `'${word}'`).join(' ')} 2> '${stderrFile}'\necho $? > '${exitFile}'\nsleep 600\n`,
 			{mode: 0o755},
 		);
-		st.after(async () => execa('tmux', ['kill-session', '-t', session], {reject: false}));
-		await execa('tmux', ['new-session', '-d', '-s', session, '-x', '100', '-y', '40', script]);
+		st.after(async () => killSession(session));
+		await tmux('new-session', '-d', '-s', session, '-x', '100', '-y', '40', script);
 		let screen = '';
 		await waitFor(
 			async () => {
-				screen = (await execa('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+				screen = await tmux('capture-pane', '-p', '-t', session);
 				return /press any key to exit/.test(screen);
 			},
 			120_000,
 			'the TUI to show the refusal',
 		);
 		assert.match(screen, /preflight refuses to start gallifrey-dev/);
-		await execa('tmux', ['send-keys', '-t', session, 'x']);
+		await tmux('send-keys', '-t', session, 'x');
 		await waitFor(
 			async () => (await fs.readFile(exitFile, 'utf8').catch(() => '')).trim() !== '',
 			30_000,

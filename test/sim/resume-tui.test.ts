@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import {test} from 'node:test';
-import {execa} from 'execa';
 import {isAlive, parseDdOutput} from '../../source/host/copy.js';
 import {cli, farmName, makeFarm, MiB, waitFor, type TestFarm} from '../kit/farm.js';
-import {answerScreen, capture, tmux} from '../kit/tmux.js';
+import {answerScreen, capture, killSession, tmux} from '../kit/tmux.js';
 
 /** The TUI of `farmclone run` in a new tmux session (80x24), its exit code written to `exitFile` when it ends. */
 async function startSession(farm: TestFarm, session: string, exitFile: string): Promise<void> {
@@ -37,7 +36,7 @@ test(
 		const farm = await makeFarm(t, {size: 64 * MiB, settings: {copyBlockSize: 4096}});
 		const sessions = [`farmclone-resume-a-${process.pid}`, `farmclone-resume-b-${process.pid}`];
 		t.after(async () => {
-			for (const session of sessions) await execa('tmux', ['kill-session', '-t', session], {reject: false});
+			for (const session of sessions) await killSession(session);
 		});
 		const exitFiles = sessions.map((session) => path.join(farm.dir, `${session}.exit`));
 		const typedFor = new Set<string>();

@@ -3,9 +3,8 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {test} from 'node:test';
-import {execa} from 'execa';
 import {stopSimServices} from '../../source/sim/services.js';
-import {answerScreen, capture, tmux} from '../kit/tmux.js';
+import {answerScreen, capture, killSession, tmux} from '../kit/tmux.js';
 
 const cli = path.resolve('dist/cli.js');
 
@@ -21,7 +20,7 @@ test('the demo driven by keys in tmux reaches the end', {timeout: 600_000}, asyn
 	const session = `farmclone-e2e-${process.pid}`;
 	const exitFile = path.join(work, 'exit-code');
 	t.after(async () => {
-		await execa('tmux', ['kill-session', '-t', session], {reject: false});
+		await killSession(session);
 		await stopSimServices(dir).catch(() => undefined);
 		await fs.rm(work, {recursive: true, force: true});
 	});
