@@ -1,6 +1,6 @@
 import {appendFileSync, mkdirSync} from 'node:fs';
 import path from 'node:path';
-import {Host, readOnlyHost, type CommandRecord} from '../host/host.js';
+import {Host, lookingHost, readOnlyHost, type CommandRecord, type ReadOnlyHost} from '../host/host.js';
 import {formatArgv, formatClock, formatWhen} from '../ui/format.js';
 import type {FarmSettings} from '../settings/schema.js';
 import {
@@ -170,6 +170,7 @@ async function announceResume(
 	stages: Stage[],
 	context: (stage: Stage) => StageContext,
 	farm: string,
+	look: ReadOnlyHost,
 ): Promise<void> {
 	const {journal, emit} = session;
 	const recorded = stages.filter((stage) => (journal.journal.stages[stage.id]?.state ?? 'pending') !== 'pending');
@@ -187,7 +188,7 @@ async function announceResume(
 			found = 'skipped in an earlier session';
 		} else {
 			try {
-				const check = await stage.check(lookContext(context(stage)));
+				const check = await stage.check(lookContext(context(stage), look));
 				found = `${check.status === 'done' ? 'found done' : check.status === 'pending' ? 'not finished' : 'conflict'}: ${check.detail}`;
 			} catch (error) {
 				found = `cannot check yet: ${describe(error).error}`;
@@ -216,10 +217,13 @@ async function reopenUndone(session: Session, done: Stage[], context: (stage: St
 	}
 }
 
-/** The stage's context for looking (check, plan): the same, with a host whose file writes throw. */
-export function lookContext(context: StageContext): LookContext {
+/**
+ * The stage's context for looking (check, plan): the same, with a host whose file writes throw; `look`
+ * (a lookingHost) when the check and plan share their reads with others of the same look.
+ */
+export function lookContext(context: StageContext, look?: ReadOnlyHost): LookContext {
 	const {saveState: _save, updateSettings: _update, prompt: _prompt, progress: _progress, ...rest} = context;
-	return {...rest, host: readOnlyHost(context.host)};
+	return {...rest, host: look ?? readOnlyHost(context.host)};
 }
 
 /** How many times in a row a stage's plan may go stale before the run stops. */
@@ -247,7 +251,9 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		);
 	}
 
-	await assertPreflight(session.host, settings, journal.journal.states, stages, request.otherFarms, (progress) =>
+	// One look from the preflight to the first gate: the first stage's check and plan reuse the preflight's listings.
+	let look = lookingHost(session.host);
+	await assertPreflight(look, settings, journal.journal.states, stages, request.otherFarms, (progress) =>
 		emit({type: 'preflight', ...progress}),
 	);
 	await journal.update((state) => {
@@ -258,7 +264,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 	const prompt = promptFrom(ask);
 	const contextFor = (stage: Stage) =>
 		stageContext(session, settings, stage, prompt, signal, stateDir, request.saveSettings);
-	if (session.resumed) await announceResume(session, stages, contextFor, settings.name);
+	if (session.resumed) await announceResume(session, stages, contextFor, settings.name, look);
 
 	const finish = async (outcome: Outcome, message?: string): Promise<Outcome> => {
 		await journal.update((state) => {
@@ -284,7 +290,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		for (;;) {
 			let check: CheckResult;
 			try {
-				check = await stage.check(lookContext(context));
+				check = await stage.check(lookContext(context, look));
 			} catch (error) {
 				const failure = describe(error);
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
@@ -307,7 +313,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 
 			let plan: Plan;
 			try {
-				plan = await stage.plan(lookContext(context));
+				plan = await stage.plan(lookContext(context, look));
 			} catch (error) {
 				const failure = describe(error);
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error});
@@ -334,6 +340,8 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 				throw error;
 			};
 			const answer = following ? 'run' : await ask({kind: 'gate', stage, index, plan, check}).catch(stopped);
+			// Time passed at the gate, and what follows may change the host: the next look reads afresh.
+			look = lookingHost(session.host);
 			if (answer === 'quit' || signal.aborted) return finish('stopped');
 			const refusal =
 				following || answer !== 'run' ? undefined : await typedRefusal(ask, stage, settings.name).catch(stopped);

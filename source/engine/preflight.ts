@@ -7,7 +7,7 @@
  * instances own. Nobody wants to learn about a taken IP after a 30 GB copy. What this run already did (the
  * journal's facts, farmclone's marked lines) is not a conflict.
  */
-import type {ReadOnlyHost} from '../host/host.js';
+import {lookingHost, type ReadOnlyHost} from '../host/host.js';
 import {farmcloneCommand} from '../host/self.js';
 import {
 	addressBook,
@@ -130,7 +130,7 @@ export async function preflight(
 
 /** The same for the given stages: the checks each lists. */
 export async function preflightOf(
-	host: ReadOnlyHost,
+	machine: ReadOnlyHost,
 	settings: FarmSettings,
 	states: Readonly<StageStates>,
 	stages: readonly Stage[],
@@ -139,6 +139,8 @@ export async function preflightOf(
 ): Promise<Finding[]> {
 	const checks = checksOf(stages);
 	if (checks.length === 0) return [];
+	// One look: checks side by side that list the same volumes or instances share one read.
+	const host = lookingHost(machine);
 	const findings: Finding[] = validateSettings(settings as unknown as Record<string, unknown>);
 	if (findings.length > 0) return findings;
 	const add = (field: keyof FarmSettings, reason: string) => {
