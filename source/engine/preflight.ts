@@ -154,17 +154,20 @@ export async function preflightOf(
 	const running = new Set(checks.map((check) => checkName(check)));
 	const report = () => onProgress?.({done: checks.length - running.size, total: checks.length, running: [...running]});
 	report();
-	const found = await Promise.all(
-		checks.map(async (check) => {
+	// The slow ones first: each start is a process spawned from this one, a few ms each on a busy host.
+	const slowFirst = [...checks.filter((check) => check.slow), ...checks.filter((check) => !check.slow)];
+	const found = new Map<PreflightCheck, Array<[keyof FarmSettings, string]>>();
+	await Promise.all(
+		slowFirst.map(async (check) => {
 			const own: Array<[keyof FarmSettings, string]> = [];
 			const context: PreflightContext = {host, settings, states, add: (field, reason) => own.push([field, reason])};
 			await check(context);
+			found.set(check, own);
 			running.delete(checkName(check));
 			report();
-			return own;
 		}),
 	);
-	for (const [field, reason] of found.flat()) add(field, reason);
+	for (const check of checks) for (const [field, reason] of found.get(check) ?? []) add(field, reason);
 	savedFarmClashes(settings, otherFarms, stages, add);
 	await nameFreeValues(host, settings, findings, otherFarms);
 	return findings;

@@ -135,6 +135,8 @@ export async function firewallPreflight(context: PreflightContext): Promise<void
 	for (const concern of state.concerns) add(concern.setting, concern.text);
 }
 
+firewallPreflight.slow = true;
+
 export const firewallRuleStage: Stage = {
 	id: 'firewall-rule',
 	title: 'Firewall rule',
