@@ -8,7 +8,11 @@
  * - first frame: from starting `farmclone run NAME` to the first screen
  *   naming the farm (the line it prints while Ink loads); the full screen,
  *   Ink's first frame, is printed beside it;
- * - first gate: to the first stage's gate (preflight done);
+ * - first gate: to the first stage's gate, shown only once the whole
+ *   preflight has passed: the gate that is visible accepts Enter. Beside it,
+ *   each command the run started before that gate, as its command log timed
+ *   it (the preflight's checkers side by side, then the first stage's look):
+ *   where the time went;
  * - resume: a run stopped after its first stage (the session killed, as a
  *   dropped SSH connection does) started again, to its first frame;
  * - during the copy: farmclone's own CPU (utime+stime from /proc, of the
@@ -192,6 +196,17 @@ async function sampleCopy(demo: Demo): Promise<{cpuPercent: number; bytesPerSeco
 	return {cpuPercent, bytesPerSecond, seconds};
 }
 
+/** What each command before the first gate took, by program and verb (`shorewall check`), from the run's command log. */
+async function commandTimes(demo: Demo): Promise<Map<string, number>> {
+	const log = await fs.readFile(path.join(demo.stateDir, farm, 'commands.log'), 'utf8').catch(() => '');
+	const times = new Map<string, number>();
+	for (const match of log.matchAll(/^=== .*? \$ (\S+(?: [^-\s]\S*)?).* -> exit \d+ \((\d+) ms\)$/gm)) {
+		times.set(match[1]!, (times.get(match[1]!) ?? 0) + Number(match[2]));
+	}
+
+	return times;
+}
+
 function line(name: string, value: number, unit: string, target: number): string {
 	const met = value <= target ? 'met' : 'NOT met';
 	return `  ${name.padEnd(22)} ${value.toFixed(unit === 'ms' ? 0 : 1).padStart(7)} ${unit.padEnd(4)} target <= ${target} ${unit}: ${met}`;
@@ -212,6 +227,7 @@ async function main(): Promise<void> {
 		const gates: number[] = [];
 		const screens: number[] = [];
 		const baselines: number[] = [];
+		const commands = new Map<string, number[]>();
 		for (let round = 1; round <= rounds; round++) {
 			await fs.rm(demo.stateDir, {recursive: true, force: true});
 			baselines.push(await baselineRun());
@@ -220,6 +236,8 @@ async function main(): Promise<void> {
 			screens.push(await until(session, startedAt, fullFrame));
 			gates.push(await until(session, startedAt, gate));
 			await hangUp(session);
+			for (const [command, ms] of await commandTimes(demo))
+				commands.set(command, [...(commands.get(command) ?? []), ms]);
 			console.log(
 				`round ${round}: node alone ${baselines.at(-1)!.toFixed(0)} ms, first frame ${frames.at(-1)!.toFixed(0)} ms, screen ${screens.at(-1)!.toFixed(0)} ms, first gate ${gates.at(-1)!.toFixed(0)} ms`,
 			);
@@ -251,6 +269,11 @@ async function main(): Promise<void> {
 			`  ${'first full screen'.padEnd(22)} ${median(screens).toFixed(0).padStart(7)} ms   (no target: Ink's own first frame)`,
 		);
 		console.log(line('first gate', median(gates), 'ms', targets.firstGateMs));
+		console.log(
+			`    (the gate shows once the preflight passed, and accepts Enter then; before it, median ms: ${[...commands]
+				.map(([command, times]) => `${command} ${median(times).toFixed(0)}`)
+				.join(', ')})`,
+		);
 		console.log(line('resume to first frame', median(resumes), 'ms', targets.resumeMs));
 		console.log(
 			`  ratios to node alone: first frame ${(median(frames) / baseline).toFixed(1)}x, first gate ${(median(gates) / baseline).toFixed(1)}x, resume ${(median(resumes) / baseline).toFixed(1)}x`,
