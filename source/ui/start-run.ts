@@ -10,9 +10,11 @@ import {createRunStore, type RunStore, type RunStoreOptions} from './run-store.j
  * half keeps a long copy under 1 KB/s on the wire.
  */
 const progressIntervalMs = 1500;
+/** Ink repaints at most 4 times a second (render-run's maxFps): the engine's news reaches React at that pace too. */
+const frameMs = 250;
 
 export type RenderRunOptions = Streams &
-	Omit<RunStoreOptions, 'progressIntervalMs'> & {
+	Omit<RunStoreOptions, 'progressIntervalMs' | 'frameMs'> & {
 		start: StartRun;
 		/** Once aborted (a signal, a lost terminal), the screen goes as soon as the engine stops: nobody is there to press a key. */
 		signal?: AbortSignal;
@@ -41,7 +43,7 @@ async function firstNews(store: RunStore, ended: Promise<unknown>): Promise<void
  * state the engine reached.
  */
 export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> {
-	const store = createRunStore({...options, progressIntervalMs});
+	const store = createRunStore({...options, progressIntervalMs, frameMs});
 	const ended = store.start(options.start);
 	await firstNews(store, ended);
 	const tell = () => updateEarlyLine(`farmclone ${options.farm} · ${preflightLine(store.getState().preflight)}`);
