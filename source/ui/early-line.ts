@@ -5,7 +5,11 @@
  */
 let shown: string | undefined;
 
-const fitted = (text: string) => text.slice(0, Math.max(0, (process.stdout.columns || 80) - 1));
+/** One line, short of the last column (no wrap); a line cut ends in `…`. */
+function fitted(text: string): string {
+	const room = Math.max(1, (process.stdout.columns || 80) - 1);
+	return text.length <= room ? text : `${text.slice(0, room - 1)}…`;
+}
 
 export function showEarlyLine(text: string): void {
 	if (!process.stdout.isTTY) return;
