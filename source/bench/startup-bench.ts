@@ -8,11 +8,13 @@
  * - first frame: from starting `farmclone run NAME` to the first screen
  *   naming the farm (the line it prints while Ink loads); the full screen,
  *   Ink's first frame, is printed beside it;
- * - first gate: to the first stage's gate, shown only once the whole
- *   preflight has passed: the gate that is visible accepts Enter. Beside it,
- *   each command the run started before that gate, as its command log timed
- *   it (the preflight's checkers side by side, then the first stage's look):
- *   where the time went;
+ * - first gate: to the first stage's gate on the screen, its plan to read.
+ *   It may show while the preflight's slowest checks still run: its key line
+ *   then says Enter runs once the preflight passes (an Enter is kept, and
+ *   nothing starts before). Beside it, "preflight passed": to the key line
+ *   saying Enter run, and each command the run started before then, as its
+ *   command log timed it (the checkers side by side, then the first stage's
+ *   look): where the time went;
  * - resume: a run stopped after its first stage (the session killed, as a
  *   dropped SSH connection does) started again, to its first frame;
  * - during the copy: farmclone's own CPU (utime+stime from /proc, of the
@@ -138,6 +140,9 @@ async function hangUp(session: string): Promise<void> {
 const firstFrame = /farmclone gallifrey-dev/;
 /** The screen itself (Ink's first frame, with the stage count), after the line farmclone prints while it loads. */
 const fullFrame = /farmclone gallifrey-dev · \d+\/\d+ done/;
+/** The gate on the screen, its plan shown, whether or not the preflight's last checks still run. */
+const gateShown = / · waits for you/;
+/** The gate with the preflight passed: Enter runs the stage at once. */
 const gate = /Enter run|Enter go on/;
 
 async function cpuTicks(pid: number): Promise<number> {
@@ -225,6 +230,7 @@ async function main(): Promise<void> {
 		console.log(`load average at the start: ${loadAverage()} (${os.cpus().length} cores)`);
 		const frames: number[] = [];
 		const gates: number[] = [];
+		const shownGates: number[] = [];
 		const screens: number[] = [];
 		const baselines: number[] = [];
 		const commands = new Map<string, number[]>();
@@ -234,12 +240,13 @@ async function main(): Promise<void> {
 			const {session, startedAt} = await startRun(demo);
 			frames.push(await until(session, startedAt, firstFrame));
 			screens.push(await until(session, startedAt, fullFrame));
+			shownGates.push(await until(session, startedAt, gateShown));
 			gates.push(await until(session, startedAt, gate));
 			await hangUp(session);
 			for (const [command, ms] of await commandTimes(demo))
 				commands.set(command, [...(commands.get(command) ?? []), ms]);
 			console.log(
-				`round ${round}: node alone ${baselines.at(-1)!.toFixed(0)} ms, first frame ${frames.at(-1)!.toFixed(0)} ms, screen ${screens.at(-1)!.toFixed(0)} ms, first gate ${gates.at(-1)!.toFixed(0)} ms`,
+				`round ${round}: node alone ${baselines.at(-1)!.toFixed(0)} ms, first frame ${frames.at(-1)!.toFixed(0)} ms, screen ${screens.at(-1)!.toFixed(0)} ms, first gate ${shownGates.at(-1)!.toFixed(0)} ms, preflight passed ${gates.at(-1)!.toFixed(0)} ms`,
 			);
 		}
 
@@ -268,15 +275,18 @@ async function main(): Promise<void> {
 		console.log(
 			`  ${'first full screen'.padEnd(22)} ${median(screens).toFixed(0).padStart(7)} ms   (no target: Ink's own first frame)`,
 		);
-		console.log(line('first gate', median(gates), 'ms', targets.firstGateMs));
+		console.log(line('first gate', median(shownGates), 'ms', targets.firstGateMs));
 		console.log(
-			`    (the gate shows once the preflight passed, and accepts Enter then; before it, median ms: ${[...commands]
+			`  ${'preflight passed'.padEnd(22)} ${median(gates).toFixed(0).padStart(7)} ms   (no target: the gate's key line says Enter run; an Enter before is kept)`,
+		);
+		console.log(
+			`    (commands before the preflight passed, median ms: ${[...commands]
 				.map(([command, times]) => `${command} ${median(times).toFixed(0)}`)
 				.join(', ')})`,
 		);
 		console.log(line('resume to first frame', median(resumes), 'ms', targets.resumeMs));
 		console.log(
-			`  ratios to node alone: first frame ${(median(frames) / baseline).toFixed(1)}x, first gate ${(median(gates) / baseline).toFixed(1)}x, resume ${(median(resumes) / baseline).toFixed(1)}x`,
+			`  ratios to node alone: first frame ${(median(frames) / baseline).toFixed(1)}x, first gate ${(median(shownGates) / baseline).toFixed(1)}x, resume ${(median(resumes) / baseline).toFixed(1)}x`,
 		);
 		console.log(line('copy: CPU', copy.cpuPercent, '%', targets.copyCpuPercent));
 		console.log(line('copy: to the terminal', copy.bytesPerSecond, 'B/s', targets.copyBytesPerSecond));

@@ -100,9 +100,13 @@ function GatePanel(props: PanelProps & {request: Extract<PromptRequest, {kind: '
 	const paging = state.planScroll !== undefined;
 	const total = planLines(request.plan, width).length;
 	const page = planPage(total, planBudget, state.planScroll ?? 0);
+	// The first gate shows while the preflight's slowest checks finish: Enter is taken, and the stage waits for them.
+	const checking = state.preflight?.running ?? [];
+	const enter =
+		checking.length > 0 ? `Enter: run once the preflight passes (checking ${checking.join(', ')})` : 'Enter run';
 	const keys = paging
-		? [`lines ${page.first + 1}-${page.end} of ${total}`, '↑↓ PgUp PgDn scroll', 'd back', 'Enter run', 'q quit']
-		: ['Enter run', stage.skippable ? 's skip' : '', 'd whole plan', 'q quit'];
+		? [`lines ${page.first + 1}-${page.end} of ${total}`, '↑↓ PgUp PgDn scroll', 'd back', enter, 'q quit']
+		: [enter, stage.skippable ? 's skip' : '', 'd whole plan', 'q quit'];
 	return (
 		<Box flexDirection="column">
 			<StageTitle stage={stage} number={number} total={state.stages.length} tick={props.tick} waiting />

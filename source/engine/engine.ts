@@ -253,12 +253,41 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 
 	// One look from the preflight to the first gate: the first stage's check and plan reuse the preflight's listings.
 	let look = lookingHost(session.host);
-	await assertPreflight(look, settings, journal.journal.states, stages, request.otherFarms, (progress) =>
-		emit({type: 'preflight', ...progress}),
+	let checking: string[] = [];
+	const preflightRun = assertPreflight(
+		look,
+		settings,
+		journal.journal.states,
+		stages,
+		request.otherFarms,
+		(progress) => {
+			checking = progress.running;
+			emit({type: 'preflight', ...progress});
+		},
 	);
-	await journal.update((state) => {
-		state.outcome = undefined;
-	});
+	// Awaited before anything changes; a refusal meanwhile is thrown there (or at the gate), never lost.
+	preflightRun.catch(() => undefined);
+	let preflightPassed = false;
+	/**
+	 * The preflight must have passed before the run changes anything, its own journal included. A person
+	 * reads the first gate while its slowest checks (shorewall check) finish; without a terminal, nothing
+	 * is shown early, so the run waits for it first.
+	 */
+	const passPreflight = async (stage?: Stage) => {
+		if (preflightPassed) return;
+		if (stage && checking.length > 0)
+			emit({type: 'log', stage: stage.id, text: `starts once the preflight passes (checking ${checking.join(', ')})`});
+		await preflightRun;
+		preflightPassed = true;
+		await journal.update((state) => {
+			state.outcome = undefined;
+		});
+	};
+
+	if (request.unattended) await passPreflight();
+	/** The gate's answer, unless the preflight refuses first: its refusal then replaces the gate. */
+	const unlessRefused = async <T>(answer: Promise<T>): Promise<T> =>
+		preflightPassed ? answer : Promise.race([answer, preflightRun.then(async () => answer)]);
 	emit({type: 'run-start', farm: settings.name, resumed: session.resumed, at: new Date().toISOString()});
 	const ask = abortable(request.ask, signal);
 	const prompt = promptFrom(ask);
@@ -267,6 +296,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 	if (session.resumed) await announceResume(session, stages, contextFor, settings.name, look);
 
 	const finish = async (outcome: Outcome, message?: string): Promise<Outcome> => {
+		await passPreflight();
 		await journal.update((state) => {
 			state.outcome = outcome;
 		});
@@ -280,6 +310,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		session.currentStage.id = stage.id;
 		const context = contextFor(stage);
 		const recorded = journal.journal.stages[stage.id]?.state ?? 'pending';
+		// Only the first gate is shown before the preflight passed; nothing else may be written first.
 		if (recorded === 'skipped') {
 			emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped in an earlier session'});
 			continue;
@@ -293,6 +324,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 				check = await stage.check(lookContext(context, look));
 			} catch (error) {
 				const failure = describe(error);
+				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
 				return finish('failed', failure.error);
@@ -300,12 +332,14 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 
 			emit({type: 'check', stage: stage.id, result: check});
 			if (check.status === 'done') {
+				await passPreflight();
 				if (recorded !== 'done') await journal.setStage(stage.id, {state: 'done', detail: check.detail});
 				emit({type: 'stage-done', stage: stage.id, title: stage.title, seconds: 0});
 				continue stages;
 			}
 
 			if (check.status === 'conflict') {
+				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: check.detail, detail: check.detail});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, error: check.detail});
 				return finish('failed', check.detail);
@@ -316,6 +350,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 				plan = await stage.plan(lookContext(context, look));
 			} catch (error) {
 				const failure = describe(error);
+				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
 				return finish('failed', failure.error);
@@ -339,7 +374,10 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 				if (error instanceof AbortedError) return 'quit' as const;
 				throw error;
 			};
-			const answer = following ? 'run' : await ask({kind: 'gate', stage, index, plan, check}).catch(stopped);
+			const answer = following
+				? 'run'
+				: await unlessRefused(ask({kind: 'gate', stage, index, plan, check})).catch(stopped);
+			await passPreflight(stage);
 			// Time passed at the gate, and what follows may change the host: the next look reads afresh.
 			look = lookingHost(session.host);
 			if (answer === 'quit' || signal.aborted) return finish('stopped');
