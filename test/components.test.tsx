@@ -265,6 +265,34 @@ test('the plan is shown before a stage runs, Enter runs it, and a finished run w
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+test('the first gate shown while the preflight still checks says Enter runs once it passes, then says Enter run', async () => {
+	let passed: () => void = () => undefined;
+	const preflightDone = new Promise<void>((resolve) => {
+		passed = resolve;
+	});
+	const engine = scripted(async (drivers, emit) => {
+		emit({type: 'preflight', done: 5, total: 6, running: ['firewall']});
+		const answer = drivers.ask(gateRequest('snapshot', snapshotPlan, pending));
+		drivers.onEvent({type: 'check', stage: 'snapshot', result: pending});
+		drivers.onEvent({type: 'plan', stage: 'snapshot', plan: snapshotPlan});
+		await preflightDone;
+		emit({type: 'preflight', done: 6, total: 6, running: []});
+		await answer;
+		return 'done';
+	});
+	const screen = mount(engine.start);
+	const early = await screen.waitFor((frame) => frame.includes('waits for you'), 'the gate');
+	assert.match(early, /Enter: run once the preflight passes \(checking firewall\)/);
+	assert.doesNotMatch(early, /⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏/, 'no spinner at a gate');
+	passed();
+	const ready = await screen.waitFor(
+		(frame) => frame.includes('Enter run · d whole plan · q quit'),
+		'the plain key line',
+	);
+	assert.doesNotMatch(ready, /once the preflight passes/);
+	await screen.press('\r', (frame) => frame.includes('press any key'), 'the end');
+});
+
 test('s skips a skippable stage and does nothing on one that is not', async () => {
 	const answers: string[] = [];
 	const engine = scripted(async (drivers, emit) => {

@@ -15,9 +15,10 @@ import type {EngineEvent} from '../source/engine/events.js';
 import {readJournal} from '../source/engine/journal.js';
 import {createHeadlessAsk, createHeadlessPrinter} from '../source/headless.js';
 import {driveSession} from '../source/commands/session.js';
-import {defaultSettings} from '../source/settings/schema.js';
+import {PreflightError} from '../source/engine/preflight.js';
+import {defaultSettings, type FarmSettings} from '../source/settings/schema.js';
 import {SettingsStore} from '../source/settings/store.js';
-import type {Danger, Stage} from '../source/stages/types.js';
+import type {Danger, PreflightCheck, Stage} from '../source/stages/types.js';
 import {createTuiPrompt, type PromptRequest} from '../source/ui/tui-prompt.js';
 
 const farm = 'gallifrey-dev';
@@ -54,7 +55,8 @@ async function setup(t: {after: (fn: () => Promise<void>) => void}) {
 async function run(stages: Stage[], stateDir: string, ask: Ask, unattended?: {acceptAttended: boolean; how: string}) {
 	const events: EngineEvent[] = [];
 	const outcome = await runEngine({
-		settings: defaultSettings(farm),
+		// A source volume named: the preflight of a stage with checks validates the settings first.
+		settings: {...defaultSettings(farm), sourceLv: 'f3e8d23f.disk0'},
 		stages,
 		ask,
 		onEvent: (event) => events.push(event),
@@ -169,3 +171,100 @@ test('run and undo go through the one session driver: lock, front end, engine, e
 	const lock = await fs.readdir(path.join(dir, 'states', farm));
 	assert.ok(!lock.some((name) => name.includes('lock')), `the lock is released: ${lock.join(', ')}`);
 });
+
+/** A preflight check that waits until `finish` is called, then finds what `findings` holds. */
+function heldPreflight(order: string[], findings: Array<[keyof FarmSettings, string]> = []) {
+	let finish: () => void = () => undefined;
+	const held = new Promise<void>((resolve) => {
+		finish = resolve;
+	});
+	const check: PreflightCheck = async function heldPreflight({add}) {
+		await held;
+		order.push('preflight passed');
+		for (const [field, reason] of findings) add(field, reason);
+	};
+	return {check, finish};
+}
+
+test(
+	'the first gate shows while the preflight still checks; its Enter is kept, and the stage starts once the preflight passed',
+	{timeout: 60_000},
+	async (t) => {
+		const {host, stateDir} = await setup(t);
+		const order: string[] = [];
+		const preflight = heldPreflight(order);
+		const one = fileStage(host, 'one', 'none', {
+			preflight: [preflight.check],
+			apply: async () => {
+				order.push('apply one');
+				await fs.writeFile(path.join(host, 'one'), 'one');
+			},
+		});
+		const ask: Ask = async (question) => {
+			if (question.kind === 'gate') {
+				order.push(`gate ${question.stage.id}`);
+				// Answered at once, the preflight still running: it finishes only after the engine took the answer.
+				setImmediate(preflight.finish);
+			}
+
+			return careless(undefined)(question);
+		};
+		const {outcome, logs} = await run([one], stateDir, ask);
+		assert.equal(outcome, 'done');
+		assert.deepEqual(order, ['gate one', 'preflight passed', 'apply one']);
+		assert.ok(
+			logs.some((text) => /starts once the preflight passes \(checking held\)/.test(text)),
+			logs.join('\n'),
+		);
+	},
+);
+
+test(
+	'a preflight refusal that comes while the first gate is shown replaces the gate; nothing runs, nothing is written',
+	{timeout: 60_000},
+	async (t) => {
+		const {host, stateDir} = await setup(t);
+		const order: string[] = [];
+		const preflight = heldPreflight(order, [['ip', 'is taken by gallifrey.xivo.vm.farm']]);
+		const one = fileStage(host, 'one', 'none', {preflight: [preflight.check]});
+		// The person reads the gate and never answers; the refusal must not wait for them.
+		const ask: Ask = async (question) => {
+			if (question.kind !== 'gate') throw new Error(`unexpected ${question.kind}`);
+			order.push('gate one');
+			preflight.finish();
+			return new Promise<never>(() => undefined);
+		};
+		await assert.rejects(run([one], stateDir, ask), (error: Error) => {
+			assert.ok(error instanceof PreflightError, String(error));
+			assert.match(error.message, /is taken by gallifrey\.xivo\.vm\.farm/);
+			return true;
+		});
+		assert.deepEqual(order, ['gate one', 'preflight passed']);
+		assert.deepEqual(await fs.readdir(host), []);
+		const journal = await readJournal(stateDir);
+		assert.equal(journal?.stages['one']?.state ?? 'pending', 'pending');
+		assert.equal(journal?.outcome, undefined);
+	},
+);
+
+test(
+	'without a terminal nothing is shown early: the preflight passes before the first gate is asked',
+	{timeout: 60_000},
+	async (t) => {
+		const {host, stateDir} = await setup(t);
+		const order: string[] = [];
+		const preflight = heldPreflight(order);
+		const one = fileStage(host, 'one', 'none', {preflight: [preflight.check]});
+		const ask: Ask = async (question) => {
+			if (question.kind === 'gate') order.push(`gate ${question.stage.id}`);
+			return careless(undefined)(question);
+		};
+		const running = run([one], stateDir, ask, {acceptAttended: false, how: 'with --yes'});
+		// Let the engine get as far as it can before the check is let go: the gate must not be asked meanwhile.
+		await new Promise((resolve) => setImmediate(resolve));
+		await new Promise((resolve) => setTimeout(resolve, 200));
+		preflight.finish();
+		assert.equal((await running).outcome, 'done');
+		assert.deepEqual(order, ['preflight passed', 'gate one']);
+	},
+);

@@ -24,13 +24,13 @@ import {
 import {
 	focusIndex,
 	initialRunState,
+	preflightLine,
 	runReducer,
 	summaryLine,
 	type RunState,
 	type UiAction,
 } from '../source/ui/run-state.js';
 import {AbortedError} from '../source/engine/engine.js';
-import {preflightLine} from '../source/components/stage-panel.js';
 import {createTuiPrompt, type PromptRequest} from '../source/ui/tui-prompt.js';
 import {fakeStage} from './kit/stage.js';
 

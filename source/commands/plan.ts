@@ -1,7 +1,7 @@
 import path from 'node:path';
 import {lookContext, stageContext} from '../engine/engine.js';
 import {newJournal, JournalWriter, readJournal} from '../engine/journal.js';
-import {Host} from '../host/host.js';
+import {Host, lookingHost} from '../host/host.js';
 import {withScratchDir} from '../host/scratch.js';
 import type {SettingsStore} from '../settings/store.js';
 import {allStages} from '../stages/index.js';
@@ -41,9 +41,11 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 		const host = new Host({commandPath: settings.commandPath, backupDir: path.join(scratch, 'backups')});
 		const writer = new JournalWriter(scratch, structuredClone(journal));
 		const session = {journal: writer, host, currentStage: {id: ''}, emit: () => undefined};
+		// Nothing changes the host while planning: one look, each listing read once.
+		const look = lookingHost(host);
 		// With the MAC as stored: a made-up one would only find made-up conflicts.
 		const findings = await preflight(
-			host,
+			look,
 			stored,
 			journal.states,
 			allStages.map((stage) => stage.id),
@@ -53,6 +55,7 @@ export async function planFarm(store: SettingsStore, farm: string): Promise<Farm
 		for (const stage of allStages) {
 			const context = lookContext(
 				stageContext(session, settings, stage, refuse, new AbortController().signal, scratch),
+				look,
 			);
 			const entry: PlannedStage = {id: stage.id, title: stage.title, danger: stage.danger};
 			try {

@@ -9,7 +9,7 @@ import {SettingsError} from '../settings/validate.js';
 import {allStages} from '../stages/index.js';
 import type {Stage} from '../stages/types.js';
 import {formatWhen} from '../ui/format.js';
-import {renderRun} from '../ui/render-run.js';
+import {renderRun} from '../ui/start-run.js';
 import {farmcloneCommand, farmDir, guardSession} from './context.js';
 
 export type SessionKind = 'run' | 'undo';

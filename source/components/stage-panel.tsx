@@ -2,7 +2,7 @@ import {Select} from '@inkjs/ui';
 import {Box, Text} from 'ink';
 import React, {type ReactNode} from 'react';
 import {planLines, planPage, wrapText} from '../ui/format.js';
-import {summaryLine, type RunState, type StageRow} from '../ui/run-state.js';
+import {preflightLine, summaryLine, type RunState, type StageRow} from '../ui/run-state.js';
 import type {PromptRequest} from '../ui/tui-prompt.js';
 import type {FirewallWaitAnswer} from '../stages/types.js';
 import {CopyProgressView, copyProgressHeight} from './copy-progress.js';
@@ -100,9 +100,13 @@ function GatePanel(props: PanelProps & {request: Extract<PromptRequest, {kind: '
 	const paging = state.planScroll !== undefined;
 	const total = planLines(request.plan, width).length;
 	const page = planPage(total, planBudget, state.planScroll ?? 0);
+	// The first gate shows while the preflight's slowest checks finish: Enter is taken, and the stage waits for them.
+	const checking = state.preflight?.running ?? [];
+	const enter =
+		checking.length > 0 ? `Enter: run once the preflight passes (checking ${checking.join(', ')})` : 'Enter run';
 	const keys = paging
-		? [`lines ${page.first + 1}-${page.end} of ${total}`, '↑↓ PgUp PgDn scroll', 'd back', 'Enter run', 'q quit']
-		: ['Enter run', stage.skippable ? 's skip' : '', 'd whole plan', 'q quit'];
+		? [`lines ${page.first + 1}-${page.end} of ${total}`, '↑↓ PgUp PgDn scroll', 'd back', enter, 'q quit']
+		: [enter, stage.skippable ? 's skip' : '', 'd whole plan', 'q quit'];
 	return (
 		<Box flexDirection="column">
 			<StageTitle stage={stage} number={number} total={state.stages.length} tick={props.tick} waiting />
@@ -208,13 +212,6 @@ function RunningLine({state, tick, waiting}: PanelProps & {waiting?: boolean}) {
 	}
 
 	return <StageTitle stage={stage} number={number} total={state.stages.length} tick={tick} waiting={waiting} />;
-}
-
-/** Before the first stage: what the preflight still waits for (its checks run side by side). */
-export function preflightLine(preflight: RunState['preflight']): string {
-	if (!preflight) return 'starting…';
-	if (preflight.running.length === 0) return `preflight: ${preflight.total} checks done`;
-	return `preflight ${preflight.done}/${preflight.total} done, checking ${preflight.running.join(', ')}…`;
 }
 
 /** While a stage runs: its line, the copy's progress when there is one, and how to leave. */

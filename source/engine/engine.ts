@@ -1,6 +1,6 @@
 import {appendFileSync, mkdirSync} from 'node:fs';
 import path from 'node:path';
-import {Host, readOnlyHost, type CommandRecord} from '../host/host.js';
+import {Host, lookingHost, readOnlyHost, type CommandRecord, type ReadOnlyHost} from '../host/host.js';
 import {formatArgv, formatClock, formatWhen} from '../ui/format.js';
 import type {FarmSettings} from '../settings/schema.js';
 import {
@@ -170,6 +170,7 @@ async function announceResume(
 	stages: Stage[],
 	context: (stage: Stage) => StageContext,
 	farm: string,
+	look: ReadOnlyHost,
 ): Promise<void> {
 	const {journal, emit} = session;
 	const recorded = stages.filter((stage) => (journal.journal.stages[stage.id]?.state ?? 'pending') !== 'pending');
@@ -187,7 +188,7 @@ async function announceResume(
 			found = 'skipped in an earlier session';
 		} else {
 			try {
-				const check = await stage.check(lookContext(context(stage)));
+				const check = await stage.check(lookContext(context(stage), look));
 				found = `${check.status === 'done' ? 'found done' : check.status === 'pending' ? 'not finished' : 'conflict'}: ${check.detail}`;
 			} catch (error) {
 				found = `cannot check yet: ${describe(error).error}`;
@@ -216,10 +217,13 @@ async function reopenUndone(session: Session, done: Stage[], context: (stage: St
 	}
 }
 
-/** The stage's context for looking (check, plan): the same, with a host whose file writes throw. */
-export function lookContext(context: StageContext): LookContext {
+/**
+ * The stage's context for looking (check, plan): the same, with a host whose file writes throw; `look`
+ * (a lookingHost) when the check and plan share their reads with others of the same look.
+ */
+export function lookContext(context: StageContext, look?: ReadOnlyHost): LookContext {
 	const {saveState: _save, updateSettings: _update, prompt: _prompt, progress: _progress, ...rest} = context;
-	return {...rest, host: readOnlyHost(context.host)};
+	return {...rest, host: look ?? readOnlyHost(context.host)};
 }
 
 /** How many times in a row a stage's plan may go stale before the run stops. */
@@ -247,20 +251,52 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		);
 	}
 
-	await assertPreflight(session.host, settings, journal.journal.states, stages, request.otherFarms, (progress) =>
-		emit({type: 'preflight', ...progress}),
+	// One look from the preflight to the first gate: the first stage's check and plan reuse the preflight's listings.
+	let look = lookingHost(session.host);
+	let checking: string[] = [];
+	const preflightRun = assertPreflight(
+		look,
+		settings,
+		journal.journal.states,
+		stages,
+		request.otherFarms,
+		(progress) => {
+			checking = progress.running;
+			emit({type: 'preflight', ...progress});
+		},
 	);
-	await journal.update((state) => {
-		state.outcome = undefined;
-	});
+	// Awaited before anything changes; a refusal meanwhile is thrown there (or at the gate), never lost.
+	preflightRun.catch(() => undefined);
+	let preflightPassed = false;
+	/**
+	 * The preflight must have passed before the run changes anything, its own journal included. A person
+	 * reads the first gate while its slowest checks (shorewall check) finish; without a terminal, nothing
+	 * is shown early, so the run waits for it first.
+	 */
+	const passPreflight = async (stage?: Stage) => {
+		if (preflightPassed) return;
+		if (stage && checking.length > 0)
+			emit({type: 'log', stage: stage.id, text: `starts once the preflight passes (checking ${checking.join(', ')})`});
+		await preflightRun;
+		preflightPassed = true;
+		await journal.update((state) => {
+			state.outcome = undefined;
+		});
+	};
+
+	if (request.unattended) await passPreflight();
+	/** The gate's answer, unless the preflight refuses first: its refusal then replaces the gate. */
+	const unlessRefused = async <T>(answer: Promise<T>): Promise<T> =>
+		preflightPassed ? answer : Promise.race([answer, preflightRun.then(async () => answer)]);
 	emit({type: 'run-start', farm: settings.name, resumed: session.resumed, at: new Date().toISOString()});
 	const ask = abortable(request.ask, signal);
 	const prompt = promptFrom(ask);
 	const contextFor = (stage: Stage) =>
 		stageContext(session, settings, stage, prompt, signal, stateDir, request.saveSettings);
-	if (session.resumed) await announceResume(session, stages, contextFor, settings.name);
+	if (session.resumed) await announceResume(session, stages, contextFor, settings.name, look);
 
 	const finish = async (outcome: Outcome, message?: string): Promise<Outcome> => {
+		await passPreflight();
 		await journal.update((state) => {
 			state.outcome = outcome;
 		});
@@ -274,6 +310,7 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		session.currentStage.id = stage.id;
 		const context = contextFor(stage);
 		const recorded = journal.journal.stages[stage.id]?.state ?? 'pending';
+		// Only the first gate is shown before the preflight passed; nothing else may be written first.
 		if (recorded === 'skipped') {
 			emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped in an earlier session'});
 			continue;
@@ -284,9 +321,10 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		for (;;) {
 			let check: CheckResult;
 			try {
-				check = await stage.check(lookContext(context));
+				check = await stage.check(lookContext(context, look));
 			} catch (error) {
 				const failure = describe(error);
+				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
 				return finish('failed', failure.error);
@@ -294,12 +332,14 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 
 			emit({type: 'check', stage: stage.id, result: check});
 			if (check.status === 'done') {
+				await passPreflight();
 				if (recorded !== 'done') await journal.setStage(stage.id, {state: 'done', detail: check.detail});
 				emit({type: 'stage-done', stage: stage.id, title: stage.title, seconds: 0});
 				continue stages;
 			}
 
 			if (check.status === 'conflict') {
+				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: check.detail, detail: check.detail});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, error: check.detail});
 				return finish('failed', check.detail);
@@ -307,9 +347,10 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 
 			let plan: Plan;
 			try {
-				plan = await stage.plan(lookContext(context));
+				plan = await stage.plan(lookContext(context, look));
 			} catch (error) {
 				const failure = describe(error);
+				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
 				return finish('failed', failure.error);
@@ -333,7 +374,12 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 				if (error instanceof AbortedError) return 'quit' as const;
 				throw error;
 			};
-			const answer = following ? 'run' : await ask({kind: 'gate', stage, index, plan, check}).catch(stopped);
+			const answer = following
+				? 'run'
+				: await unlessRefused(ask({kind: 'gate', stage, index, plan, check})).catch(stopped);
+			await passPreflight(stage);
+			// Time passed at the gate, and what follows may change the host: the next look reads afresh.
+			look = lookingHost(session.host);
 			if (answer === 'quit' || signal.aborted) return finish('stopped');
 			const refusal =
 				following || answer !== 'run' ? undefined : await typedRefusal(ask, stage, settings.name).catch(stopped);

@@ -7,7 +7,7 @@
  * instances own. Nobody wants to learn about a taken IP after a 30 GB copy. What this run already did (the
  * journal's facts, farmclone's marked lines) is not a conflict.
  */
-import type {ReadOnlyHost} from '../host/host.js';
+import {lookingHost, type ReadOnlyHost} from '../host/host.js';
 import {farmcloneCommand} from '../host/self.js';
 import {
 	addressBook,
@@ -130,7 +130,7 @@ export async function preflight(
 
 /** The same for the given stages: the checks each lists. */
 export async function preflightOf(
-	host: ReadOnlyHost,
+	machine: ReadOnlyHost,
 	settings: FarmSettings,
 	states: Readonly<StageStates>,
 	stages: readonly Stage[],
@@ -139,6 +139,8 @@ export async function preflightOf(
 ): Promise<Finding[]> {
 	const checks = checksOf(stages);
 	if (checks.length === 0) return [];
+	// One look: checks side by side that list the same volumes or instances share one read.
+	const host = lookingHost(machine);
 	const findings: Finding[] = validateSettings(settings as unknown as Record<string, unknown>);
 	if (findings.length > 0) return findings;
 	const add = (field: keyof FarmSettings, reason: string) => {
@@ -152,17 +154,20 @@ export async function preflightOf(
 	const running = new Set(checks.map((check) => checkName(check)));
 	const report = () => onProgress?.({done: checks.length - running.size, total: checks.length, running: [...running]});
 	report();
-	const found = await Promise.all(
-		checks.map(async (check) => {
+	// The slow ones first: each start is a process spawned from this one, a few ms each on a busy host.
+	const slowFirst = [...checks.filter((check) => check.slow), ...checks.filter((check) => !check.slow)];
+	const found = new Map<PreflightCheck, Array<[keyof FarmSettings, string]>>();
+	await Promise.all(
+		slowFirst.map(async (check) => {
 			const own: Array<[keyof FarmSettings, string]> = [];
 			const context: PreflightContext = {host, settings, states, add: (field, reason) => own.push([field, reason])};
 			await check(context);
+			found.set(check, own);
 			running.delete(checkName(check));
 			report();
-			return own;
 		}),
 	);
-	for (const [field, reason] of found.flat()) add(field, reason);
+	for (const check of checks) for (const [field, reason] of found.get(check) ?? []) add(field, reason);
 	savedFarmClashes(settings, otherFarms, stages, add);
 	await nameFreeValues(host, settings, findings, otherFarms);
 	return findings;

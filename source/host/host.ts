@@ -260,10 +260,13 @@ export function changesTheMachine(argv: readonly string[]): boolean {
 	if (program === 'dd') return argv.some((arg) => arg.startsWith('of='));
 	if (program === 'losetup') return !argv.some((arg) => ['-l', '--list', '-j', '--associated', '-a'].includes(arg));
 	const verbs = lookingVerbs[program];
+	const verb = verbOf(argv);
 	// No verb at all (--version, --help) only prints.
-	const verb = argv.find((arg, index) => index > 0 && !arg.startsWith('-'));
 	return verbs !== undefined && verb !== undefined && !verbs.has(verb);
 }
+
+/** The first argument that is not an option: `list` of `gnt-instance list -o name`. */
+const verbOf = (argv: readonly string[]) => argv.find((arg, index) => index > 0 && !arg.startsWith('-'));
 
 /**
  * The same host, whose file writes and changing commands throw: check and plan run with it, so a
@@ -282,5 +285,48 @@ export function readOnlyHost(host: Host): ReadOnlyHost {
 	view.writeStateFile = refuse('writeStateFile');
 	view.symlink = async (_target: string, link: string) => refuse('symlink')(link);
 	view.remove = refuse('remove');
+	return view;
+}
+
+/** Listings that only read the machine: lvs and vgs whatever they list, the cluster's programs by verb (none: --version). */
+const listingPrograms = new Set(['lvs', 'vgs']);
+const listingVerbs: Record<string, ReadonlySet<string | undefined>> = {
+	'gnt-instance': new Set(['list', 'info']),
+	'gnt-cluster': new Set(['info', undefined]),
+};
+
+function isListing(argv: readonly string[]): boolean {
+	const program = path.basename(argv[0] ?? '');
+	return listingPrograms.has(program) || (listingVerbs[program]?.has(verbOf(argv)) ?? false);
+}
+
+/**
+ * A read-only host for one look at the machine: the preflight and the first
+ * stage's check and plan, or one stage's check and plan. Nothing changes the
+ * machine during a look, so a listing (`lvs`, `vgs`, `gnt-instance list`...)
+ * asked twice, or by two checks side by side, runs once: each is a process of
+ * its own (a few hundred ms on a busy host), and the command log tells it once.
+ * The engine takes a new look whenever the host may have changed: once the
+ * admin answered a gate, before anything is applied. Apply reads afresh and
+ * refuses a plan gone stale, as it always did.
+ */
+export function lookingHost(host: Host | ReadOnlyHost): ReadOnlyHost {
+	// A look of a look shares the reads of the outer one: its reads go through it.
+	const view = Object.create(readOnlyHost(host as Host)) as Host;
+	const reads = new Map<string, Promise<RunResult>>();
+	const run = view.run.bind(view);
+	view.run = async (argv: string[], options: RunOptions = {}) => {
+		if (!isListing(argv)) return run(argv, options);
+		const key = JSON.stringify([argv, options.input ?? null, options.env ?? null, options.timeoutMs ?? null]);
+		let read = reads.get(key);
+		if (!read) {
+			read = run(argv, {...options, reject: false});
+			reads.set(key, read);
+		}
+
+		const result = {...(await read)};
+		if (result.exitCode !== 0 && options.reject !== false) throw new CommandError(argv, result);
+		return result;
+	};
 	return view;
 }

@@ -116,20 +116,26 @@ async function planRule(context: LookContext): Promise<Plan> {
 /** Shorewall's files: shorewall check accepts them, our param is free, our port is forwarded nowhere else. */
 export async function firewallPreflight(context: PreflightContext): Promise<void> {
 	const {host, settings, add} = context;
+	// Started before anything else: shorewall check compiles the whole firewall, the preflight's longest wait.
+	const checked = checkerRefusal(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
 	const rulesPath = path.join(settings.shorewallDir, 'rules');
 	const rules = await host.readFileIfExists(rulesPath).catch(() => undefined);
 	if (rules === undefined) {
+		// Its refusal would only say the same of a directory that is not there.
+		await checked.catch(() => undefined);
 		add('shorewallDir', `${rulesPath} does not exist or cannot be read`);
 		return;
 	}
 
 	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
-	const refusal = await checkerRefusal(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
+	const refusal = await checked;
 	if (refusal) add('shorewallDir', refusedBy('shorewall check', refusal));
 	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
 	const state = inspectShorewall(params, rules, ruleRequest(settings), included);
 	for (const concern of state.concerns) add(concern.setting, concern.text);
 }
+
+firewallPreflight.slow = true;
 
 export const firewallRuleStage: Stage = {
 	id: 'firewall-rule',

@@ -125,7 +125,10 @@ export type LookContext = Omit<StageContext, 'host' | 'saveState' | 'updateSetti
  * it adds a finding for each problem, naming the setting concerned. Several
  * stages may list the same check; it runs once.
  */
-export type PreflightCheck = (context: PreflightContext) => Promise<void>;
+export type PreflightCheck = ((context: PreflightContext) => Promise<void>) & {
+	/** Started before the others, as the preflight waits for it longest (shorewall check compiles the whole firewall). */
+	slow?: boolean;
+};
 
 export type PreflightContext = {
 	host: ReadOnlyHost;

@@ -117,9 +117,13 @@ export async function assertVolumeOwnership(
 export async function volumesPreflight(context: PreflightContext): Promise<void> {
 	const {host, settings, add} = context;
 	const {vg, sourceLv, snapshotLv, targetLv, snapshotSize} = settings;
+	const created = createdVolumeUuid(context);
+	// Side by side, as each is a process of its own; the preflight's look runs each listing once for all its users.
+	const reads = {lvs: listLvs(host, vg), volumes: instanceVolumes(host), group: created ? undefined : getVg(host, vg)};
+	for (const read of Object.values(reads)) read?.catch(() => undefined);
 	let lvs: LogicalVolume[];
 	try {
-		lvs = await listLvs(host, vg);
+		lvs = await reads.lvs;
 	} catch (error) {
 		add('vg', `lvs cannot list it: ${(error as Error).message}`);
 		return;
@@ -145,7 +149,6 @@ export async function volumesPreflight(context: PreflightContext): Promise<void>
 	}
 
 	// A target of this run may be open: the detached copy of an earlier session writing it.
-	const created = createdVolumeUuid(context);
 	if (target && created !== target.uuid && !owned('targetLv')) {
 		const busy = target.open || (await isDeviceMounted(host, target.path)) ? ', and it is open or mounted' : '';
 		add('targetLv', `${vg}/${targetLv} already exists and this run did not create it${busy}: it is never written to`);
@@ -153,7 +156,7 @@ export async function volumesPreflight(context: PreflightContext): Promise<void>
 
 	if (target || created || !source) return;
 	try {
-		const group = await getVg(host, vg);
+		const group = await reads.group!;
 		const needs =
 			(snapshot ? 0 : roundUpToExtent(parseSize(snapshotSize), group.extentSize)) +
 			roundUpToExtent(source.size, group.extentSize);

@@ -25,6 +25,9 @@ export function formatEta(seconds: number | undefined): string {
 
 const twoDigits = (value: number) => String(value).padStart(2, '0');
 
+/** Made once: each new Intl.DateTimeFormat costs milliseconds, and every command's log line asks for the zone. */
+let zoneFormat: Intl.DateTimeFormat | undefined;
+
 /**
  * A wall-clock time on this host, `09:50:25 UTC`: always 24-hour and zero
  * padded, whatever locale data this Node was built with (`toLocaleTimeString`
@@ -32,9 +35,8 @@ const twoDigits = (value: number) => String(value).padStart(2, '0');
  */
 export function formatClock(at: string | number): string {
 	const date = new Date(at);
-	const zone = new Intl.DateTimeFormat('en-US', {timeZoneName: 'short'})
-		.formatToParts(date)
-		.find((part) => part.type === 'timeZoneName')?.value;
+	zoneFormat ??= new Intl.DateTimeFormat('en-US', {timeZoneName: 'short'});
+	const zone = zoneFormat.formatToParts(date).find((part) => part.type === 'timeZoneName')?.value;
 	const clock = clockTime(date.getTime());
 	return zone ? `${clock} ${zone}` : clock;
 }

@@ -2,24 +2,18 @@ import {render} from 'ink';
 import React from 'react';
 import {FarmPicker, type FarmChoice} from '../components/farm-picker.js';
 import {RunApp} from '../components/run-app.js';
-import type {StartRun} from '../engine/api.js';
 import {clearEarlyLine} from './early-line.js';
 import type {RunOutcome} from './run-state.js';
-import {createRunStore, type RunStoreOptions} from './run-store.js';
+import type {RunStore} from './run-store.js';
 
-type Streams = {stdin?: NodeJS.ReadStream; stdout?: NodeJS.WriteStream};
+export type Streams = {stdin?: NodeJS.ReadStream; stdout?: NodeJS.WriteStream};
 
 /**
  * Repaints at most this often. Over a slow SSH link every frame is bytes on
- * the wire; copy progress is coalesced to the same pace before it reaches state.
+ * the wire; copy progress is coalesced to the same pace before it reaches state
+ * (run-store's progressIntervalMs).
  */
 const maxFps = 4;
-/**
- * Copy progress reaches the screen once in this many ms: each update repaints
- * the live region (~0.9 KB), and a copy takes minutes, so one a second and a
- * half keeps a long copy under 1 KB/s on the wire.
- */
-const progressIntervalMs = 1500;
 
 function inkOptions(streams: Streams) {
 	return {
@@ -32,19 +26,16 @@ function inkOptions(streams: Streams) {
 	};
 }
 
-export type RenderRunOptions = Streams &
-	Omit<RunStoreOptions, 'progressIntervalMs'> & {
-		start: StartRun;
-		/** Once aborted (a signal, a lost terminal), the screen goes as soon as the engine stops: nobody is there to press a key. */
-		signal?: AbortSignal;
-	};
-
 /**
- * Runs the engine (outside React, on a store) and shows it in the terminal
- * until the admin leaves; resolves with how the run ended.
+ * Shows the run on `store`, whose engine `ended` tells how it ended, in the
+ * terminal until the admin leaves; resolves with how the run ended. Loaded
+ * (with Ink and React) once the engine has started: see start-run.ts.
  */
-export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> {
-	const store = createRunStore({...options, progressIntervalMs});
+export async function mountRun(
+	store: RunStore,
+	ended: Promise<RunOutcome>,
+	options: Streams & {signal?: AbortSignal},
+): Promise<RunOutcome> {
 	let outcome: RunOutcome = 'stopped';
 	clearEarlyLine();
 	const instance = render(
@@ -56,10 +47,10 @@ export async function renderRun(options: RenderRunOptions): Promise<RunOutcome> 
 		/>,
 		inkOptions(options),
 	);
-	const ended = await store.start(options.start);
+	const result = await ended;
 	if (options.signal?.aborted) {
 		instance.unmount();
-		outcome = ended;
+		outcome = result;
 	}
 
 	await instance.waitUntilExit();

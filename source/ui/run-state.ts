@@ -299,3 +299,10 @@ export function summaryLine(state: RunState): {tone: 'success' | 'warning' | 'er
 
 	return {tone: 'warning', text: `stopped${message} (${tally})`, resume};
 }
+
+/** Before the first stage: what the preflight still waits for (its checks run side by side). */
+export function preflightLine(preflight: RunState['preflight']): string {
+	if (!preflight) return 'starting…';
+	if (preflight.running.length === 0) return `preflight: ${preflight.total} checks done`;
+	return `preflight ${preflight.done}/${preflight.total} done, checking ${preflight.running.join(', ')}…`;
+}

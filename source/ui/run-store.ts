@@ -10,6 +10,12 @@ export type RunStoreOptions = {
 	resumedNote?: string;
 	/** How often copy progress may reach the state (and so the screen). */
 	progressIntervalMs?: number;
+	/**
+	 * The screen's repaint pace: the engine's news (a command run, a check done) reaches the screen at most once
+	 * in this many ms, each time with all of it; keys, questions and the run's end at once. Every re-render is
+	 * work on the one thread that also starts the preflight's checkers. Default 0: every event at once.
+	 */
+	frameMs?: number;
 };
 
 /**
@@ -39,9 +45,21 @@ export function createRunStore(options: RunStoreOptions): RunStore {
 	let state = initialRunState(options);
 	const listeners = new Set<() => void>();
 	const controller = new AbortController();
-	const set = (action: EngineEvent | UiAction) => {
-		state = runReducer(state, action);
+	const frameMs = options.frameMs ?? 0;
+	let frame: NodeJS.Timeout | undefined;
+	let lastShown = 0;
+	const show = () => {
+		clearTimeout(frame);
+		frame = undefined;
+		lastShown = Date.now();
 		for (const listener of listeners) listener();
+	};
+
+	const set = (action: EngineEvent | UiAction, atOnce = true) => {
+		state = runReducer(state, action);
+		const wait = lastShown + frameMs - Date.now();
+		if (atOnce || wait <= 0) show();
+		else frame ??= setTimeout(show, wait);
 	};
 
 	const tui = createTuiPrompt((request) => {
@@ -59,7 +77,7 @@ export function createRunStore(options: RunStoreOptions): RunStore {
 		pending = undefined;
 		if (!event) return;
 		lastFlush = Date.now();
-		set(event);
+		set(event, false);
 	};
 
 	const quit = () => {
@@ -70,7 +88,7 @@ export function createRunStore(options: RunStoreOptions): RunStore {
 	const onEvent = (event: EngineEvent) => {
 		if (event.type !== 'progress') {
 			flush();
-			set(event);
+			set(event, false);
 			return;
 		}
 
