@@ -400,7 +400,8 @@ function percent(bytes: number, total: number): string {
 export const copyStage: Stage = {
 	id: 'copy',
 	title: 'Copy the disk',
-	summary: 'dd from the snapshot to the target volume at copyRate, detached, with direct I/O and live progress',
+	summary:
+		'the snapshot copied to the target volume at copyRate (4 requests in flight; dd at a fixed rate), detached, with direct I/O and live progress',
 	danger: 'typed',
 	skippable: false,
 	async check(context) {
@@ -449,7 +450,7 @@ export const copyStage: Stage = {
 		const {vg, snapshotLv, targetLv, copyBlockSize, copyRate} = context.settings;
 		const rate = parseCopyRate(copyRate);
 		const notes = [
-			'dd runs detached: it survives a dropped SSH session, and the next run reattaches to it',
+			'the copy runs detached: it survives a dropped SSH session, and the next run reattaches to it',
 			'direct I/O where the devices take O_DIRECT, else synchronous writes',
 			rate.mode === 'auto'
 				? `copyRate auto: ${copyWorkers} requests in flight at full speed while the disks are otherwise idle, slowed (a cgroup limit) while VMs wait on them; + and - change it`

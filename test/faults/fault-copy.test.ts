@@ -142,8 +142,9 @@ for (const {copyRate, slow} of killModes) {
 			);
 			assert.ok(restart > 0, 'the copy did not start over');
 			assert.ok(restart <= killed.position, 'nothing dd had not written is skipped');
-			// dd: one report's stretch. The copier: its windows in flight, at most one per worker.
-			const bound = copyRate.endsWith('M') ? window + killed.blockSize : copyWorkers * killed.blockSize;
+			// dd: one report's stretch (and the block under way). The copier: one report's stretch and its windows
+			// in flight, at most one per worker.
+			const bound = window + (copyRate.endsWith('M') ? 1 : copyWorkers) * killed.blockSize;
 			assert.ok(killed.position - restart <= bound, `at most ${bound} bytes (one checkpoint window) copied again`);
 			assert.notEqual(Number(facts['copy.pid']), killed.pid);
 			assert.equal(facts['copy.rate'], copyRate, 'the rerun copied in the same mode');
