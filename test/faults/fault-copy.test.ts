@@ -203,7 +203,9 @@ test(
 	'the snapshot filling up: extended at 80 %; once invalid the copy is thrown away and redone',
 	{timeout: 240_000},
 	async (t) => {
-		const farm = await makeFarm(t, {size, settings: {...slowCopy, snapshotSize: '16M', snapshotExtendBy: '8M'}});
+		// dd in 4 KiB blocks under a fixed 8 MiB/s: still copying, however fast the disk, when the test stops it.
+		const settings = {...slowCopy, copyRate: '8M', snapshotSize: '16M', snapshotExtendBy: '8M'};
+		const farm = await makeFarm(t, {size, settings});
 		const {vg, snapshotLv} = farm.settings;
 		const lvmSim = path.join(farm.root, 'bin/lvm-sim');
 		const setPercent = async (percent: number) =>
