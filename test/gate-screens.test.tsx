@@ -35,7 +35,7 @@ const keyLines: Record<string, RegExp[]> = {
 	'firewall-restart': [/run farmclone confirm\s+gallifrey-dev;/, /\$ shorewall restart /],
 	'ganeti-instance': [/\$ gnt-instance add .*/],
 	'reverse-proxy': [/server_name gallifrey-dev\.dachary\.org;/, /proxy_pass http:\/\/gallifrey-dev\.xivo\.vm\.farm;/],
-	copy: [/\$ node \S+copier\.js if=/],
+	copy: [/\$ node \S+copier\.js\s+if=/],
 	mac: [/MAC 52:54:/],
 };
 
