@@ -78,7 +78,7 @@ test('an uninterrupted run: the reference farm tree', {timeout: 300_000}, async 
 });
 
 /**
- * Each copyRate mode, killed at about half. `auto` and `max` copy at full speed, so their dd is held at its
+ * Each copyRate mode, killed at about half. `auto` and `max` copy at full speed, so their copier is held at its
  * start and given a slow disk (16 MiB/s, the test's own cgroup) before it goes: still copying however fast
  * this machine's disk is. A fixed rate is slow by its own limit.
  */
@@ -90,7 +90,7 @@ const killModes = [
 
 for (const {copyRate, slow} of killModes) {
 	test(
-		`copyRate ${copyRate}: dd killed at about half, the rerun copies again at most one of its reports, and the clone is exact`,
+		`copyRate ${copyRate}: the copy (dd or the copier) killed at about half, the rerun copies again at most one report and the windows in flight, and the clone is exact`,
 		{timeout: 240_000},
 		async (t) => {
 			const farm = await makeFarm(t, {size: 128 * MiB, settings: {...slowCopy, copyRate}, holdCopy: slow});
@@ -164,7 +164,7 @@ for (const {copyRate, slow} of killModes) {
 
 for (const kind of ['SIGHUP', 'SIGKILL'] as const) {
 	test(
-		`${kind} of farmclone during the copy: dd goes on, the rerun reattaches to the same dd`,
+		`${kind} of farmclone during the copy: the copy goes on, the rerun reattaches to the same process`,
 		{timeout: 240_000},
 		async (t) => {
 			// dd holds itself at its start (holdCopy): however fast the disk, it is still copying when farmclone goes.
