@@ -316,8 +316,27 @@ export async function copyOutcome(job: CopyJob): Promise<CopyOutcome> {
 	return outcome(job, parseDdOutput(await fs.readFile(job.progressFile, 'utf8').catch(() => '')));
 }
 
+/**
+ * Our child's exit code. The child is unref'd (it outlives farmclone): with
+ * nothing else pending, node may exit before reaping it (probably the bench's
+ * one exit code 13, an await that never settled). A timer keeps the loop alive
+ * meanwhile, and is cancelled once the code comes.
+ */
+async function exitCodeOf(exited: Promise<number | undefined>): Promise<number | undefined> {
+	const timer = new AbortController();
+	try {
+		const waited = sleep(5000, undefined, {signal: timer.signal}).then(
+			() => undefined,
+			() => undefined,
+		);
+		return await Promise.race([exited, waited]);
+	} finally {
+		timer.abort();
+	}
+}
+
 async function outcome(job: CopyJob, report: DdReport): Promise<CopyOutcome> {
-	const exitCode = job.exited ? await job.exited : undefined;
+	const exitCode = job.exited ? await exitCodeOf(job.exited) : undefined;
 	const bytes = job.offset + report.bytes;
 	const complete = report.finished && bytes >= job.total && report.errors.length === 0;
 	if (complete && (exitCode === undefined || exitCode === 0)) return {status: 'completed', bytes};
