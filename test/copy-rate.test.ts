@@ -4,6 +4,7 @@ import {
 	autoFloor,
 	autoStep,
 	blockSizeFor,
+	workersFor,
 	copyRateProblem,
 	nudgeCopyRate,
 	parseCopyRate,
@@ -28,11 +29,13 @@ test('copyRate: auto, max and fixed rates parse; bad values get an error naming 
 	assert.match(copyRateProblem(80) ?? '', /must be auto, max or a rate/);
 });
 
-test('max copies in larger blocks, capped at 64 MiB', () => {
-	assert.equal(blockSizeFor({mode: 'max'}, 1024 * 1024), 64 * 1024 * 1024);
-	assert.equal(blockSizeFor({mode: 'max'}, 4096), 256 * 1024);
-	assert.equal(blockSizeFor({mode: 'auto'}, 1024 * 1024), 1024 * 1024);
+test('auto and max copy with workers in windows of 16 blocks, capped at 64 MiB; a fixed rate with dd', () => {
+	assert.equal(blockSizeFor({mode: 'max'}, 1024 * 1024), 16 * 1024 * 1024);
+	assert.equal(blockSizeFor({mode: 'auto'}, 4096), 64 * 1024);
 	assert.equal(blockSizeFor({mode: 'max'}, 32 * 1024 * 1024), 64 * 1024 * 1024);
+	assert.equal(blockSizeFor({mode: 'fixed', bytesPerSecond: 80 * MiB}, 1024 * 1024), 1024 * 1024);
+	assert.equal(workersFor({mode: 'auto'}), 4);
+	assert.equal(workersFor({mode: 'fixed', bytesPerSecond: 80 * MiB}), undefined);
 });
 
 test('diskstats are summed over the watched devices only, merged requests counted as submitted', () => {
@@ -44,18 +47,40 @@ test('diskstats are summed over the watched devices only, merged requests counte
 	assert.deepEqual(parseDiskstats(text, ['254:0'], 5), {submitted: 330, completed: 300, ticks: 200, atMs: 5});
 });
 
-test('auto: cuts to the floor when other requests show up, climbs back and lifts the limit when they stop', () => {
+test('auto: others waiting far above idle cut the copy to the floor; near idle it speeds up; alone it lifts the limit', () => {
 	const state: AutoState = {limit: undefined, peakRate: 0, quietIntervals: 0, idleLatencyMs: 0.4};
-	const quiet = {seconds: 0.5, diskRequests: 300, ownRequests: 298, completed: 300, ticks: 600, ownRate: 200e6};
-	assert.equal(autoStep(state, quiet).limit, undefined);
-	const busy = {...quiet, diskRequests: 2000};
-	const decision = autoStep(state, busy);
+	// Alone: the copy's own requests are slow (a queue of its own), and that is nobody's business.
+	const alone = {seconds: 0.5, diskRequests: 300, ownRequests: 298, completed: 300, ticks: 3000, ownRate: 200e6};
+	assert.equal(autoStep(state, alone).limit, undefined);
+	// Other requests at idle latency: nobody suffers, no limit.
+	const harmless = {...alone, diskRequests: 2000, completed: 2000, ticks: 2000 * 0.4};
+	assert.equal(autoStep(state, harmless).limit, undefined);
+	// Others at 10x idle: straight to the floor.
+	const hurting = {...harmless, ticks: 2000 * 4};
+	const decision = autoStep(state, hurting);
 	assert.equal(decision.limit, autoFloor);
 	assert.equal(decision.foreignRate, (2000 - 298) / 0.5);
+	assert.equal(decision.latencyMs, 4);
+	// 1.2x idle while the copy uses its limit: a quarter faster.
+	assert.equal(autoStep(state, {...harmless, ticks: 2000 * 0.48, ownRate: autoFloor}).limit, autoFloor * 1.25);
+	// 3x idle: half of what the copy did.
+	state.limit = 100 * MiB;
+	assert.equal(autoStep(state, {...harmless, ticks: 2000 * 1.2, ownRate: 80 * MiB}).limit, 40 * MiB);
 	let steps = 0;
-	while (autoStep(state, {...quiet, ownRate: 10e6}).limit !== undefined) steps++;
-	// 16 MiB/s doubled past 1.5x the 200 MB/s peak: a few half-second steps, well within 10 s.
-	assert.ok(steps <= 5, `${steps} steps`);
+	while (autoStep(state, {...alone, ownRate: 10e6}).limit !== undefined) steps++;
+	// From the floor, x4 per half-second step past 1.5x the 200 MB/s peak: within 2 s, well within 10 s.
+	assert.ok(steps <= 3, `${steps} steps`);
+});
+
+test('auto: an unknown idle latency is learned as the least seen while others use the disks', () => {
+	const state: AutoState = {limit: undefined, peakRate: 0, quietIntervals: 0, idleLatencyMs: undefined};
+	const others = {seconds: 0.5, diskRequests: 1000, ownRequests: 10, completed: 1000, ownRate: 20e6};
+	autoStep(state, {...others, ticks: 300});
+	assert.equal(state.idleLatencyMs, 0.3);
+	assert.equal(state.limit, undefined);
+	autoStep(state, {...others, ticks: 3000});
+	assert.equal(state.idleLatencyMs, 0.3);
+	assert.equal(state.limit, autoFloor);
 });
 
 test('settings: copyRate defaults to auto and a bad one is refused', () => {

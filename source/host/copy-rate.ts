@@ -3,8 +3,8 @@ import path from 'node:path';
 
 /**
  * How fast the copy goes. `auto`: full speed while nobody else uses the
- * disks, backing off to `autoFloor` while other I/O (the running VMs) shows
- * up in /proc/diskstats. `max`: full speed, larger blocks, no idle I/O class.
+ * disks, slower while other I/O (the running VMs) waits longer than idle in
+ * /proc/diskstats. `max`: full speed. Both with several requests in flight.
  * A fixed rate: a kernel-enforced ceiling in bytes per second.
  */
 export type CopyRate = {mode: 'auto'} | {mode: 'max'} | {mode: 'fixed'; bytesPerSecond: number};
@@ -40,9 +40,20 @@ export function copyRateProblem(value: unknown): string | undefined {
 	}
 }
 
-/** dd's block size in each mode: `max` takes larger blocks (fewer round trips: dd waits on each). */
+/** Requests `auto` and `max` keep in flight: reads overlap writes, and the device always has the next one. */
+export const copyWorkers = 4;
+
+/**
+ * The copy's block in each mode: dd's block for a fixed rate; for `auto` and
+ * `max` the copier's window, 16 blocks (16 MiB by default: 4 workers then keep
+ * 64 MiB in flight, what a resume may copy again).
+ */
 export function blockSizeFor(rate: CopyRate, copyBlockSize: number): number {
-	return rate.mode === 'max' ? Math.min(64 * 1024 * 1024, copyBlockSize * 64) : copyBlockSize;
+	return rate.mode === 'fixed' ? copyBlockSize : Math.min(64 * 1024 * 1024, copyBlockSize * 16);
+}
+
+export function workersFor(rate: CopyRate): number | undefined {
+	return rate.mode === 'fixed' ? undefined : copyWorkers;
 }
 
 // ---------------------------------------------------------------- devices
@@ -274,22 +285,35 @@ export type AutoState = {
 	/** Highest copy rate seen without a limit: what `unlimited` is worth. */
 	peakRate: number;
 	quietIntervals: number;
-	/** Mean latency per request of the disks before the copy started. */
+	/**
+	 * The disks' mean latency per request without the copy: measured before it
+	 * started, and lowered to the least seen since while others used the disks.
+	 */
 	idleLatencyMs: number | undefined;
 };
 
-/** Other I/O below this (requests per second) is the filesystem's own journal, not a VM at work. */
+/** Fewer other requests than this per second: nobody to be gentle with (a filesystem's journal, a log). */
 export const foreignThreshold = 25;
-/** While others use the disks, the copy goes no faster than this: gentle enough for a 4k random reader. */
+/** The slowest `auto` goes: gentle enough for a 4k random reader, still 1 GB a minute. */
 export const autoFloor = 16 * 1024 * 1024;
+/** Others' latency above this multiple of idle: the copy slows down (the target is a neighbour's p99 <= 3x alone). */
+export const latencyCeiling = 2;
+/** Below this multiple of idle the copy may speed up again. */
+const latencyComfort = 1.4;
+/** The idle latency to start from when the disks did nothing while it was measured: a rotating disk's seek. */
+const unknownIdleMs = 1;
 
 /**
- * One step of `auto`: cut to the floor as soon as another process's
- * requests show up (a running VM waits behind every copy request), double
- * back after one quiet interval, and lift the limit once it is well above
- * what the copy reaches anyway. The other requests are the disks' submitted
- * requests minus the copy's own (its cgroup's count, or its bytes divided by
- * the request size where the kernel keeps no count).
+ * One step of `auto`, twice a second, from /proc/diskstats of the disks under
+ * the volume group. Whether anybody else uses the disks: the requests the
+ * disks saw minus the copy's own (its cgroup's count, or its bytes divided by
+ * the window where the kernel keeps none). How much they suffer: the disks'
+ * mean time per request against idle. Nobody else: the limit is lifted
+ * within a second or two (x4 per step), so a copy is back to full speed as
+ * soon as the VMs go quiet. Others there: far above idle, straight to the
+ * floor; above latencyCeiling, half of what the copy did; comfortably near
+ * idle, a quarter faster. The copy's own requests count in the mean too, so
+ * beside a VM doing little the copy errs on the gentle side.
  */
 export function autoStep(
 	state: AutoState,
@@ -305,14 +329,29 @@ export function autoStep(
 	const foreignRate = Math.max(0, sample.diskRequests - sample.ownRequests) / Math.max(sample.seconds, 0.001);
 	const latencyMs = sample.completed > 0 ? sample.ticks / sample.completed : undefined;
 	if (state.limit === undefined) state.peakRate = Math.max(state.peakRate, sample.ownRate);
-	if (foreignRate > foreignThreshold) {
-		state.quietIntervals = 0;
-		state.limit = autoFloor;
-	} else if (state.limit !== undefined) {
-		state.quietIntervals++;
-		state.limit *= 2;
+	const lift = () => {
+		if (state.limit === undefined) return;
 		if (state.peakRate > 0 && state.limit > state.peakRate * 1.5) state.limit = undefined;
 		else if (state.peakRate === 0 && state.limit > 64 * autoFloor) state.limit = undefined;
+	};
+
+	if (foreignRate <= foreignThreshold || latencyMs === undefined) {
+		state.quietIntervals++;
+		if (state.limit !== undefined) state.limit *= 4;
+		lift();
+		return {limit: state.limit, foreignRate, latencyMs};
+	}
+
+	state.quietIntervals = 0;
+	const idle = Math.min(state.idleLatencyMs ?? unknownIdleMs, Math.max(latencyMs, 0.05));
+	state.idleLatencyMs = idle;
+	const ratio = latencyMs / idle;
+	const doing = Math.min(state.limit ?? Number.POSITIVE_INFINITY, Math.max(sample.ownRate, autoFloor));
+	if (ratio > 2 * latencyCeiling) state.limit = autoFloor;
+	else if (ratio > latencyCeiling) state.limit = Math.max(autoFloor, doing / 2);
+	else if (ratio < latencyComfort && state.limit !== undefined && sample.ownRate >= state.limit * 0.7) {
+		state.limit *= 1.25;
+		lift();
 	}
 
 	return {limit: state.limit, foreignRate, latencyMs};
