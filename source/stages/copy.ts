@@ -1,5 +1,6 @@
 import path from 'node:path';
 import {CopyGovernor} from '../host/copy-governor.js';
+import {LatencyProbe} from '../host/latency-probe.js';
 import {
 	blockSizeFor,
 	copyDevices,
@@ -273,8 +274,13 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 	// (a short copy would otherwise end unwatched), and recorded for a farmclone that reattaches to this dd.
 	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
 	// `max` does not look at the latency: no reason to wait for it.
-	const idleLatencyMs =
-		devices && rate.mode !== 'max' ? await CopyGovernor.idleLatency(devices, idleSampleMs) : undefined;
+	let idleLatencyMs: number | undefined;
+	if (devices && rate.mode !== 'max') {
+		const probe = LatencyProbe.open(found.source.path, found.source.size);
+		idleLatencyMs = await CopyGovernor.idleLatency(devices, idleSampleMs, probe);
+		probe?.close();
+	}
+
 	// A fixed rate holds from dd's first block, not from the governor's first look.
 	if (rate.mode === 'fixed' && devices) {
 		await setKernelLimit(limiter, devices.throttled, rate.bytesPerSecond).catch(() => undefined);
@@ -425,8 +431,10 @@ async function startGovernor(
 	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
 	if (!devices) return undefined;
 	const limiter = recordedLimiter(context) ?? {kind: 'pacing' as const};
-	const idle = state.idleLatencyMs;
-	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, typeof idle === 'number' ? idle : undefined);
+	const idle = typeof state.idleLatencyMs === 'number' ? state.idleLatencyMs : undefined;
+	// The same small reads as the idle latency's, of a volume on the same disks: what a VM there waits.
+	const probe = rate.mode === 'auto' ? LatencyProbe.open(found.source.path, found.source.size) : undefined;
+	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, idle, probe);
 }
 
 function percent(bytes: number, total: number): string {
@@ -436,8 +444,7 @@ function percent(bytes: number, total: number): string {
 export const copyStage: Stage = {
 	id: 'copy',
 	title: 'Copy the disk',
-	summary:
-		'the snapshot copied to the target volume at copyRate (4 requests in flight; dd at a fixed rate), detached, with direct I/O and live progress',
+	summary: `the snapshot copied to the target volume at copyRate (${copyWorkers} requests in flight; dd at a fixed rate), detached, with direct I/O and live progress`,
 	danger: 'typed',
 	skippable: false,
 	preflight: [volumesPreflight],
