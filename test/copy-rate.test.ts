@@ -65,8 +65,10 @@ test('auto: others whose small reads wait above idle cut the copy; near idle it 
 	assert.equal(autoStep(state, alone).limit, undefined);
 	// The probe's own reads are not somebody else's.
 	assert.equal(autoStep(state, {...alone, diskRequests: 320, probeRequests: 20, probeMs: 40}).limit, undefined);
-	// Others there, and a small read waits as on idle disks: nobody suffers, no limit.
+	// Others in one poll after quiet ones (a journal commit): held, whatever the probe says.
 	const harmless = {...alone, diskRequests: 2000, completed: 2000, ticks: 2000 * 5, probeMs: 0.4, probeRequests: 3};
+	assert.equal(autoStep(state, {...harmless, probeMs: 40}).limit, undefined, 'a lone burst is not a neighbour');
+	// Others there, and a small read waits as on idle disks: nobody suffers, no limit.
 	assert.equal(autoStep(state, harmless).limit, undefined, "the disks' mean (5 ms) is the copy's own queue");
 	// At 10x idle: straight to the floor.
 	const hurting = {...harmless, probeMs: 4};
@@ -85,7 +87,7 @@ test('auto: others whose small reads wait above idle cut the copy; near idle it 
 	while (autoStep(state, {...alone, ownRate: 10e6}).limit !== undefined) steps++;
 	// From the floor, x4 per half-second step past 1.5x the 200 MB/s peak: within 2 s, well within 10 s.
 	assert.ok(steps <= 3, `${steps} steps`);
-	// Others still there but near idle: x2 per step, from the floor to none within 5 steps (2.5 s).
+	// Others back and near idle: a poll held, then x2 per step, from the floor to none within 5 steps.
 	state.limit = autoFloor;
 	steps = 0;
 	while (autoStep(state, {...harmless, ownRate: 10e6}).limit !== undefined) steps++;

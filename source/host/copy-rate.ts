@@ -320,8 +320,8 @@ const unknownIdleMs = 1;
  *
  * Nobody else: x4 per step, the limit lifted past 1.5x the copy's peak, so the
  * copy is back to full speed within a second or two of the VMs going quiet.
- * Others there and waiting far above idle (2x latencyCeiling): straight to
- * the floor; above latencyCeiling: half of what the copy did, never below the
+ * Others there (two polls in a row) and waiting far above idle (2x
+ * latencyCeiling): straight to the floor; above latencyCeiling: half of what the copy did, never below the
  * floor. Others there and comfortably near idle: x2 per step. In between: held.
  */
 export function autoStep(
@@ -354,7 +354,11 @@ export function autoStep(
 		return {limit: state.limit, foreignRate, latencyMs};
 	}
 
+	// Others in one poll after quiet ones: held, not yet judged. A lone burst (a filesystem's journal commit, a
+	// log) would otherwise send a full-speed copy to the floor; a VM that keeps reading is judged a poll later.
+	const afterQuiet = state.quietIntervals > 0;
 	state.quietIntervals = 0;
+	if (afterQuiet) return {limit: state.limit, foreignRate, latencyMs};
 	const idle = Math.min(state.idleLatencyMs ?? unknownIdleMs, Math.max(latencyMs, 0.05));
 	state.idleLatencyMs = idle;
 	const ratio = latencyMs / idle;
