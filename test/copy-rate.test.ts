@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import {test} from 'node:test';
 import {
 	autoFloor,
 	autoStep,
 	blockSizeFor,
+	workersFor,
 	copyRateProblem,
 	nudgeCopyRate,
 	parseCopyRate,
@@ -11,6 +15,7 @@ import {
 	type AutoState,
 } from '../source/host/copy-rate.js';
 import {CopyGovernor} from '../source/host/copy-governor.js';
+import {LatencyProbe} from '../source/host/latency-probe.js';
 import {defaultSettings} from '../source/settings/schema.js';
 import {validateSettings} from '../source/settings/validate.js';
 
@@ -28,11 +33,13 @@ test('copyRate: auto, max and fixed rates parse; bad values get an error naming 
 	assert.match(copyRateProblem(80) ?? '', /must be auto, max or a rate/);
 });
 
-test('max copies in larger blocks, capped at 64 MiB', () => {
-	assert.equal(blockSizeFor({mode: 'max'}, 1024 * 1024), 64 * 1024 * 1024);
-	assert.equal(blockSizeFor({mode: 'max'}, 4096), 256 * 1024);
-	assert.equal(blockSizeFor({mode: 'auto'}, 1024 * 1024), 1024 * 1024);
+test('auto and max copy with 2 workers in windows of 32 blocks, capped at 64 MiB; a fixed rate with dd', () => {
+	assert.equal(blockSizeFor({mode: 'max'}, 1024 * 1024), 32 * 1024 * 1024);
+	assert.equal(blockSizeFor({mode: 'auto'}, 4096), 128 * 1024);
 	assert.equal(blockSizeFor({mode: 'max'}, 32 * 1024 * 1024), 64 * 1024 * 1024);
+	assert.equal(blockSizeFor({mode: 'fixed', bytesPerSecond: 80 * MiB}, 1024 * 1024), 1024 * 1024);
+	assert.equal(workersFor({mode: 'auto'}), 2);
+	assert.equal(workersFor({mode: 'fixed', bytesPerSecond: 80 * MiB}), undefined);
 });
 
 test('diskstats are summed over the watched devices only, merged requests counted as submitted', () => {
@@ -44,18 +51,58 @@ test('diskstats are summed over the watched devices only, merged requests counte
 	assert.deepEqual(parseDiskstats(text, ['254:0'], 5), {submitted: 330, completed: 300, ticks: 200, atMs: 5});
 });
 
-test('auto: cuts to the floor when other requests show up, climbs back and lifts the limit when they stop', () => {
-	const state: AutoState = {limit: undefined, peakRate: 0, quietIntervals: 0, idleLatencyMs: 0.4};
-	const quiet = {seconds: 0.5, diskRequests: 300, ownRequests: 298, completed: 300, ticks: 600, ownRate: 200e6};
-	assert.equal(autoStep(state, quiet).limit, undefined);
-	const busy = {...quiet, diskRequests: 2000};
-	const decision = autoStep(state, busy);
+const fresh = (idleLatencyMs: number | undefined): AutoState => ({
+	limit: undefined,
+	peakRate: 0,
+	quietIntervals: 0,
+	idleLatencyMs,
+});
+
+test('auto: others whose small reads wait above idle cut the copy; near idle it doubles; alone it lifts the limit', () => {
+	const state = fresh(0.4);
+	// Alone: the copy's own requests are slow (a queue of its own), and that is nobody's business.
+	const alone = {seconds: 0.5, diskRequests: 300, ownRequests: 298, completed: 300, ticks: 3000, ownRate: 200e6};
+	assert.equal(autoStep(state, alone).limit, undefined);
+	// The probe's own reads are not somebody else's.
+	assert.equal(autoStep(state, {...alone, diskRequests: 320, probeRequests: 20, probeMs: 40}).limit, undefined);
+	// Others in one poll after quiet ones (a journal commit): held, whatever the probe says.
+	const harmless = {...alone, diskRequests: 2000, completed: 2000, ticks: 2000 * 5, probeMs: 0.4, probeRequests: 3};
+	assert.equal(autoStep(state, {...harmless, probeMs: 40}).limit, undefined, 'a lone burst is not a neighbour');
+	// Others there, and a small read waits as on idle disks: nobody suffers, no limit.
+	assert.equal(autoStep(state, harmless).limit, undefined, "the disks' mean (5 ms) is the copy's own queue");
+	// At 10x idle: straight to the floor.
+	const hurting = {...harmless, probeMs: 4};
+	const decision = autoStep(state, hurting);
 	assert.equal(decision.limit, autoFloor);
-	assert.equal(decision.foreignRate, (2000 - 298) / 0.5);
+	assert.equal(decision.foreignRate, (2000 - 298 - 3) / 0.5);
+	assert.equal(decision.latencyMs, 4);
+	// 1.2x idle: twice the limit.
+	assert.equal(autoStep(state, {...harmless, probeMs: 0.48, ownRate: autoFloor}).limit, autoFloor * 2);
+	// 1.6x idle: held. 3x idle, once: half of what the copy did.
+	assert.equal(autoStep(state, {...harmless, probeMs: 0.64}).limit, autoFloor * 2);
+	state.limit = 100 * MiB;
+	assert.equal(autoStep(state, {...harmless, probeMs: 1.2, ownRate: 80 * MiB}).limit, 40 * MiB);
 	let steps = 0;
-	while (autoStep(state, {...quiet, ownRate: 10e6}).limit !== undefined) steps++;
-	// 16 MiB/s doubled past 1.5x the 200 MB/s peak: a few half-second steps, well within 10 s.
+	state.limit = autoFloor;
+	while (autoStep(state, {...alone, ownRate: 10e6}).limit !== undefined) steps++;
+	// From the floor, x4 per half-second step past 1.5x the 200 MB/s peak: within 2 s, well within 10 s.
+	assert.ok(steps <= 3, `${steps} steps`);
+	// Others back and near idle: a poll held, then x2 per step, from the floor to none within 5 steps.
+	state.limit = autoFloor;
+	steps = 0;
+	while (autoStep(state, {...harmless, ownRate: 10e6}).limit !== undefined) steps++;
 	assert.ok(steps <= 5, `${steps} steps`);
+});
+
+test('auto: without a probe, the mean per request; an unknown idle latency is learned as the least seen', () => {
+	const state = fresh(undefined);
+	const others = {seconds: 0.5, diskRequests: 1000, ownRequests: 10, completed: 1000, ownRate: 20e6};
+	autoStep(state, {...others, ticks: 300});
+	assert.equal(state.idleLatencyMs, 0.3);
+	assert.equal(state.limit, undefined);
+	autoStep(state, {...others, ticks: 3000});
+	assert.equal(state.idleLatencyMs, 0.3);
+	assert.equal(state.limit, autoFloor);
 });
 
 test('settings: copyRate defaults to auto and a bad one is refused', () => {
@@ -95,5 +142,28 @@ test('max starts without a limit; - gives it one below what it reached', () => {
 		assert.ok(governor.status().limit! > 0 && governor.status().limit! <= 16 * MiB);
 	} finally {
 		governor.stop();
+	}
+});
+
+test('the latency probe: small direct reads, timed and counted; refused where direct reads are', async (t) => {
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'probe-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	const file = path.join(dir, 'volume');
+	await fs.writeFile(file, Buffer.alloc(MiB, 7));
+	assert.equal(LatencyProbe.open(file, 1024), undefined, 'a volume smaller than one read');
+	assert.equal(LatencyProbe.open(path.join(dir, 'missing'), MiB), undefined);
+	const probe = LatencyProbe.open(file, MiB);
+	if (!probe) {
+		t.skip(`${os.tmpdir()} takes no direct reads`);
+		return;
+	}
+
+	try {
+		const before = probe.reads;
+		const ms = probe.sample(3);
+		assert.ok(ms !== undefined && ms >= 0, `${ms}`);
+		assert.equal(probe.reads - before, 3);
+	} finally {
+		probe.close();
 	}
 });

@@ -6,6 +6,7 @@ import {test, type TestContext} from 'node:test';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {
 	copyOutcome,
+	copyArgv,
 	ddArgv,
 	isAlive,
 	killCopy,
@@ -17,6 +18,7 @@ import {
 	type CopyProgressReport,
 } from '../source/host/copy.js';
 import {Host} from '../source/host/host.js';
+import {copy} from '../source/host/copier.js';
 import {heldDdDir, isStopped, waitFor} from './kit/farm.js';
 
 const MiB = 1024 * 1024;
@@ -217,4 +219,34 @@ test('direct I/O is probed on the file itself', async (t) => {
 	assert.ok(argv.includes('count=3'), 'a partial last block is still copied');
 	assert.ok(!argv.some((arg) => arg.includes('direct')));
 	assert.throws(() => ddArgv({source: 'a', target: 'b', total: 10, blockSize: 4, offset: 3}, true), /multiple/);
+});
+
+test('the copier: windows in flight at once, a resume point in dd words, the same bytes; a short source fails', async (t) => {
+	const {dir} = await scratch(t);
+	const source = path.join(dir, 'source');
+	const target = path.join(dir, 'target');
+	// Not a whole number of windows nor of sectors: the last window goes through the cache.
+	const size = 5 * MiB + 1000;
+	await fs.writeFile(source, randomBytes(size));
+	await fs.writeFile(target, Buffer.alloc(size));
+	const direct = await supportsDirectIo(source);
+	const lines: string[] = [];
+	await copy({source, target, window: MiB, workers: 3, from: MiB, to: size, direct}, (text) => lines.push(text));
+	const report = parseDdOutput(lines.join(''));
+	assert.equal(report.finished, true);
+	assert.equal(report.bytes, size - MiB);
+	assert.deepEqual(report.errors, []);
+	const [a, b] = await Promise.all([fs.readFile(source), fs.readFile(target)]);
+	assert.ok(b.subarray(0, MiB).equals(Buffer.alloc(MiB)), 'nothing before from= is written');
+	assert.ok(a.subarray(MiB).equals(b.subarray(MiB)));
+	const argv = copyArgv({source, target, total: size, blockSize: MiB, offset: 2 * MiB, workers: 4}, true);
+	assert.equal(argv[0], 'node');
+	assert.ok(argv.includes('from=2097152') && argv.includes('workers=4') && argv.includes('direct'));
+
+	const failed: string[] = [];
+	await assert.rejects(
+		copy({source, target, window: MiB, workers: 2, from: 0, to: size + MiB, direct}, (text) => failed.push(text)),
+		/ends at byte/,
+	);
+	assert.equal(parseDdOutput(failed.join('')).finished, false);
 });

@@ -44,7 +44,7 @@ const keyLines: Record<string, RegExp[]> = {
 		/server_name gallifrey-dev\.dachary\.org;/,
 		/proxy_pass http:\/\/gallifrey-dev\.xivo\.vm\.farm;/,
 	],
-	copy: [/\$ ionice -c3 -t dd if=/],
+	copy: [/\$ node \S+copier\.js\s+if=/],
 	mac: [/MAC 52:54:/],
 };
 

@@ -339,13 +339,13 @@ test('a copy that finished while farmclone was away is taken as done, without co
 });
 
 test('a copy whose dd died resumes from the recorded offset', async (t) => {
-	const {context, states, lv, logs, progress} = await farm(t, 96 * MiB);
+	const {context, states, lv, logs, progress} = await farm(t, 128 * MiB);
 	const {settings} = context;
 	await snapshotStage.apply(context);
 	await createVolumeStage.apply(context);
 	const snapshot = (await lv(settings.snapshotLv))!;
 	const target = (await lv(settings.targetLv))!;
-	const written = 80 * MiB;
+	const written = 112 * MiB;
 	const killing = {
 		...context,
 		async saveState(stage: string, patch: Record<string, StateValue>) {
@@ -358,18 +358,18 @@ test('a copy whose dd died resumes from the recorded offset', async (t) => {
 	};
 	await assert.rejects(copyStage.apply(killing), /copy failed/);
 	assert.equal(states['copy']?.['offset'], 0, 'a dd that reported nothing leaves nothing to resume');
-	// ...whereas one that had copied the first 80 MiB and said so leaves them on the target and in the states,
+	// ...whereas one that had copied the first 112 MiB and said so leaves them on the target and in the states,
 	// recorded in a boot before a power cut: the device may have lost what it had only cached.
 	const head = (await fs.readFile(snapshot.path)).subarray(0, written);
 	await fs.writeFile(target.path, head, {flag: 'r+'});
 	await context.saveState('copy', {offset: written, bootId: 'a boot before the power cut'});
-	assert.match((await copyStage.check(context)).detail, /resumes at 16\.0 MiB/);
+	assert.match((await copyStage.check(context)).detail, /resumes at 32\.0 MiB/);
 	const earlierEvents = progress.length;
 	await applyAndVerify(copyStage, context);
-	// Another boot: 64 MiB of margin before the recorded offset, in whole blocks of copyBlockSize (1 MiB).
-	const resumed = logs.find((line) => line.startsWith('resuming at 16.0 MiB'));
-	assert.ok(resumed?.includes(' skip=16 ') && resumed.includes(' seek=16 '), resumed);
-	assert.ok(progress[earlierEvents]!.bytes >= 16 * MiB, 'progress counts from the resume point');
+	// Another boot: 64 MiB of margin before the recorded offset, in whole windows of the copier (32 MiB).
+	const resumed = logs.find((line) => line.startsWith('resuming at 32.0 MiB'));
+	assert.ok(resumed?.includes(` from=${32 * MiB} `), resumed);
+	assert.ok(progress[earlierEvents]!.bytes >= 32 * MiB, 'progress counts from the resume point');
 	const source = (await lv(settings.sourceLv))!;
 	assert.ok(await sameBytes(source.path, target.path, source.size));
 });

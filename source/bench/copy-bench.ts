@@ -6,7 +6,11 @@
  * qd1 alone and beside each copy: p99 and IOPS) and auto's recovery once the
  * neighbour stops. Needs fio and qemu-utils.
  *
- *   npm run bench -- [size] [rounds]     (or FARMCLONE_BENCH_SIZE, FARMCLONE_BENCH_ROUNDS; default 1G, 5)
+ *   npm run bench -- [size] [rounds]     (or FARMCLONE_BENCH_SIZE, FARMCLONE_BENCH_ROUNDS; default 2G, 5)
+ *   FARMCLONE_BENCH_PARTS=throughput,neighbour,recovery   (the default: all three)
+ *
+ * 2 GiB: long enough that farmclone's start and end (a process to spawn, the
+ * cgroup, lvs) weigh on it about as little as they would on a real disk.
  *
  * Fairness:
  * - both must have the data on disk when the clock stops. The baseline gets
@@ -40,7 +44,13 @@ import {snapshotStage} from '../stages/snapshot.js';
 import type {StageContext} from '../stages/types.js';
 import {statesInMemory} from '../stages/state.js';
 
-const sizeText = process.argv[2] ?? process.env['FARMCLONE_BENCH_SIZE'] ?? '1G';
+const sizeText = process.argv[2] ?? process.env['FARMCLONE_BENCH_SIZE'] ?? '2G';
+const parts = new Set((process.env['FARMCLONE_BENCH_PARTS'] ?? 'throughput,neighbour,recovery').split(','));
+const load = () =>
+	os
+		.loadavg()
+		.map((value) => value.toFixed(1))
+		.join(' ');
 const rounds = Number(process.argv[3] ?? process.env['FARMCLONE_BENCH_ROUNDS'] ?? 5);
 const size = parseSize(sizeText);
 // Each method's run: its median over rounds.
@@ -232,180 +242,202 @@ try {
 
 	console.log(
 		`copy benchmark: ${formatBytes(size)}, ${rounds} rounds, block size ${formatBytes(settings.copyBlockSize)}, ` +
-			`${os.cpus().length} CPUs, in ${base}`,
+			`${os.cpus().length} CPUs, load average ${load()} at the start, in ${base}`,
 	);
+	const summary: string[] = [];
+	const verdict = (holds: boolean) => (holds ? 'holds' : 'NOT MET');
+
+	// ---------------------------------------------------------------- throughput
 	const seconds = new Map<string, number[]>(methods.map((method) => [method.name, []]));
 	const limits: number[] = [];
-	for (let round = 1; round <= rounds; round++) {
-		const order = round % 2 ? methods : [...methods].reverse();
-		for (const method of order) seconds.get(method.name)!.push(await method.run());
-		limits.push(await fioLimit());
-		console.log(
-			`round ${round}: ` +
-				methods.map((method) => `${method.name} ${rate(seconds.get(method.name)!.at(-1)!).trim()}`).join(', '),
-		);
-	}
-
 	const mbps = (name: string) => size / median(seconds.get(name)!) / 1e6;
-	const peers = ['dd bs=64M direct', 'qemu-img -m 8 -W', 'qemu-img -m 16 -W'];
-	const fastestPeer = Math.max(...peers.map(mbps));
-	console.log(`\nthroughput, median of ${rounds} (MB/s; ratio to dd 1M direct):`);
-	for (const method of methods) {
-		console.log(
-			`  ${method.name.padEnd(26)} ${mbps(method.name).toFixed(0).padStart(5)}  ${(mbps(method.name) / mbps('dd bs=1M direct')).toFixed(2)}`,
+	/** farmclone's copy without its start and end: the copy process's own time, from its final report. */
+	const copyOnly = (rate: string) => size / median(ddSeconds.get(rate) ?? [Number.NaN]) / 1e6;
+	if (parts.has('throughput')) {
+		for (let round = 1; round <= rounds; round++) {
+			const order = round % 2 ? methods : [...methods].reverse();
+			for (const method of order) seconds.get(method.name)!.push(await method.run());
+			limits.push(await fioLimit());
+			console.log(
+				`round ${round} (load ${load()}): ` +
+					methods.map((method) => `${method.name} ${rate(seconds.get(method.name)!.at(-1)!).trim()}`).join(', '),
+			);
+		}
+
+		const peers = ['dd bs=64M direct', 'qemu-img -m 8 -W', 'qemu-img -m 16 -W'];
+		const fastestPeer = Math.max(...peers.map(mbps));
+		console.log(`\nthroughput, median of ${rounds} (MB/s; ratio to dd 1M direct; ratio to the fastest peer):`);
+		for (const method of methods) {
+			console.log(
+				`  ${method.name.padEnd(26)} ${mbps(method.name).toFixed(0).padStart(5)}  ${(mbps(method.name) / mbps('dd bs=1M direct')).toFixed(2)}  ${(mbps(method.name) / fastestPeer).toFixed(2)}`,
+			);
+		}
+
+		console.log(`  fio read+write limit       ${median(limits).toFixed(0).padStart(5)}`);
+		// A real disk is copied for minutes: farmclone's fixed cost at the start and end (spawning the copy, the
+		// idle latency sample of auto, lvs) weighs less there than here. The copy's own rate shows how much.
+		for (const [rate, list] of ddSeconds) {
+			console.log(
+				`  (farmclone ${rate}: the copy process alone ${copyOnly(rate).toFixed(0)} MB/s; farmclone's start and end cost ${(median(seconds.get(`farmclone ${rate}`)!) - median(list)).toFixed(2)} s)`,
+			);
+		}
+
+		const maxRatio = mbps('farmclone max') / fastestPeer;
+		summary.push(
+			`max throughput / fastest of dd 64M, qemu-img -m 8, -m 16: ${maxRatio.toFixed(2)} (>= 1.0: ${verdict(maxRatio >= 1)}); ` +
+				`copy process alone ${(copyOnly('max') / fastestPeer).toFixed(2)}`,
+			`auto alone / fastest peer ${(mbps('farmclone auto') / fastestPeer).toFixed(2)}; today's copy / fastest peer ${(mbps(today.name) / fastestPeer).toFixed(2)}`,
 		);
 	}
 
-	console.log(`  fio read+write limit       ${median(limits).toFixed(0).padStart(5)}`);
-	// A real disk is copied for minutes: farmclone's fixed cost at the start and end (O_DIRECT probes, the idle
-	// latency sample, lvs) weighs less there than in this bench. dd's own rate in farmclone's copy shows how much.
-	for (const [rate, list] of ddSeconds) {
-		console.log(
-			`  (farmclone ${rate}: dd alone ${(size / median(list) / 1e6).toFixed(0)} MB/s, so farmclone's start and end cost ${(median(seconds.get(`farmclone ${rate}`)!) - median(list)).toFixed(2)} s)`,
-		);
-	}
-
-	for (const name of ['farmclone max', 'farmclone auto', today.name]) {
-		console.log(
-			`${name} / fastest of dd 64M, qemu-img -m 8, -m 16: ${(mbps(name) / fastestPeer).toFixed(2)} (target for max >= 1.0)`,
-		);
-	}
-
-	// Neighbour bench: the random reader alone, then beside each copy (started together, the reader runs 4 s).
+	// ---------------------------------------------------------------- neighbour
+	// The random reader alone, then beside each copy (the copy first, the reader 500 ms later for its seconds).
 	const neighbourSeconds = Number(process.env['FARMCLONE_BENCH_NEIGHBOUR_SECONDS'] ?? 4);
-	const beside = [farmclone('auto'), farmclone('max'), today, peer('qemu-img -m 8 -W', qemu(8))];
-	const results = new Map<string, {iops: number; p99: number}[]>([
-		['alone', []],
-		...beside.map((m) => [m.name, []] as [string, []]),
-	]);
-	for (let round = 1; round <= rounds; round++) {
-		results.get('alone')!.push(await neighbour(neighbourSeconds));
-		const order = round % 2 ? beside : [...beside].reverse();
-		for (const method of order) {
-			const copy = method.run();
-			await sleep(500);
-			results.get(method.name)!.push(await neighbour(neighbourSeconds));
-			await copy;
-		}
-	}
-
-	const alone = {
-		p99: median(results.get('alone')!.map((r) => r.p99)),
-		iops: median(results.get('alone')!.map((r) => r.iops)),
-	};
-	console.log(
-		`\nneighbour (fio randread 4k qd1, ${neighbourSeconds} s), median of ${rounds}: p99 ms (x alone), IOPS (x alone)`,
-	);
-	for (const [name, list] of results) {
-		const p99 = median(list.map((r) => r.p99));
-		const iops = median(list.map((r) => r.iops));
-		console.log(
-			`  ${name.padEnd(26)} ${p99.toFixed(2).padStart(7)} (${(p99 / alone.p99).toFixed(1)}x)  ${iops.toFixed(0).padStart(6)} (${(iops / alone.iops).toFixed(2)}x)`,
-		);
-	}
-
-	for (const name of ['farmclone auto', today.name]) {
-		console.log(
-			`${name} beside the neighbour: p99 ${(median(results.get(name)!.map((r) => r.p99)) / alone.p99).toFixed(1)}x alone (target for auto <= 3)`,
-		);
-	}
-
-	// Recovery: the copy with the neighbour for its first seconds; then how long until the copy writes at >= 0.9x
-	// `max`'s median rate, over half-second windows of the bytes dd has written (/proc/PID/io, every 100 ms).
-	const maxRate = mbps('farmclone max') * 1e6;
-	const recoveryOf = async (method: Method, pidOf: () => number | undefined) => {
-		const samples: {at: number; bytes: number}[] = [];
-		const others: {at: number; rate: number}[] = [];
-		context.progress = (report) => {
-			if (report.otherRequestsPerSecond !== undefined) {
-				others.push({at: performance.now(), rate: report.otherRequestsPerSecond});
+	if (parts.has('neighbour')) {
+		const beside = [farmclone('auto'), farmclone('max'), today, peer('qemu-img -m 8 -W', qemu(8))];
+		const results = new Map<string, {iops: number; p99: number}[]>([
+			['alone', []],
+			...beside.map((m) => [m.name, []] as [string, []]),
+		]);
+		for (let round = 1; round <= rounds; round++) {
+			results.get('alone')!.push(await neighbour(neighbourSeconds));
+			const order = round % 2 ? beside : [...beside].reverse();
+			for (const method of order) {
+				const copy = method.run();
+				await sleep(500);
+				results.get(method.name)!.push(await neighbour(neighbourSeconds));
+				await copy;
 			}
+
+			console.log(
+				`neighbour round ${round} (load ${load()}): ` +
+					[...results].map(([name, list]) => `${name} p99 ${list.at(-1)!.p99.toFixed(2)} ms`).join(', '),
+			);
+		}
+
+		const alone = {
+			p99: median(results.get('alone')!.map((r) => r.p99)),
+			iops: median(results.get('alone')!.map((r) => r.iops)),
 		};
-		let copying = true;
-		const copy = method.run().finally(() => {
-			copying = false;
-		});
-		const sampler = (async () => {
-			while (copying) {
-				const pid = pidOf();
-				const text = pid ? await fs.readFile(`/proc/${pid}/io`, 'utf8').catch(() => '') : '';
-				const written = /^wchar: (\d+)$/m.exec(text);
-				if (written) samples.push({at: performance.now(), bytes: Number(written[1])});
-				await sleep(100);
-			}
-		})();
-		await sleep(300);
-		await neighbour(neighbourSeconds);
-		const stopped = performance.now();
-		await copy;
-		await sampler;
-		context.progress = () => {};
-		const ended = (samples.at(-1)?.at ?? 0) < stopped ? 'before' : 'after';
-		const after = others.filter((other) => other.at >= stopped).map((other) => other.rate);
-		const othersAfter = after.length > 0 ? median(after) : undefined;
-		let best = 0;
-		for (const [index, sample] of samples.entries()) {
-			if (sample.at < stopped) continue;
-			const start = samples
-				.slice(0, index)
-				.reverse()
-				.find((earlier) => sample.at - earlier.at >= 500);
-			if (!start || start.at < stopped) continue;
-			const windowRate = (sample.bytes - start.bytes) / ((sample.at - start.at) / 1000);
-			best = Math.max(best, windowRate);
-			if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ended, othersAfter};
-		}
-
-		return {seconds: Number.NaN, best, ended, othersAfter};
-	};
-
-	let todayPid: number | undefined;
-	const todayTracked: Method = {
-		name: today.name,
-		async run() {
-			await fs.rm(baselineFile, {force: true});
-			await execa('truncate', ['-s', String(size), baselineFile]);
-			await quiesce(snapshot.path);
-			const [command, ...args] = ['ionice', '-c3', '-t', ...dd('1M')()];
-			const started = performance.now();
-			const child = execa(command!, args);
-			todayPid = child.pid;
-			await child;
-			todayPid = undefined;
-			return (performance.now() - started) / 1000;
-		},
-	};
-	const recovering = [
-		{
-			method: farmclone('auto'),
-			pid: () => (typeof states['copy']?.['pid'] === 'number' ? states['copy']['pid'] : undefined),
-		},
-		{method: todayTracked, pid: () => todayPid},
-	];
-	const recoveries = new Map<string, number[]>(recovering.map(({method}) => [method.name, []]));
-	for (let round = 1; round <= rounds; round++) {
-		const order = round % 2 ? recovering : [...recovering].reverse();
-		for (const {method, pid} of order) {
-			const {seconds: recovered, best, ended, othersAfter} = await recoveryOf(method, pid);
-			recoveries.get(method.name)!.push(recovered);
-			const others =
-				othersAfter === undefined ? '' : `; other requests on the disk meanwhile ${othersAfter.toFixed(0)}/s`;
-			const outcome =
-				ended === 'before'
-					? 'the copy ended before the neighbour did'
-					: Number.isNaN(recovered)
-						? `never at 0.9x max before the copy ended (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})`
-						: `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`;
-			console.log(`recovery round ${round}, ${method.name}: ${outcome}${others}`);
-		}
-	}
-
-	for (const [name, list] of recoveries) {
-		const measured = list.filter((value) => !Number.isNaN(value));
+		const p99Of = (name: string) => median(results.get(name)!.map((r) => r.p99));
 		console.log(
-			`${name} after the neighbour stops: at >= 0.9x max in ${measured.length ? median(measured).toFixed(1) : '-'} s (median of the ${measured.length} of ${list.length} rounds that got there; target <= 10)`,
+			`\nneighbour (fio randread 4k qd1, ${neighbourSeconds} s), median of ${rounds}: p99 ms (x alone), IOPS (x alone)`,
+		);
+		for (const [name, list] of results) {
+			const iops = median(list.map((r) => r.iops));
+			console.log(
+				`  ${name.padEnd(26)} ${p99Of(name).toFixed(2).padStart(7)} (${(p99Of(name) / alone.p99).toFixed(1)}x)  ${iops.toFixed(0).padStart(6)} (${(iops / alone.iops).toFixed(2)}x)`,
+			);
+		}
+
+		const autoP99 = p99Of('farmclone auto') / alone.p99;
+		summary.push(
+			`auto beside the neighbour: p99 ${autoP99.toFixed(1)}x alone (<= 3: ${verdict(autoP99 <= 3)}); ` +
+				`max ${(p99Of('farmclone max') / alone.p99).toFixed(1)}x, today's copy ${(p99Of(today.name) / alone.p99).toFixed(1)}x, ` +
+				`qemu-img -m 8 ${(p99Of('qemu-img -m 8 -W') / alone.p99).toFixed(1)}x (alone ${alone.p99.toFixed(2)} ms)`,
 		);
 	}
+
+	// ---------------------------------------------------------------- recovery
+	// The copy with the neighbour for its first seconds; then how long until the copy writes at >= 0.9x `max`'s
+	// copy rate (the copy process's own, the stricter), over half-second windows of the bytes it has written
+	// (/proc/PID/io, every 100 ms). Needs `max`'s rate: measured here when the throughput part did not run.
+	if (parts.has('recovery')) {
+		if (!ddSeconds.has('max')) for (let round = 0; round < 3; round++) await farmclone('max').run();
+		const maxRate = copyOnly('max') * 1e6;
+		const recoveryOf = async (method: Method, pidOf: () => number | undefined) => {
+			const samples: {at: number; bytes: number}[] = [];
+			let copying = true;
+			const copy = method.run().finally(() => {
+				copying = false;
+			});
+			const sampler = (async () => {
+				while (copying) {
+					const pid = pidOf();
+					const text = pid ? await fs.readFile(`/proc/${pid}/io`, 'utf8').catch(() => '') : '';
+					const written = /^wchar: (\d+)$/m.exec(text);
+					if (written) samples.push({at: performance.now(), bytes: Number(written[1])});
+					await sleep(100);
+				}
+			})();
+			await sleep(300);
+			await neighbour(neighbourSeconds);
+			const stopped = performance.now();
+			await copy;
+			await sampler;
+			const ended = (samples.at(-1)?.at ?? 0) < stopped ? 'before' : 'after';
+			let best = 0;
+			for (const [index, sample] of samples.entries()) {
+				if (sample.at < stopped) continue;
+				const start = samples
+					.slice(0, index)
+					.reverse()
+					.find((earlier) => sample.at - earlier.at >= 500);
+				if (!start || start.at < stopped) continue;
+				const windowRate = (sample.bytes - start.bytes) / ((sample.at - start.at) / 1000);
+				best = Math.max(best, windowRate);
+				if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ended};
+			}
+
+			return {seconds: Number.NaN, best, ended};
+		};
+
+		let todayPid: number | undefined;
+		const todayTracked: Method = {
+			name: today.name,
+			async run() {
+				await fs.rm(baselineFile, {force: true});
+				await execa('truncate', ['-s', String(size), baselineFile]);
+				await quiesce(snapshot.path);
+				const [command, ...args] = ['ionice', '-c3', '-t', ...dd('1M')()];
+				const started = performance.now();
+				const child = execa(command!, args);
+				todayPid = child.pid;
+				await child;
+				todayPid = undefined;
+				return (performance.now() - started) / 1000;
+			},
+		};
+		const recovering = [
+			{
+				method: farmclone('auto'),
+				pid: () => (typeof states['copy']?.['pid'] === 'number' ? states['copy']['pid'] : undefined),
+			},
+			{method: todayTracked, pid: () => todayPid},
+		];
+		const recoveries = new Map<string, number[]>(recovering.map(({method}) => [method.name, []]));
+		for (let round = 1; round <= rounds; round++) {
+			const order = round % 2 ? recovering : [...recovering].reverse();
+			for (const {method, pid} of order) {
+				const {seconds: recovered, best, ended} = await recoveryOf(method, pid);
+				recoveries.get(method.name)!.push(recovered);
+				const outcome =
+					ended === 'before'
+						? 'the copy ended before the neighbour did'
+						: Number.isNaN(recovered)
+							? `never at 0.9x max before the copy ended (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})`
+							: `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`;
+				console.log(`recovery round ${round} (load ${load()}), ${method.name}: ${outcome}`);
+			}
+		}
+
+		for (const [name, list] of recoveries) {
+			const measured = list.filter((value) => !Number.isNaN(value));
+			const value = measured.length ? median(measured) : Number.NaN;
+			const line = `${name} after the neighbour stops: at >= 0.9x max (${(maxRate / 1e6).toFixed(0)} MB/s) in ${Number.isNaN(value) ? '-' : value.toFixed(1)} s, median of the ${measured.length} of ${list.length} rounds that got there`;
+			console.log(line);
+			summary.push(
+				name === 'farmclone auto'
+					? `${line} (<= 10 s in every round: ${verdict(measured.length === list.length && Math.max(...measured) <= 10)})`
+					: line,
+			);
+		}
+	}
+
+	console.log(
+		`\ndone when (${formatBytes(size)}, medians of ${rounds} alternating rounds, load average ${load()} at the end):`,
+	);
+	for (const line of summary) console.log(`  ${line}`);
 } finally {
 	await fs.rm(base, {recursive: true, force: true});
 }

@@ -11,11 +11,12 @@ import {
 	type DiskSample,
 	type Limiter,
 } from './copy-rate.js';
+import type {LatencyProbe} from './latency-probe.js';
 
 export type GovernorStatus = {
 	/** The limit in force, bytes per second; undefined: none. */
 	limit: number | undefined;
-	/** Mean milliseconds per request on the shared disks, last interval. */
+	/** Milliseconds a small read of farmclone's own took (else the mean per request on the shared disks), last interval. */
 	latencyMs: number | undefined;
 	idleLatencyMs: number | undefined;
 	/** Other processes' requests per second on the shared disks, last interval (the VMs at work). */
@@ -23,7 +24,8 @@ export type GovernorStatus = {
 	mode: CopyRate['mode'] | 'manual';
 };
 
-const sampleMs = 500;
+// Every poll of the copy (250 ms): a neighbour who comes is seen within a quarter of a second.
+const sampleMs = 200;
 
 /** Bytes dd has read plus written, from /proc/<pid>/io (root may read any process's). */
 async function processBytes(pid: number): Promise<number | undefined> {
@@ -36,7 +38,7 @@ async function processBytes(pid: number): Promise<number | undefined> {
 
 /**
  * Keeps a running dd at its rate: applies a fixed limit, or in `auto`
- * watches the shared disks twice a second and moves the limit (autoStep).
+ * watches the shared disks four times a second and moves the limit (autoStep).
  * The kernel enforces it through dd's cgroup; with no cgroup the governor
  * paces dd itself, stopping it (SIGSTOP) while it is ahead of the limit.
  * A farmclone that goes away leaves dd at its last limit; the next one
@@ -45,7 +47,7 @@ async function processBytes(pid: number): Promise<number | undefined> {
 export class CopyGovernor {
 	private readonly auto: AutoState;
 	private mode: GovernorStatus['mode'];
-	private last: {disk: DiskSample; own: number | undefined; bytes: number | undefined} | undefined;
+	private last: {disk: DiskSample; own: number | undefined; bytes: number | undefined; probeReads: number} | undefined;
 	private latencyMs: number | undefined;
 	private otherRequestsPerSecond: number | undefined;
 	private applied: number | undefined | null = null;
@@ -61,6 +63,8 @@ export class CopyGovernor {
 		private readonly limiter: Limiter,
 		private readonly blockSize: number,
 		idleLatencyMs: number | undefined,
+		/** Reads what a VM would wait (auto only): its reads are told apart from the VMs'. */
+		private readonly probe?: LatencyProbe,
 	) {
 		this.mode = rate.mode;
 		this.auto = {
@@ -72,8 +76,13 @@ export class CopyGovernor {
 		this.unsubscribe = onCopyRateNudge((delta) => this.nudge(delta));
 	}
 
-	/** Mean latency per request of the disks over `ms`, before the copy adds its own. */
-	static async idleLatency(devices: CopyDevices, ms = 500): Promise<number | undefined> {
+	/**
+	 * The disks' latency before the copy adds its own: the probe's small reads
+	 * (the median of a few), else the mean per request over `ms`.
+	 */
+	static async idleLatency(devices: CopyDevices, ms = 500, probe?: LatencyProbe): Promise<number | undefined> {
+		const probed = probe?.sample(7);
+		if (probed !== undefined) return probed;
 		const before = await readDiskstats(devices.watched);
 		await new Promise((resolve) => setTimeout(resolve, ms));
 		const after = await readDiskstats(devices.watched);
@@ -105,7 +114,7 @@ export class CopyGovernor {
 		void this.apply();
 	}
 
-	/** Called on every poll of the copy; samples and acts at most twice a second. */
+	/** Called on every poll of the copy; samples and acts at most every sampleMs. */
 	async tick(): Promise<void> {
 		if (this.busy || this.stopped) return;
 		this.busy = true;
@@ -121,6 +130,9 @@ export class CopyGovernor {
 	private async sample(): Promise<void> {
 		const now = performance.now();
 		if (this.last && now - this.last.disk.atMs < sampleMs) return;
+		// The probe first, so that its reads fall inside this interval's count of requests.
+		const probeMs = this.mode === 'auto' ? this.probe?.sample() : undefined;
+		const probeReads = this.probe?.reads ?? 0;
 		const [disk, own, bytes] = await Promise.all([
 			readDiskstats(this.devices.watched),
 			groupRequests(this.limiter, this.devices.throttled),
@@ -128,7 +140,7 @@ export class CopyGovernor {
 		]);
 		if (!disk) return;
 		const previous = this.last;
-		this.last = {disk, own, bytes};
+		this.last = {disk, own, bytes, probeReads};
 		if (!previous) return;
 		const seconds = (disk.atMs - previous.disk.atMs) / 1000;
 		const ownBytes = bytes !== undefined && previous.bytes !== undefined ? bytes - previous.bytes : 0;
@@ -143,6 +155,8 @@ export class CopyGovernor {
 			ticks: disk.ticks - previous.disk.ticks,
 			// Read and written: each byte copied counts twice.
 			ownRate: ownBytes / 2 / Math.max(seconds, 0.001),
+			probeMs,
+			probeRequests: probeReads - previous.probeReads,
 		};
 		if (this.mode === 'auto') {
 			const decision = autoStep(this.auto, sampleFacts);
@@ -151,7 +165,8 @@ export class CopyGovernor {
 		} else {
 			this.latencyMs = sampleFacts.completed > 0 ? sampleFacts.ticks / sampleFacts.completed : undefined;
 			this.otherRequestsPerSecond =
-				Math.max(0, sampleFacts.diskRequests - sampleFacts.ownRequests) / Math.max(seconds, 0.001);
+				Math.max(0, sampleFacts.diskRequests - sampleFacts.ownRequests - sampleFacts.probeRequests) /
+				Math.max(seconds, 0.001);
 			if (this.auto.limit === undefined) this.auto.peakRate = Math.max(this.auto.peakRate, sampleFacts.ownRate);
 		}
 	}
@@ -192,5 +207,6 @@ export class CopyGovernor {
 	stop(): void {
 		this.stopped = true;
 		this.unsubscribe();
+		this.probe?.close();
 	}
 }

@@ -1,8 +1,11 @@
 import path from 'node:path';
 import {CopyGovernor} from '../host/copy-governor.js';
+import {LatencyProbe} from '../host/latency-probe.js';
 import {
 	blockSizeFor,
 	copyDevices,
+	workersFor,
+	copyWorkers,
 	limiterFrom,
 	makeLimiter,
 	parseCopyRate,
@@ -17,7 +20,7 @@ import {
 	findCopyByProgressFile,
 	bothSupportDirectIo,
 	copyOutcome,
-	ddArgv,
+	copyArgv,
 	dropCache,
 	firstDifference,
 	isAlive,
@@ -270,7 +273,14 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 	// The disks' latency before dd adds its own: measured now, as dd's first look must follow its start at once
 	// (a short copy would otherwise end unwatched), and recorded for a farmclone that reattaches to this dd.
 	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
-	const idleLatencyMs = devices ? await CopyGovernor.idleLatency(devices, idleSampleMs) : undefined;
+	// `max` does not look at the latency: no reason to wait for it.
+	let idleLatencyMs: number | undefined;
+	if (devices && rate.mode !== 'max') {
+		const probe = LatencyProbe.open(found.source.path, found.source.size);
+		idleLatencyMs = await CopyGovernor.idleLatency(devices, idleSampleMs, probe);
+		probe?.close();
+	}
+
 	// A fixed rate holds from dd's first block, not from the governor's first look.
 	if (rate.mode === 'fixed' && devices) {
 		await setKernelLimit(limiter, devices.throttled, rate.bytesPerSecond).catch(() => undefined);
@@ -290,7 +300,9 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 		limiterDir: limiter.dir,
 		idleLatencyMs,
 	});
-	const idleClass = rate.mode !== 'max';
+	// The idle class only for a fixed rate: `auto`'s governor is its gentleness, and behind any other I/O
+	// of a busy host the idle class would keep it from full speed once the VMs go quiet.
+	const idleClass = rate.mode === 'fixed';
 	const request = {
 		source: found.snapshot.path,
 		target: found.target.path,
@@ -299,6 +311,7 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 		offset,
 		progressFile,
 		idleClass,
+		workers: workersFor(rate),
 	};
 	const job = await startDetachedCopy(context.host, request, limiter);
 	context.log(`${offset ? `resuming at ${formatBytes(offset)}: ` : ''}${job.argv.join(' ')} (pid ${job.pid})`);
@@ -418,8 +431,10 @@ async function startGovernor(
 	const devices = await copyDevices(found.snapshot.path, found.target.path).catch(() => undefined);
 	if (!devices) return undefined;
 	const limiter = recordedLimiter(context) ?? {kind: 'pacing' as const};
-	const idle = state.idleLatencyMs;
-	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, typeof idle === 'number' ? idle : undefined);
+	const idle = typeof state.idleLatencyMs === 'number' ? state.idleLatencyMs : undefined;
+	// The same small reads as the idle latency's, of a volume on the same disks: what a VM there waits.
+	const probe = rate.mode === 'auto' ? LatencyProbe.open(found.source.path, found.source.size) : undefined;
+	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, idle, probe);
 }
 
 function percent(bytes: number, total: number): string {
@@ -429,7 +444,7 @@ function percent(bytes: number, total: number): string {
 export const copyStage: Stage = {
 	id: 'copy',
 	title: 'Copy the disk',
-	summary: 'dd from the snapshot to the target volume at copyRate, detached, with direct I/O and live progress',
+	summary: `the snapshot copied to the target volume at copyRate (${copyWorkers} requests in flight; dd at a fixed rate), detached, with direct I/O and live progress`,
 	danger: 'typed',
 	skippable: false,
 	preflight: [volumesPreflight],
@@ -479,12 +494,12 @@ export const copyStage: Stage = {
 		const {vg, snapshotLv, targetLv, copyBlockSize, copyRate} = context.settings;
 		const rate = parseCopyRate(copyRate);
 		const notes = [
-			'dd runs detached: it survives a dropped SSH session, and the next run reattaches to it',
-			'iflag=direct oflag=direct where the devices take O_DIRECT, else oflag=dsync',
+			'the copy runs detached: it survives a dropped SSH session, and the next run reattaches to it',
+			'direct I/O where the devices take O_DIRECT, else synchronous writes',
 			rate.mode === 'auto'
-				? 'copyRate auto: full speed while the disks are otherwise idle, gentle (a cgroup limit) while VMs use them; + and - change it'
+				? `copyRate auto: ${copyWorkers} requests in flight at full speed while the disks are otherwise idle, slowed (a cgroup limit) while VMs wait on them; + and - change it`
 				: rate.mode === 'max'
-					? 'copyRate max: full speed, larger blocks, normal I/O class; - slows it down'
+					? `copyRate max: full speed, ${copyWorkers} requests in flight; - slows it down`
 					: `copyRate ${copyRate}: limited by the kernel (cgroup), or paced by farmclone where there is none; + and - change it`,
 		];
 		const job = await latestJob(context);
@@ -509,13 +524,14 @@ export const copyStage: Stage = {
 			total: source?.size ?? 0,
 			blockSize: blockSizeFor(rate, copyBlockSize),
 			offset: ready ? await resumeOffset(context, ready, job) : 0,
-			idleClass: rate.mode !== 'max',
+			idleClass: rate.mode === 'fixed',
+			workers: workersFor(rate),
 		};
 		const directIo = ready ? await bothSupportDirectIo(request.source, request.target) : true;
 		notes.unshift(
 			`overwrites ${vg}/${targetLv} (${formatBytes(request.total)}) from ${formatBytes(request.offset)} on`,
 		);
-		return {commands: [ddArgv(request, directIo)], diffs: [], notes};
+		return {commands: [copyArgv(request, directIo)], diffs: [], notes};
 	},
 	async apply(context) {
 		const found = requireVolumes(context, await volumes(context));

@@ -87,17 +87,24 @@ async function processesUnder(dir: string): Promise<number[]> {
 export async function heldDdDir(dir: string): Promise<string> {
 	const bin = path.join(dir, 'held-bin');
 	await fs.mkdir(bin);
-	await writeHeldDd(bin, true);
+	await writeHeldCopies(bin, true);
 	return bin;
 }
 
-async function writeHeldDd(bin: string, hold: boolean): Promise<void> {
-	const real = await new Host({backupDir: bin}).which('dd');
-	assert.ok(real, 'dd is on PATH');
-	const stop = hold ? 'case " $* " in *" status=progress "*) kill -STOP $$ ;; esac\n' : '';
-	// Written aside and renamed: a dd starting meanwhile reads the old script or the new one, never half of one.
-	await fs.writeFile(path.join(bin, 'dd.new'), `#!/bin/sh\n${stop}exec ${real} "$@"\n`, {mode: 0o755});
-	await fs.rename(path.join(bin, 'dd.new'), path.join(bin, 'dd'));
+/** The copy's dd (the one with status=progress) and farmclone's copier (node running copier.js), held or not. */
+async function writeHeldCopies(bin: string, hold: boolean): Promise<void> {
+	const copies = [
+		{program: 'dd', pattern: '*" status=progress "*'},
+		{program: 'node', pattern: '*/copier.[jt]s" "*'},
+	];
+	for (const {program, pattern} of copies) {
+		const real = await new Host({backupDir: bin}).which(program);
+		assert.ok(real, `${program} is on PATH`);
+		const stop = hold ? `case " $* " in ${pattern}) kill -STOP $$ ;; esac\n` : '';
+		// Written aside and renamed: a copy starting meanwhile reads the old script or the new one, never half of one.
+		await fs.writeFile(path.join(bin, `${program}.new`), `#!/bin/sh\n${stop}exec ${real} "$@"\n`, {mode: 0o755});
+		await fs.rename(path.join(bin, `${program}.new`), path.join(bin, program));
+	}
 }
 
 /**
@@ -187,7 +194,7 @@ export async function makeFarm(
 			return JSON.parse(await fs.readFile(path.join(stateDir, 'journal.json'), 'utf8')) as Journal;
 		},
 		async releaseCopies() {
-			if (held) await writeHeldDd(held, false);
+			if (held) await writeHeldCopies(held, false);
 		},
 	};
 }
