@@ -150,9 +150,9 @@ test('the latency probe: small direct reads, timed and counted; refused where di
 	t.after(() => fs.rm(dir, {recursive: true, force: true}));
 	const file = path.join(dir, 'volume');
 	await fs.writeFile(file, Buffer.alloc(MiB, 7));
-	assert.equal(LatencyProbe.open(file, 1024), undefined, 'a volume smaller than one read');
-	assert.equal(LatencyProbe.open(path.join(dir, 'missing'), MiB), undefined);
-	const probe = LatencyProbe.open(file, MiB);
+	assert.equal(await LatencyProbe.open(file, 1024), undefined, 'a volume smaller than one read');
+	assert.equal(await LatencyProbe.open(path.join(dir, 'missing'), MiB), undefined);
+	const probe = await LatencyProbe.open(file, MiB);
 	if (!probe) {
 		t.skip(`${os.tmpdir()} takes no direct reads`);
 		return;
@@ -160,10 +160,10 @@ test('the latency probe: small direct reads, timed and counted; refused where di
 
 	try {
 		const before = probe.reads;
-		const ms = probe.sample(3);
+		const ms = await probe.sample(3);
 		assert.ok(ms !== undefined && ms >= 0, `${ms}`);
 		assert.equal(probe.reads - before, 3);
 	} finally {
-		probe.close();
+		await probe.close();
 	}
 });

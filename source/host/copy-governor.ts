@@ -81,7 +81,7 @@ export class CopyGovernor {
 	 * (the median of a few), else the mean per request over `ms`.
 	 */
 	static async idleLatency(devices: CopyDevices, ms = 500, probe?: LatencyProbe): Promise<number | undefined> {
-		const probed = probe?.sample(7);
+		const probed = await probe?.sample(7);
 		if (probed !== undefined) return probed;
 		const before = await readDiskstats(devices.watched);
 		await new Promise((resolve) => setTimeout(resolve, ms));
@@ -131,7 +131,7 @@ export class CopyGovernor {
 		const now = performance.now();
 		if (this.last && now - this.last.disk.atMs < sampleMs) return;
 		// The probe first, so that its reads fall inside this interval's count of requests.
-		const probeMs = this.mode === 'auto' ? this.probe?.sample() : undefined;
+		const probeMs = this.mode === 'auto' ? await this.probe?.sample() : undefined;
 		const probeReads = this.probe?.reads ?? 0;
 		const [disk, own, bytes] = await Promise.all([
 			readDiskstats(this.devices.watched),
@@ -207,6 +207,7 @@ export class CopyGovernor {
 	stop(): void {
 		this.stopped = true;
 		this.unsubscribe();
-		this.probe?.close();
+		// A read still out ends with an error its sample ignores.
+		void this.probe?.close().catch(() => undefined);
 	}
 }

@@ -276,9 +276,9 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 	// `max` does not look at the latency: no reason to wait for it.
 	let idleLatencyMs: number | undefined;
 	if (devices && rate.mode !== 'max') {
-		const probe = LatencyProbe.open(found.source.path, found.source.size);
+		const probe = await LatencyProbe.open(found.source.path, found.source.size);
 		idleLatencyMs = await CopyGovernor.idleLatency(devices, idleSampleMs, probe);
-		probe?.close();
+		await probe?.close();
 	}
 
 	// A fixed rate holds from dd's first block, not from the governor's first look.
@@ -433,7 +433,7 @@ async function startGovernor(
 	const limiter = recordedLimiter(context) ?? {kind: 'pacing' as const};
 	const idle = typeof state.idleLatencyMs === 'number' ? state.idleLatencyMs : undefined;
 	// The same small reads as the idle latency's, of a volume on the same disks: what a VM there waits.
-	const probe = rate.mode === 'auto' ? LatencyProbe.open(found.source.path, found.source.size) : undefined;
+	const probe = rate.mode === 'auto' ? await LatencyProbe.open(found.source.path, found.source.size) : undefined;
 	return new CopyGovernor(job.pid, rate, devices, limiter, job.blockSize, idle, probe);
 }
 
