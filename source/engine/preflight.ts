@@ -61,8 +61,13 @@ const indent = (text: string) => text.trim().split('\n').join('\n      ');
 type Collect = (field: keyof FarmSettings, reason: string) => void;
 
 /** The part of a checker's output that says what is wrong. */
-async function checker(host: Host, argv: string[], explain: (output: string) => string): Promise<string | undefined> {
-	const result = await host.run(argv, {reject: false});
+async function checker(
+	host: Host,
+	argv: string[],
+	explain: (output: string) => string,
+	inputs?: string,
+): Promise<string | undefined> {
+	const result = inputs ? await host.runCheck(argv, inputs, {reject: false}) : await host.run(argv, {reject: false});
 	if (result.exitCode === 0) return undefined;
 	return explain(`${result.stdout}\n${result.stderr}`) || `${argv.join(' ')} exited ${result.exitCode}`;
 }
@@ -223,7 +228,12 @@ async function firewall(host: Host, settings: FarmSettings, add: Collect): Promi
 	}
 
 	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
-	const refusal = await checker(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
+	const refusal = await checker(
+		host,
+		['shorewall', 'check', settings.shorewallDir],
+		shorewallErrors,
+		settings.shorewallDir,
+	);
 	if (refusal) add('shorewallDir', `shorewall check refuses it:\n${refusal}`);
 	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
 	const state = inspectShorewall(params, rules, ruleRequest(settings), included);

@@ -280,7 +280,6 @@ export async function detachLoop(host: ReadOnlyHost, loop: string): Promise<void
 	}
 }
 
-
 const maxSymlinkHops = 40;
 
 /**

@@ -27,7 +27,7 @@ const undoGuard: Guard = {name: 'firewall-undo', facts: 'firewall-rule.undo'};
 const undoSaved = (context: LookContext) => `farmclone-${context.settings.name}-undo`;
 
 function checker(settings: FarmSettings): Checker {
-	return {argv: ['shorewall', 'check', settings.shorewallDir], explain: shorewallErrors};
+	return {argv: ['shorewall', 'check', settings.shorewallDir], inputs: settings.shorewallDir, explain: shorewallErrors};
 }
 
 type Files = {paramsPath: string; rulesPath: string; params: string; rules: string};
