@@ -79,6 +79,8 @@ export function ganetiFiles(root: string) {
 	return {
 		stateFile: path.join(paths.state, 'ganeti.json'),
 		lockFile: path.join(paths.state, 'ganeti.lock'),
+		/** A test's injected unreachable node (see bin/ganeti.ts, nodeUnreachable). */
+		unreachableFile: path.join(paths.state, 'ganeti-unreachable.json'),
 		kvmRunDir: path.join(paths.root, 'var', 'run', 'ganeti', 'kvm-hypervisor'),
 	};
 }

@@ -1,4 +1,4 @@
-import {findInstance, ganetiVersion, hasRuntimeMemory} from '../host/ganeti.js';
+import {findInstance, ganetiVersion, hasRuntimeMemory, runGanetiJob} from '../host/ganeti.js';
 import {fqdn} from '../settings/schema.js';
 import {StageError, StalePlanError, type Stage, type LookContext} from './types.js';
 
@@ -52,7 +52,7 @@ export const ganetiInstanceStage: Stage = {
 	skippable: false,
 	async check(context) {
 		const name = fqdn(context.settings);
-		const instance = await findInstance(context.host, name);
+		const instance = await findInstance(context.host, name, context.log);
 		if (instance) {
 			if (instance.macs.includes(context.settings.mac.toLowerCase())) {
 				return {status: 'done', detail: `instance ${name} exists with MAC ${context.settings.mac}`};
@@ -82,7 +82,7 @@ export const ganetiInstanceStage: Stage = {
 		return {status: 'pending', detail: `no instance ${name} yet`};
 	},
 	async plan(context) {
-		const existing = await findInstance(context.host, fqdn(context.settings));
+		const existing = await findInstance(context.host, fqdn(context.settings), context.log);
 		return {
 			commands: [await addCommand(context)],
 			values: {instance: existing ? 'exists' : 'absent'},
@@ -93,7 +93,7 @@ export const ganetiInstanceStage: Stage = {
 	async apply(context, approved) {
 		if (!context.settings.mac) throw new StageError('no MAC address in the settings: the MAC stage has not run');
 		const name = fqdn(context.settings);
-		if (approved?.values?.['instance'] === 'absent' && (await findInstance(context.host, name))) {
+		if (approved?.values?.['instance'] === 'absent' && (await findInstance(context.host, name, context.log))) {
 			throw new StalePlanError(`Ganeti instance ${name} exists now`);
 		}
 
@@ -102,13 +102,13 @@ export const ganetiInstanceStage: Stage = {
 		const before = new Set((await volumes(context)).map((lv) => lv.lv_name));
 		// Announced first: undo removes the instance even when farmclone died before recording it was made.
 		await context.record({'ganeti-instance.adding': true});
-		await context.host.run(add);
+		await runGanetiJob(context.host, add, context.log, {onlyUnchanged: true});
 		const adopted = (await volumes(context)).map((lv) => lv.lv_name).filter((name) => !before.has(name));
 		await context.record({'ganeti-instance.created': true, 'ganeti-instance.disk': adopted[0]});
 		if (adopted[0]) context.log(`disk adopted as ${context.settings.vg}/${adopted[0]}`);
 	},
 	async verify(context) {
-		const instance = await findInstance(context.host, fqdn(context.settings));
+		const instance = await findInstance(context.host, fqdn(context.settings), context.log);
 		if (!instance) throw new StageError(`gnt-instance list does not show ${fqdn(context.settings)}`);
 		if (!instance.macs.includes(context.settings.mac.toLowerCase())) {
 			throw new StageError(`instance has MAC ${instance.macs.join(', ')}, expected ${context.settings.mac}`);
@@ -124,13 +124,13 @@ export const ganetiInstanceStage: Stage = {
 	async undo(context) {
 		if (!context.facts['ganeti-instance.created'] && !context.facts['ganeti-instance.adding']) return;
 		const name = fqdn(context.settings);
-		const instance = await findInstance(context.host, name);
+		const instance = await findInstance(context.host, name, context.log);
 		if (!instance) return;
 		if (!instance.macs.includes(context.settings.mac.toLowerCase())) {
 			context.log(`instance ${name} has MAC ${instance.macs.join(', ')}, not this run's: left alone`);
 			return;
 		}
 
-		await context.host.run(['gnt-instance', 'remove', '-f', name]);
+		await runGanetiJob(context.host, ['gnt-instance', 'remove', '-f', name], context.log, {onlyUnchanged: true});
 	},
 };
