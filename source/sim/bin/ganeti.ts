@@ -25,6 +25,7 @@ import {
 	type ParsedOptions,
 } from '../ganeti-format.js';
 import {
+	defaultDiskPolicy,
 	filledBeparams,
 	formatUnit,
 	ganetiFiles,
@@ -618,6 +619,20 @@ async function addInstance(root: string, argv: string[]): Promise<number> {
 				'prereq',
 				'wrong_state',
 			);
+		}
+
+		// The instance policy, checked before anything changes: Ganeti 3.0 refuses a disk under 1 GiB by default.
+		const policy = state.cluster.diskPolicy ?? defaultDiskPolicy;
+		for (const [index, disk] of disks.entries()) {
+			const sizeMiB = Math.floor(findLv(lvm, disk.vg, disk.adopt!)!.size / 1024 / 1024);
+			if (sizeMiB < policy.minMiB || sizeMiB > policy.maxMiB) {
+				const group = state.cluster.nodeGroup;
+				throw new GanetiError(
+					`Instance allocation to group ${group.name} (${group.uuid}) violates policy: disk-size/${index} value ${sizeMiB} is not in range [${policy.minMiB}, ${policy.maxMiB}]`,
+					'prereq',
+					'wrong_input',
+				);
+			}
 		}
 
 		// Exec: the adopted volumes get Ganeti's own unique names.
