@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa, type ResultPromise} from 'execa';
+import {readProcStat} from '../../source/host/proc.js';
 import {writeSimDisk} from '../../source/sim/disk.js';
 
 export const cacheDir = process.env['FARMCLONE_TEST_CACHE'] ?? '/var/cache/farmclone-test';
@@ -321,18 +322,15 @@ export const preparingFile = path.join(cacheDir, 'preparing.pid');
 /** Waits while a background preparation of the same cache runs, so that the guest is not built twice. */
 async function waitForPreparation(): Promise<void> {
 	const pid = Number(await fs.readFile(preparingFile, 'utf8').catch(() => ''));
-	const alive = () => {
-		try {
-			process.kill(pid, 0);
-			return true;
-		} catch {
-			return false;
-		}
-	};
-
-	if (!pid || pid === process.pid || !alive()) return;
+	// A zombie has ended too.
+	const alive = async () => ((await readProcStat(pid))?.state ?? 'Z') !== 'Z';
+	if (!pid || pid === process.pid || !(await alive())) return;
 	log(`waiting for the guest being prepared in the background (pid ${pid}, its log: ${cacheDir}/prepare.log)`);
-	await waitFor('the background preparation of the guest', async () => !alive(), 2 * patience.bootMs + 2 * 60 * 60_000);
+	await waitFor(
+		'the background preparation of the guest',
+		async () => !(await alive()),
+		2 * patience.bootMs + 2 * 60 * 60_000,
+	);
 }
 
 /**
