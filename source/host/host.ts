@@ -159,7 +159,9 @@ export class Host {
 	 * whole directory: 40-65 s on a slow host, and one run checks the same files up to four times).
 	 * When this process already saw the same argv accept the same content (every file's path, mode
 	 * and bytes, read now), its acceptance is given again, said in the command log, without running
-	 * it. A refusal is never remembered: content not accepted yet is always checked.
+	 * it. A refusal is never remembered: content not accepted yet is always checked. Files outside
+	 * `inputs` that the configuration includes are not in the key: farmclone edits none of them, and
+	 * nothing else should edit a farm's firewall during the seconds of one run.
 	 */
 	async runCheck(argv: string[], inputs: string, options: RunOptions = {}): Promise<RunResult> {
 		const key = `${JSON.stringify(argv)}\n${await this.contentKey(inputs)}`;
