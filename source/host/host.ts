@@ -161,7 +161,7 @@ export class Host {
 	 * and bytes, read now), its acceptance is given again, said in the command log, without running
 	 * it. A refusal is never remembered: content not accepted yet is always checked. Files outside
 	 * `inputs` that the configuration includes are not in the key: farmclone edits none of them, and
-	 * nothing else should edit a farm's firewall during the seconds of one run.
+	 * an admin editing them in the middle of a run is not guarded against.
 	 */
 	async runCheck(argv: string[], inputs: string, options: RunOptions = {}): Promise<RunResult> {
 		const key = `${JSON.stringify(argv)}\n${await this.contentKey(inputs)}`;
