@@ -5,6 +5,8 @@
  * headless, then undoes it; the host must be back as it was.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import {after, before, test} from 'node:test';
 import {farmHost, installFarmclone, type FarmHost} from '../kit/guest.js';
 import {writeRealFixture, writeRealVersions} from '../kit/real-fixtures.js';
@@ -153,6 +155,10 @@ before(async () => {
 
 after(async () => {
 	await host?.guest.stop();
+	// The run's copies of the guest's disks (GBs); serial.log stays for a look after a failure.
+	if (host) {
+		for (const disk of ['root.qcow2', 'vg.qcow2']) await fs.rm(path.join(host.guest.dir, disk), {force: true});
+	}
 	console.log(`test:host times (s): ${JSON.stringify(times)} with ${host?.guest.accel.toUpperCase()}`);
 });
 
