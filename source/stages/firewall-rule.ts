@@ -42,7 +42,7 @@ const undoGuard: Guard = {
 const undoSaved = (context: LookContext) => `farmclone-${context.settings.name}-undo`;
 
 function checker(settings: FarmSettings): Checker {
-	return {argv: ['shorewall', 'check', settings.shorewallDir], explain: shorewallErrors};
+	return {argv: ['shorewall', 'check', settings.shorewallDir], inputs: settings.shorewallDir, explain: shorewallErrors};
 }
 
 type Files = {paramsPath: string; rulesPath: string; params: string; rules: string};
@@ -124,7 +124,8 @@ export async function firewallPreflight(context: PreflightContext): Promise<void
 	}
 
 	const params = (await host.readFileIfExists(path.join(settings.shorewallDir, 'params')).catch(() => '')) ?? '';
-	const refusal = await checkerRefusal(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
+	const shorewall = checker(settings);
+	const refusal = await checkerRefusal(host, shorewall.argv, shorewall.explain, shorewall.inputs);
 	if (refusal) add('shorewallDir', refusedBy('shorewall check', refusal));
 	const included = await readShorewallIncludes(host, settings.shorewallDir, rules);
 	const state = inspectShorewall(params, rules, ruleRequest(settings), included);

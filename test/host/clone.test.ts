@@ -5,6 +5,8 @@
  * headless, then undoes it; the host must be back as it was.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import {after, before, test} from 'node:test';
 import {farmHost, installFarmclone, type FarmHost} from '../kit/guest.js';
 import {writeRealFixture, writeRealVersions} from '../kit/real-fixtures.js';
@@ -23,8 +25,9 @@ const hostFiles = [
 
 let host: FarmHost;
 let sourceLv = '';
-/** FARMCLONE_CAPTURE=1 rewrites test/fixtures/real/ from this run's real output. */
-const capture = process.env['FARMCLONE_CAPTURE'] === '1';
+/** FARMCLONE_CAPTURE=1 rewrites test/fixtures/real/ from this run's real output; =cloned only the running clone's. */
+const capture = process.env['FARMCLONE_CAPTURE'];
+const capturing = (when: string) => capture === '1' || capture === when;
 
 const lvsArgv = [
 	'lvs',
@@ -68,7 +71,7 @@ function commandsToCapture(): Record<string, string[]> {
 }
 
 async function captureReal(when: string, commands: Record<string, string[]>) {
-	if (!capture) return;
+	if (!capturing(when)) return;
 	for (const [name, argv] of Object.entries(commands)) {
 		const result = await host.guest.run(argv);
 		await writeRealFixture(`${when}.${name}`, {argv, when, note: `exit ${result.exitCode}`}, result.stdout);
@@ -118,7 +121,7 @@ before(async () => {
 		.find((name) => name.endsWith('.disk0'));
 	assert.ok(lv, `the source instance's LV, named by Ganeti (<uuid>.disk0), is in VG all: ${lvs}`);
 	sourceLv = lv;
-	if (capture) {
+	if (capturing('before')) {
 		const version = async (argv: string[]) => {
 			const result = await host.guest.run(argv);
 			return `${result.stdout}${result.stderr}`.trim().split('\n')[0] ?? '';
@@ -152,6 +155,10 @@ before(async () => {
 
 after(async () => {
 	await host?.guest.stop();
+	// The run's copies of the guest's disks (GBs); serial.log stays for a look after a failure.
+	if (host) {
+		for (const disk of ['root.qcow2', 'vg.qcow2']) await fs.rm(path.join(host.guest.dir, disk), {force: true});
+	}
 	console.log(`test:host times (s): ${JSON.stringify(times)} with ${host?.guest.accel.toUpperCase()}`);
 });
 
@@ -176,7 +183,7 @@ test('the headless clone runs every stage to done on the real host', async () =>
 		'info-balloon': [
 			'sh',
 			'-c',
-			`echo 'info balloon' | socat - UNIX-CONNECT:/var/run/ganeti/kvm-hypervisor/ctrl/${farm}.xivo.vm.farm.monitor`,
+			`echo 'info balloon' | socat -t 10 - UNIX-CONNECT:/var/run/ganeti/kvm-hypervisor/ctrl/${farm}.xivo.vm.farm.monitor`,
 		],
 	});
 	const instance = await host.guest.must([
@@ -188,6 +195,12 @@ test('the headless clone runs every stage to done on the real host', async () =>
 		`${farm}.xivo.vm.farm`,
 	]);
 	assert.match(instance, /running/, 'Ganeti started the clone');
+	// The clone's real QEMU answers on the monitor socket Ganeti made, where farmclone asked for the balloon.
+	const balloon = await host.guest.must(
+		['socat', '-t', '10', '-', `UNIX-CONNECT:/var/run/ganeti/kvm-hypervisor/ctrl/${farm}.xivo.vm.farm.monitor`],
+		{input: 'info balloon\n'},
+	);
+	assert.match(balloon, /^balloon: actual=\d+/m, 'info balloon answers on the real monitor socket');
 	const address = await host.guest.must(['dig', '+short', '@127.0.0.1', `${farm}.xivo.vm.farm`, 'A']);
 	assert.equal(address.trim(), '10.10.60.6', 'BIND serves the clone');
 });

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa, type ResultPromise} from 'execa';
+import {readProcStat} from '../../source/host/proc.js';
 import {writeSimDisk} from '../../source/sim/disk.js';
 
 export const cacheDir = process.env['FARMCLONE_TEST_CACHE'] ?? '/var/cache/farmclone-test';
@@ -57,6 +58,17 @@ export async function farmHostImage(): Promise<{dir: string; seconds: number}> {
  * for the banner.
  */
 export async function chooseAccel(image: string): Promise<Accel> {
+	const forced = process.env['FARMCLONE_TEST_ACCEL'];
+	if (forced === 'kvm' || forced === 'tcg') return forced;
+	// The probe costs up to 90 s when KVM does not work: its answer is kept with the image it booted.
+	const known = await fs.readFile(path.join(image, 'accel'), 'utf8').catch(() => '');
+	if (known.trim() === 'kvm' || known.trim() === 'tcg') return known.trim() as Accel;
+	const accel = await probeAccel(image);
+	await fs.writeFile(path.join(image, 'accel'), `${accel}\n`).catch(() => undefined);
+	return accel;
+}
+
+async function probeAccel(image: string): Promise<Accel> {
 	try {
 		await fs.access('/dev/kvm');
 	} catch {
@@ -304,6 +316,50 @@ async function stateKey(image: string): Promise<string> {
 
 export type FarmHost = {guest: Guest; times: Record<string, number>};
 
+/** Where a background preparation (test/host/prepare.ts) says it is under way: its pid. */
+export const preparingFile = path.join(cacheDir, 'preparing.pid');
+
+/** Waits while a background preparation of the same cache runs, so that the guest is not built twice. */
+async function waitForPreparation(): Promise<void> {
+	const pid = Number(await fs.readFile(preparingFile, 'utf8').catch(() => ''));
+	// A zombie has ended too.
+	const alive = async () => ((await readProcStat(pid))?.state ?? 'Z') !== 'Z';
+	if (!pid || pid === process.pid || !(await alive())) return;
+	log(`waiting for the guest being prepared in the background (pid ${pid}, its log: ${cacheDir}/prepare.log)`);
+	await waitFor(
+		'the background preparation of the guest',
+		async () => !(await alive()),
+		2 * patience.bootMs + 2 * 60 * 60_000,
+	);
+}
+
+/**
+ * The image and the saved, initialised guest in the cache (built when absent
+ * or stale), and the accelerator: all a run needs before it restores.
+ */
+export async function prepareFarmHost(): Promise<{
+	image: string;
+	accel: Accel;
+	state: string;
+	times: Record<string, number>;
+}> {
+	await waitForPreparation();
+	const times: Record<string, number> = {};
+	const {dir: image, seconds} = await farmHostImage();
+	times['image'] = seconds;
+	const accel = await chooseAccel(image);
+	log(`accelerator: ${accel.toUpperCase()}`);
+	const state = path.join(cacheDir, `state-${await stateKey(image)}`);
+	if (!(await fs.stat(path.join(state, 'ready')).catch(() => undefined))) {
+		const started = Date.now();
+		await saveFarmHost(image, accel, state, times);
+		await pruneCache([image, state]);
+		times['prepare'] = Math.round((Date.now() - started) / 1000);
+	}
+
+	return {image, accel, state, times};
+}
+
 /**
  * A booted farm host with its Ganeti cluster, services and source instance:
  * restored from the cached snapshot when one matches the image and setup
@@ -312,19 +368,9 @@ export type FarmHost = {guest: Guest; times: Record<string, number>};
  * to by a run.
  */
 export async function farmHost(): Promise<FarmHost> {
-	const times: Record<string, number> = {};
-	const {dir: image, seconds} = await farmHostImage();
-	times['image'] = seconds;
-	const accel = await chooseAccel(image);
-	log(`accelerator: ${accel.toUpperCase()}`);
-	const state = path.join(cacheDir, `state-${await stateKey(image)}`);
-	const work = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-host-'));
 	const started = Date.now();
-	if (!(await fs.stat(path.join(state, 'ready')).catch(() => undefined))) {
-		await saveFarmHost(image, accel, state, times);
-		await pruneCache([image, state]);
-	}
-
+	const {image, accel, state, times} = await prepareFarmHost();
+	const work = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-host-'));
 	for (const disk of ['root.qcow2', 'vg.qcow2']) {
 		await execa('cp', ['--sparse=always', path.join(state, disk), path.join(work, disk)]);
 	}
