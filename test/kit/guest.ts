@@ -120,6 +120,12 @@ async function freePort(): Promise<number> {
 
 export type GuestRun = {stdout: string; stderr: string; exitCode: number};
 
+/** A command started in the background in the guest (Guest.start): its pid and where its output goes. */
+export type GuestJob = {name: string; pid: number; output: string; exitFile: string};
+
+/** Where background jobs keep their output and exit status in the guest. */
+const jobDir = '/root/farmclone-test-jobs';
+
 export class Guest {
 	private exited = false;
 
@@ -188,6 +194,47 @@ export class Guest {
 	/** A bash script in the guest, read from stdin (arguments after it). */
 	async script(text: string, args: string[] = [], timeoutMs?: number): Promise<string> {
 		return this.must(['bash', '-s', '--', ...args], {input: text, timeoutMs});
+	}
+
+	/**
+	 * Starts argv in the guest in the background, in a session of its own (no terminal, stdin from
+	 * /dev/null), so that it outlives the SSH connection and a signal reaches only it. Its output goes
+	 * to a file in the guest, its exit status to another once it ends.
+	 */
+	async start(name: string, argv: string[]): Promise<GuestJob> {
+		const files = {output: `${jobDir}/${name}.out`, exit: `${jobDir}/${name}.exit`, pid: `${jobDir}/${name}.pid`};
+		const pid = await this.script(
+			[
+				'set -eu',
+				'out=$1 exit=$2 pidfile=$3',
+				'shift 3',
+				`mkdir -p ${jobDir}`,
+				'rm -f "$out" "$exit" "$pidfile"',
+				// $! is argv's own pid (env execs node): the one to signal.
+				'setsid sh -c \'out=$1 exit=$2 pidfile=$3; shift 3; "$@" >"$out" 2>&1 </dev/null & echo $! >"$pidfile"; wait $!; echo $? >"$exit.tmp"; mv "$exit.tmp" "$exit"\' sh "$out" "$exit" "$pidfile" "$@" >/dev/null 2>&1 </dev/null &',
+				'until [ -s "$pidfile" ]; do sleep 0.2; done',
+				'cat "$pidfile"',
+			].join('\n'),
+			[files.output, files.exit, files.pid, ...argv],
+		);
+		log(`started ${argv.join(' ')} in the background as pid ${pid.trim()} (${files.output})`);
+		return {name, pid: Number(pid), output: files.output, exitFile: files.exit};
+	}
+
+	/** What a background job printed so far. */
+	async output(job: GuestJob): Promise<string> {
+		return this.must(['cat', job.output]);
+	}
+
+	/** Waits for a background job to end (waiting in the guest: one SSH connection); its exit status. */
+	async exitOf(job: GuestJob, limitMs = patience.commandMs): Promise<number> {
+		const seconds = Math.round(limitMs / 1000);
+		const waited = await this.run(
+			['timeout', String(seconds), 'sh', '-c', 'until [ -e "$1" ]; do sleep 2; done; cat "$1"', 'sh', job.exitFile],
+			{timeoutMs: limitMs + 60_000},
+		);
+		if (waited.exitCode !== 0) throw new Error(`${job.name} (pid ${job.pid}) did not end within ${seconds} s`);
+		return Number(waited.stdout);
 	}
 
 	/** Copies local files into the guest (scp -r). */
@@ -276,7 +323,9 @@ export async function startGuest(
 		'-initrd',
 		path.join(image, 'initrd.img'),
 		'-append',
-		'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet',
+		// A TCG guest on a busy host can get no CPU for minutes: that is starvation, not a kernel bug, and the
+		// lockup and RCU stall detectors only add their reports (and work) to it.
+		'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet rcupdate.rcu_cpu_stall_suppress=1 nowatchdog',
 		'-drive',
 		`file=${path.join(dir, 'root.qcow2')},if=virtio,format=qcow2,cache=unsafe`,
 		'-drive',
@@ -380,6 +429,13 @@ export async function farmHost(): Promise<FarmHost> {
 	await guest.waitForSsh();
 	// The restored clock is the saved one: set it, as Ganeti's certificates and job timestamps need a sane time.
 	await guest.must(['date', '-u', '-s', `@${Math.floor(Date.now() / 1000)}`]);
+	// A guest saved before the kernel command line said so: the same, at run time.
+	const quiet = await guest.run([
+		'sh',
+		'-c',
+		'echo 0 > /proc/sys/kernel/watchdog && echo 1 > /sys/module/rcupdate/parameters/rcu_cpu_stall_suppress',
+	]);
+	if (quiet.exitCode !== 0) log(`the lockup and stall detectors stay on: ${quiet.stderr.trim()}`);
 	times['restore'] = Math.round((Date.now() - restoreStarted) / 1000);
 	times['ready'] = Math.round((Date.now() - started) / 1000);
 	log(`farm host ready in ${times['ready']} s (restore ${times['restore']} s)`);
