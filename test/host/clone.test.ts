@@ -12,9 +12,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import {after, before, test} from 'node:test';
 import {farmHost, installFarmclone, patience, waitFor, type FarmHost, type GuestJob} from '../kit/guest.js';
+import {heldDdScript} from '../kit/farm.js';
 import {writeRealFixture, writeRealVersions} from '../kit/real-fixtures.js';
 
 const farm = 'gallifrey-dev';
+/** Where the guest keeps the dd that holds the copy at its start (heldDdScript), first on farmclone's PATH. */
+const heldBin = '/root/farmclone-test-held';
 const confirm = ['--yes', '--confirm', farm];
 /** The files farmclone edits on the host, and the directories it adds files to. */
 const hostFiles = [
@@ -144,8 +147,12 @@ before(async () => {
 		});
 		await captureReal('before', commandsToCapture());
 	}
+	await host.guest.must(['sh', '-c', `mkdir -p ${heldBin} && cat > ${heldBin}/dd && chmod 755 ${heldBin}/dd`], {
+		input: heldDdScript('/bin/dd'),
+	});
 	const settings = {
 		name: farm,
+		commandPath: [heldBin],
 		sourceLv: lv,
 		snapshotSize: '512M',
 		memory: '512M',
@@ -178,19 +185,21 @@ async function journal(): Promise<Journal | undefined> {
 }
 
 /**
- * The copy's dd as soon as the journal names it (other than `not`), stopped at once (SIGSTOP): however
- * fast the guest copies, it is caught in the middle.
+ * The copy's dd (other than `not`) once the journal names it and it holds itself at its start (the
+ * settings put heldDdScript first on farmclone's PATH): caught before its first byte however fast the
+ * guest copies.
  */
 async function heldCopy(not?: number): Promise<number> {
 	let pid = 0;
 	await waitFor(
-		"the copy's dd to start",
+		"the copy's dd to hold itself at its start",
 		async () => {
 			const recorded = await journal();
-			if (recorded?.stages['copy']?.state === 'done') throw new Error('the copy ended before it could be caught');
+			if (recorded?.stages['copy']?.state === 'done') throw new Error('the copy ended without being held');
 			pid = Number(recorded?.states['copy']?.['pid']);
 			if (!Number.isInteger(pid) || pid <= 0 || pid === not) return false;
-			return (await host.guest.run(['kill', '-STOP', String(pid)])).exitCode === 0;
+			const stat = await host.guest.run(['cut', '-d', ' ', '-f', '3', `/proc/${pid}/stat`]);
+			return stat.stdout.trim() === 'T';
 		},
 		patience.commandMs,
 	);
@@ -276,6 +285,8 @@ test('kill -9 of dd mid-copy: the next run resumes from the journal offset, copy
 test('SIGHUP of farmclone mid-copy: dd goes on, the next run follows the same dd and runs every stage to done', async () => {
 	assert.ok(secondRun, 'the copy was resumed first');
 	const {job, dd} = secondRun;
+	// dd copies a while first: the session is hung up with its copy really under way.
+	await copyUntil(dd, 32 * 1024 * 1024);
 	await host.guest.must(['kill', '-HUP', String(job.pid)]);
 	assert.equal(await host.guest.exitOf(job), 1, 'the hung-up run stopped');
 	assert.match(await host.guest.output(job), /resume: .*dd is gone\): resumes at/);

@@ -91,12 +91,20 @@ export async function heldDdDir(dir: string): Promise<string> {
 	return bin;
 }
 
+/**
+ * A dd whose copy (the one with status=progress) stops itself before its first byte when `hold`, and
+ * becomes the real dd at `real` on SIGCONT: exec keeps its pid and start time, so farmclone's record holds.
+ */
+export function heldDdScript(real: string, hold = true): string {
+	const stop = hold ? 'case " $* " in *" status=progress "*) kill -STOP $$ ;; esac\n' : '';
+	return `#!/bin/sh\n${stop}exec ${real} "$@"\n`;
+}
+
 async function writeHeldDd(bin: string, hold: boolean): Promise<void> {
 	const real = await new Host({backupDir: bin}).which('dd');
 	assert.ok(real, 'dd is on PATH');
-	const stop = hold ? 'case " $* " in *" status=progress "*) kill -STOP $$ ;; esac\n' : '';
 	// Written aside and renamed: a dd starting meanwhile reads the old script or the new one, never half of one.
-	await fs.writeFile(path.join(bin, 'dd.new'), `#!/bin/sh\n${stop}exec ${real} "$@"\n`, {mode: 0o755});
+	await fs.writeFile(path.join(bin, 'dd.new'), heldDdScript(real, hold), {mode: 0o755});
 	await fs.rename(path.join(bin, 'dd.new'), path.join(bin, 'dd'));
 }
 
