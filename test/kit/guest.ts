@@ -128,6 +128,7 @@ const jobDir = '/root/farmclone-test-jobs';
 
 export class Guest {
 	private exited = false;
+	private stopping = false;
 
 	constructor(
 		readonly dir: string,
@@ -137,7 +138,11 @@ export class Guest {
 		private readonly key: string,
 	) {
 		void qemu.then(
-			() => (this.exited = true),
+			(result) => {
+				this.exited = true;
+				// An SSH command then only says "closed by remote host": say who ended the guest.
+				if (!this.stopping) log(`QEMU ended on its own: exit ${result.exitCode}, signal ${result.signal ?? 'none'}`);
+			},
 			() => (this.exited = true),
 		);
 	}
@@ -287,6 +292,7 @@ export class Guest {
 	}
 
 	async stop(): Promise<void> {
+		this.stopping = true;
 		if (!this.exited) {
 			await this.monitor('quit', 60_000).catch(() => undefined);
 			await waitFor('QEMU to exit', async () => this.exited, 120_000).catch(() => this.qemu.kill('SIGKILL'));
