@@ -23,7 +23,7 @@ const cli = meow({
 		confirm: {type: 'string'},
 		restartFirewall: {type: 'boolean', default: false},
 		dir: {type: 'string'},
-		size: {type: 'string', default: '256M'},
+		size: {type: 'string', default: '1G'},
 		run: {type: 'boolean', default: true},
 		keep: {type: 'boolean', default: false},
 		stop: {type: 'boolean', default: false},

@@ -53,7 +53,8 @@ export const commandUsage: Record<string, string> = {
 
   Options
     --dir DIR          where to build the simulated host (default: a temp dir)
-    --size SIZE        size of the simulated source disk (default 256M)
+    --size SIZE        size of the simulated source disk (default 1G, the
+                       smallest disk Ganeti's default policy accepts)
     --no-run           build the simulated host and stop
     --keep             leave the simulated host's services running
     --stop             stop the services of the simulated host in --dir`,
@@ -112,7 +113,8 @@ export const mainUsage = `  Usage
     --restart-firewall headless: restart Shorewall (with its rollback watchdog);
                        without it a headless run stops before the restart
     --dir DIR          demo: where to build the simulated host (default: temp)
-    --size SIZE        demo: size of the simulated source disk (default 256M)
+    --size SIZE        demo: size of the simulated source disk (default 1G,
+                       the smallest Ganeti's default policy accepts)
     --no-run           demo: build the simulated host and stop
     --keep             demo: leave the simulated host's services running
     --stop             demo: stop the services of the simulated host in --dir

@@ -3,11 +3,11 @@
 //   node test/run.js                 the fast tier: test/*.test.ts(x) (npm test)
 //   node test/run.js --tier sim      test/sim/: the simulated farm, as root (npm run test:sim)
 //   node test/run.js --tier faults   test/faults/: the fault-injection matrix, as root (npm run test:faults)
-//   node test/run.js --tier host     test/host/: a real farm host, as root
-//   node test/run.js --host-script   npm run test:host where package.json has it (the end of npm run test:all)
+//   node test/run.js --tier host     test/host/: a real farm host in a QEMU guest, as root (npm run test:host;
+//                                    run by hand, not part of test:all: see the README)
 //   node test/run.js PATTERN...      the files of any tier whose path contains a pattern
 import {spawnSync} from 'node:child_process';
-import {existsSync, readFileSync, readdirSync, statSync} from 'node:fs';
+import {existsSync, readdirSync, statSync} from 'node:fs';
 import path from 'node:path';
 
 const tiers = {fast: '', sim: 'sim', faults: 'faults', host: 'host'};
@@ -15,17 +15,6 @@ const tiers = {fast: '', sim: 'sim', faults: 'faults', host: 'host'};
 const rootTiers = new Set(['sim', 'faults', 'host']);
 
 const argv = process.argv.slice(2);
-// test:all ends with the real-host tier, whose npm script another change brings: run it where it exists.
-if (argv[0] === '--host-script') {
-	const {scripts = {}} = JSON.parse(readFileSync('package.json', 'utf8'));
-	if (!scripts['test:host']) {
-		console.log('test:all: no test:host script in package.json yet: the real-host tier is skipped');
-		process.exit(0);
-	}
-
-	process.exit(spawnSync('npm', ['run', 'test:host'], {stdio: 'inherit'}).status ?? 1);
-}
-
 let tier;
 const tierAt = argv.indexOf('--tier');
 if (tierAt !== -1) {

@@ -383,7 +383,7 @@ test('missing volumes and groups, bad paths and bad options fail like LVM', asyn
 	assert.match(field.stderr, /Unrecognised field: lv_nonsense/);
 });
 
-test('selection, sorting, prefixes and field aliases', async (t) => {
+test('default order, tags, prefixes and field aliases', async (t) => {
 	const farm = await lvmFarm(t);
 	await farm.run(['lvcreate', '-L', '4M', '-n', 'b', '--addtag', 'farm', 'all']);
 	await farm.run(['lvcreate', '-L', '8M', '-n', 'a', 'all']);
@@ -393,11 +393,9 @@ test('selection, sorting, prefixes and field aliases', async (t) => {
 			.map((line) => line.trim())
 			.filter(Boolean);
 	assert.deepEqual(await names(), ['a', 'b', 'src']);
-	assert.deepEqual(await names('-O', '-lv_name'), ['src', 'b', 'a']);
-	assert.deepEqual(await names('-S', 'lv_name=a'), ['a']);
-	assert.deepEqual(await names('-S', 'lv_size>=8m'), ['a', 'src']);
-	assert.deepEqual(await names('-S', 'lv_tags=farm || lv_name=~^a$'), ['a', 'b', 'src']);
 	assert.deepEqual(await names('@farm'), ['b', 'src']);
+	// farmclone never asks for a selection: the stand-in refuses it as an unknown option rather than ignoring it.
+	assert.notEqual((await farm.run(['lvs', '-S', 'lv_name=a'])).exitCode, 0);
 	const prefixed = await farm.run(['lvs', '--noheadings', '--nameprefixes', '-o', 'lv_name,vg_name', 'all/a']);
 	assert.equal(prefixed.stdout.trim(), "LVM2_LV_NAME='a' LVM2_VG_NAME='all'");
 });

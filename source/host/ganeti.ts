@@ -1,4 +1,5 @@
-import {CommandError, type ReadOnlyHost} from './host.js';
+import {setTimeout as sleep} from 'node:timers/promises';
+import {CommandError, type Host, type ReadOnlyHost} from './host.js';
 
 export type GanetiInstance = {
 	name: string;
@@ -127,8 +128,101 @@ export function volumeOwner(volumes: Map<string, InstanceVolume[]>, vg: string, 
 	return undefined;
 }
 
-export async function findInstance(host: ReadOnlyHost, name: string): Promise<GanetiInstance | undefined> {
-	return (await listInstances(host)).find((instance) => instance.name === name);
+/**
+ * How long farmclone waits for a Ganeti node that does not answer. On a
+ * loaded host the master misses Ganeti's 5 s RPC connect timeout: a job then
+ * fails with "Error 28: SSL connection timeout" and `gnt-instance list`
+ * shows ERROR_nodedown. That is slowness, not an answer: waited for, never
+ * read as "not running" nor as success. FARMCLONE_GANETI_RETRY_MS shortens
+ * the pause (tests); the number of tries is fixed.
+ */
+export const ganetiPatience = {
+	jobAttempts: 6,
+	listAttempts: 30,
+	pauseMs: Number(process.env['FARMCLONE_GANETI_RETRY_MS'] ?? 10_000),
+};
+
+/** Ganeti's words for a node the master could not reach in time; undefined for any other failure. */
+export function nodeUnreachable(output: string): string | undefined {
+	return output
+		.split('\n')
+		.map((line) => line.trim())
+		.find((line) =>
+			/Error 28\b|SSL connection timeout|Error checking node .*(?:time[ds]? ?out|unreachable|refused)/i.test(line),
+		);
+}
+
+/** Statuses that say the node did not answer: the instance's real state is unknown. */
+const unknownStatus = /^ERROR_node(?:down|offline)$/;
+
+export class GanetiUnreachableError extends Error {
+	constructor(message: string) {
+		super(message);
+		this.name = 'GanetiUnreachableError';
+	}
+}
+
+const pause = () => Math.round(ganetiPatience.pauseMs / 1000);
+
+/**
+ * A Ganeti job (`gnt-instance start/modify/add/remove/shutdown`), tried again
+ * while it fails because the master could not reach the node. With
+ * `onlyUnchanged` (add, remove: not idempotent) only a refusal of its
+ * prerequisites is tried again, since Ganeti checked them before changing
+ * anything. Any other failure throws at once, as the command's error.
+ */
+export async function runGanetiJob(
+	host: Host,
+	argv: string[],
+	log: (text: string) => void,
+	options: {onlyUnchanged?: boolean} = {},
+): Promise<void> {
+	const what = argv.slice(0, 2).join(' ');
+	for (let attempt = 1; ; attempt++) {
+		const result = await host.run(argv, {reject: false});
+		if (result.exitCode === 0) return;
+		const output = `${result.stdout}\n${result.stderr}`;
+		const why = nodeUnreachable(output);
+		const unchanged = /prerequisites not met/.test(output);
+		if (!why || (options.onlyUnchanged && !unchanged)) throw new CommandError(argv, result);
+		if (attempt >= ganetiPatience.jobAttempts) {
+			throw new GanetiUnreachableError(
+				`${what} failed ${attempt} times because Ganeti could not reach its node (${why}): the job did not run to its end. Check the node with gnt-cluster verify, then run farmclone again: this stage starts over`,
+			);
+		}
+
+		log(
+			`${what}: Ganeti could not reach its node (${why})${unchanged ? ', nothing was changed' : ''}; trying again in ${pause()} s (try ${attempt + 1} of ${ganetiPatience.jobAttempts})`,
+		);
+		await sleep(ganetiPatience.pauseMs);
+	}
+}
+
+/**
+ * The instance as `gnt-instance list` shows it once Ganeti reaches its node:
+ * ERROR_nodedown (or nodeoffline) says the node did not answer, not that the
+ * instance is down. Waits for a real status, saying so; throws when the node
+ * stays silent.
+ */
+export async function findInstance(
+	host: ReadOnlyHost,
+	name: string,
+	log: (text: string) => void = () => undefined,
+): Promise<GanetiInstance | undefined> {
+	for (let attempt = 1; ; attempt++) {
+		const instance = (await listInstances(host)).find((row) => row.name === name);
+		if (!instance || !unknownStatus.test(instance.status)) return instance;
+		if (attempt >= ganetiPatience.listAttempts) {
+			throw new GanetiUnreachableError(
+				`gnt-instance list still shows ${name} as ${instance.status} after ${attempt} tries: Ganeti cannot reach node ${instance.pnode}, so whether ${name} runs is unknown. Check the node with gnt-cluster verify, then run farmclone again`,
+			);
+		}
+
+		log(
+			`gnt-instance list shows ${name} as ${instance.status}: Ganeti could not reach node ${instance.pnode}, its state is unknown; asking again in ${pause()} s (try ${attempt + 1} of ${ganetiPatience.listAttempts})`,
+		);
+		await sleep(ganetiPatience.pauseMs);
+	}
 }
 
 /** Ganeti's version as [major, minor, patch], from `gnt-cluster --version`. */

@@ -1,3 +1,4 @@
+import {createHash} from 'node:crypto';
 import {constants as fsConstants} from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -87,6 +88,8 @@ export function missingProgram(command: string): string {
 
 export class Host {
 	readonly searchPath: string;
+	/** What checkers accepted in this process: argv and the content of their inputs (see runCheck). */
+	private readonly accepted = new Map<string, RunResult>();
 
 	constructor(readonly options: HostOptions) {
 		const inherited = process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin';
@@ -149,6 +152,47 @@ export class Host {
 		}
 
 		return record;
+	}
+
+	/**
+	 * Runs a checker whose verdict depends on the files under `inputs` (shorewall check compiles the
+	 * whole directory: 40-65 s on a slow host, and one run checks the same files up to four times).
+	 * When this process already saw the same argv accept the same content (every file's path, mode
+	 * and bytes, read now), its acceptance is given again, said in the command log, without running
+	 * it. A refusal is never remembered: content not accepted yet is always checked. Files outside
+	 * `inputs` that the configuration includes are not in the key: farmclone edits none of them, and
+	 * an admin editing them in the middle of a run is not guarded against.
+	 */
+	async runCheck(argv: string[], inputs: string, options: RunOptions = {}): Promise<RunResult> {
+		const key = `${JSON.stringify(argv)}\n${await this.contentKey(inputs)}`;
+		const earlier = this.accepted.get(key);
+		if (earlier) {
+			const note = `farmclone: ${argv.join(' ')} accepted these same files (${inputs}) earlier in this run: not run again\n`;
+			if (!options.quiet) this.options.onCommand?.({argv, ...earlier, stdout: note + earlier.stdout, durationMs: 0});
+			return earlier;
+		}
+
+		const result = await this.run(argv, {...options, reject: false});
+		if (result.exitCode === 0) this.accepted.set(key, result);
+		if (result.exitCode !== 0 && options.reject !== false) throw new CommandError(argv, result);
+		return result;
+	}
+
+	/** sha256 over every entry under `dir`: relative path, type, mode, and the bytes or link target. */
+	private async contentKey(dir: string): Promise<string> {
+		const hash = createHash('sha256');
+		const entries = await fs.readdir(dir, {recursive: true}).catch(() => undefined);
+		if (entries === undefined) return 'absent';
+		for (const entry of entries.map(String).sort()) {
+			const file = path.join(dir, entry);
+			const stat = await fs.lstat(file);
+			hash.update(`${entry}\0${stat.mode}\0`);
+			if (stat.isSymbolicLink()) hash.update(await fs.readlink(file));
+			else if (stat.isFile()) hash.update(await fs.readFile(file));
+			hash.update('\0');
+		}
+
+		return hash.digest('hex');
 	}
 
 	async readFile(file: string): Promise<string> {

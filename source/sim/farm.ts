@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {defaultSettings, type FarmSettings} from '../settings/schema.js';
 import {
+	defaultDiskPolicy,
 	newClusterState,
 	nowSeconds,
 	parseUnit,
@@ -69,6 +70,12 @@ async function ganetiCluster(
 	const lvm = await readLvmState(root);
 	const state = newClusterState(root, {vg: simFarm.vg, node: settings.ganetiNode ?? simFarm.node});
 	if (settings.monitorSocket) state.cluster.monitorSocket = settings.monitorSocket;
+	// Ganeti's default policy refuses disks under 1 GiB. Test farms copy 8-32 MiB disks (a CI run copies
+	// one ~100 times): their cluster's lower bound is the source's size, as an admin sets it with
+	// `gnt-cluster modify --ipolicy-bounds-specs min:disk-size=N,...`. A 1 GiB source (the demo's) keeps the default.
+	const source = findLv(lvm, simFarm.vg, simFarm.sourceLv);
+	const sourceMiB = source ? Math.floor(source.size / 1024 ** 2) : defaultDiskPolicy.minMiB;
+	if (sourceMiB < defaultDiskPolicy.minMiB) state.cluster.diskPolicy = {...defaultDiskPolicy, minMiB: sourceMiB};
 	const created = nowSeconds() - 3 * 365 * 24 * 3600;
 	const memory = parseUnit('4G');
 	for (const [index, host] of simFarm.hosts.entries()) {

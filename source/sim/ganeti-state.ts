@@ -70,7 +70,14 @@ export type GanetiCluster = {
 	monitorSocket: string;
 	/** KVM's runtime directory (pid/, ctrl/). */
 	kvmRunDir: string;
+	/** The instance policy's disk-size bounds in MiB; absent: Ganeti's default (defaultDiskPolicy). */
+	diskPolicy?: DiskPolicy;
 };
+
+export type DiskPolicy = {minMiB: number; maxMiB: number};
+
+/** Ganeti 3.0's default instance policy for disk-size (ISPECS_MINMAX): a real cluster refuses a 512 MiB disk. */
+export const defaultDiskPolicy: DiskPolicy = {minMiB: 1024, maxMiB: 1024 * 1024};
 
 export type GanetiState = {cluster: GanetiCluster; instances: GanetiInstance[]};
 
@@ -79,6 +86,8 @@ export function ganetiFiles(root: string) {
 	return {
 		stateFile: path.join(paths.state, 'ganeti.json'),
 		lockFile: path.join(paths.state, 'ganeti.lock'),
+		/** A test's injected unreachable node (see bin/ganeti.ts, nodeUnreachable). */
+		unreachableFile: path.join(paths.state, 'ganeti-unreachable.json'),
 		kvmRunDir: path.join(paths.root, 'var', 'run', 'ganeti', 'kvm-hypervisor'),
 	};
 }

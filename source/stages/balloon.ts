@@ -1,4 +1,4 @@
-import {findInstance, ganetiVersion, hasRuntimeMemory, toMebibytes} from '../host/ganeti.js';
+import {findInstance, ganetiVersion, hasRuntimeMemory, runGanetiJob, toMebibytes} from '../host/ganeti.js';
 import {monitorCommand, parseBalloon} from '../host/qemu-monitor.js';
 import {fqdn, monitorSocketPath} from '../settings/schema.js';
 import {StageError, type Stage, type LookContext} from './types.js';
@@ -24,7 +24,7 @@ export const balloonStage: Stage = {
 	danger: 'none',
 	skippable: true,
 	async check(context) {
-		const instance = await findInstance(context.host, fqdn(context.settings));
+		const instance = await findInstance(context.host, fqdn(context.settings), context.log);
 		if (instance?.status !== 'running') {
 			return {
 				status: 'conflict',
@@ -47,7 +47,11 @@ export const balloonStage: Stage = {
 	async apply(context) {
 		const name = fqdn(context.settings);
 		if (await runtimeMemorySupported(context)) {
-			await context.host.run(['gnt-instance', 'modify', '--runtime-memory', context.settings.balloonMemory, name]);
+			await runGanetiJob(
+				context.host,
+				['gnt-instance', 'modify', '--runtime-memory', context.settings.balloonMemory, name],
+				context.log,
+			);
 		} else {
 			context.log(`monitor: balloon ${targetMiB(context)}`);
 			await monitorCommand(monitorSocketPath(context.settings), `balloon ${targetMiB(context)}`);

@@ -8,6 +8,8 @@ export type FileChange = {path: string; before: string | undefined; after: strin
 
 export type Checker = {
 	argv: string[];
+	/** A directory whose content is all the checker's verdict depends on: the same content accepted once in this process is not checked again (Host.runCheck). */
+	inputs?: string;
 	/** The checker's words worth showing, from its stdout and stderr. */
 	explain: (output: string) => string;
 	/** Hint shown with a refusal. */
@@ -54,7 +56,9 @@ export function changeDiffs(changes: FileChange[]): FileDiff[] {
 
 /** Runs the checker: its complaint (undefined when it accepts the configuration) and its whole output. */
 async function check(context: LookContext, checker: Checker): Promise<{problem?: string; output: string}> {
-	const result = await context.host.run(checker.argv, {reject: false});
+	const result = checker.inputs
+		? await context.host.runCheck(checker.argv, checker.inputs, {reject: false})
+		: await context.host.run(checker.argv, {reject: false});
 	const output = `${result.stdout}\n${result.stderr}`;
 	if (result.exitCode === 0) return {output};
 	return {problem: checker.explain(output) || `${checker.argv[0]} exited ${result.exitCode}`, output};

@@ -44,7 +44,8 @@ async function firewallRunning(context: LookContext): Promise<boolean> {
  */
 async function checkConfiguration(context: LookContext): Promise<void> {
 	const dir = context.settings.shorewallDir;
-	const check = await context.host.run(['shorewall', 'check', dir], {reject: false});
+	// The firewall-rule stage checked these same files a moment ago: runCheck does not compile them again.
+	const check = await context.host.runCheck(['shorewall', 'check', dir], dir, {reject: false});
 	const output = `${check.stdout}\n${check.stderr}`;
 	const errors = output.split('\n').filter((line) => /\b(ERROR|FATAL)\b/.test(line));
 	if (check.exitCode !== 0 || errors.length > 0 || !/Shorewall configuration verified/.test(output)) {

@@ -42,7 +42,7 @@ const undoGuard: Guard = {
 const undoSaved = (context: LookContext) => `farmclone-${context.settings.name}-undo`;
 
 function checker(settings: FarmSettings): Checker {
-	return {argv: ['shorewall', 'check', settings.shorewallDir], explain: shorewallErrors};
+	return {argv: ['shorewall', 'check', settings.shorewallDir], inputs: settings.shorewallDir, explain: shorewallErrors};
 }
 
 type Files = {paramsPath: string; rulesPath: string; params: string; rules: string};
@@ -117,7 +117,8 @@ async function planRule(context: LookContext): Promise<Plan> {
 export async function firewallPreflight(context: PreflightContext): Promise<void> {
 	const {host, settings, add} = context;
 	// Started before anything else: shorewall check compiles the whole firewall, the preflight's longest wait.
-	const checked = checkerRefusal(host, ['shorewall', 'check', settings.shorewallDir], shorewallErrors);
+	const shorewall = checker(settings);
+	const checked = checkerRefusal(host, shorewall.argv, shorewall.explain, shorewall.inputs);
 	const rulesPath = path.join(settings.shorewallDir, 'rules');
 	const rules = await host.readFileIfExists(rulesPath).catch(() => undefined);
 	if (rules === undefined) {

@@ -1,4 +1,11 @@
-import {findInstance, ganetiVersion, hasRuntimeMemory, listInstances, type GanetiInstance} from '../host/ganeti.js';
+import {
+	findInstance,
+	ganetiVersion,
+	hasRuntimeMemory,
+	listInstances,
+	runGanetiJob,
+	type GanetiInstance,
+} from '../host/ganeti.js';
 import {noSuchInstance} from './volume-ownership.js';
 import {fqdn} from '../settings/schema.js';
 import {StageError, StalePlanError, type PreflightContext, type Stage, type LookContext} from './types.js';
@@ -99,7 +106,7 @@ export const ganetiInstanceStage: Stage = {
 	preflight: [clusterPreflight],
 	async check(context) {
 		const name = fqdn(context.settings);
-		const instance = await findInstance(context.host, name);
+		const instance = await findInstance(context.host, name, context.log);
 		if (instance) {
 			if (instance.macs.includes(context.settings.mac.toLowerCase())) {
 				return {status: 'done', detail: `instance ${name} exists with MAC ${context.settings.mac}`};
@@ -129,7 +136,7 @@ export const ganetiInstanceStage: Stage = {
 		return {status: 'pending', detail: `no instance ${name} yet`};
 	},
 	async plan(context) {
-		const existing = await findInstance(context.host, fqdn(context.settings));
+		const existing = await findInstance(context.host, fqdn(context.settings), context.log);
 		return {
 			commands: [await addCommand(context)],
 			values: {instance: existing ? 'exists' : 'absent'},
@@ -140,7 +147,7 @@ export const ganetiInstanceStage: Stage = {
 	async apply(context, approved) {
 		if (!context.settings.mac) throw new StageError('no MAC address in the settings: the MAC stage has not run');
 		const name = fqdn(context.settings);
-		if (approved?.values?.['instance'] === 'absent' && (await findInstance(context.host, name))) {
+		if (approved?.values?.['instance'] === 'absent' && (await findInstance(context.host, name, context.log))) {
 			throw new StalePlanError(`Ganeti instance ${name} exists now`);
 		}
 
@@ -149,13 +156,13 @@ export const ganetiInstanceStage: Stage = {
 		const before = new Set((await volumes(context)).map((lv) => lv.lv_name));
 		// Announced first: undo removes the instance even when farmclone died before recording it was made.
 		await ganetiInstanceState.save(context, {adding: true});
-		await context.host.run(add);
+		await runGanetiJob(context.host, add, context.log, {onlyUnchanged: true});
 		const adopted = (await volumes(context)).map((lv) => lv.lv_name).filter((name) => !before.has(name));
 		await ganetiInstanceState.save(context, {created: true, disk: adopted[0]});
 		if (adopted[0]) context.log(`disk adopted as ${context.settings.vg}/${adopted[0]}`);
 	},
 	async verify(context) {
-		const instance = await findInstance(context.host, fqdn(context.settings));
+		const instance = await findInstance(context.host, fqdn(context.settings), context.log);
 		if (!instance) throw new StageError(`gnt-instance list does not show ${fqdn(context.settings)}`);
 		if (!instance.macs.includes(context.settings.mac.toLowerCase())) {
 			throw new StageError(`instance has MAC ${instance.macs.join(', ')}, expected ${context.settings.mac}`);
@@ -171,13 +178,13 @@ export const ganetiInstanceStage: Stage = {
 	async undo(context) {
 		if (!ganetiInstanceState.of(context).created && !ganetiInstanceState.of(context).adding) return;
 		const name = fqdn(context.settings);
-		const instance = await findInstance(context.host, name);
+		const instance = await findInstance(context.host, name, context.log);
 		if (!instance) return;
 		if (!instance.macs.includes(context.settings.mac.toLowerCase())) {
 			context.log(`instance ${name} has MAC ${instance.macs.join(', ')}, not this run's: left alone`);
 			return;
 		}
 
-		await context.host.run(['gnt-instance', 'remove', '-f', name]);
+		await runGanetiJob(context.host, ['gnt-instance', 'remove', '-f', name], context.log, {onlyUnchanged: true});
 	},
 };

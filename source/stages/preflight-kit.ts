@@ -1,13 +1,18 @@
 import type {ReadOnlyHost} from '../host/host.js';
 import type {PreflightContext} from './types.js';
 
-/** The part of a checker's output that says what is wrong, or undefined when it accepts. */
+/**
+ * The part of a checker's output that says what is wrong, or undefined when it accepts. With
+ * `inputs`, the directory its verdict depends on, an acceptance of the same content earlier in this
+ * process stands (Host.runCheck).
+ */
 export async function checkerRefusal(
 	host: ReadOnlyHost,
 	argv: string[],
 	explain: (output: string) => string,
+	inputs?: string,
 ): Promise<string | undefined> {
-	const result = await host.run(argv, {reject: false});
+	const result = inputs ? await host.runCheck(argv, inputs, {reject: false}) : await host.run(argv, {reject: false});
 	if (result.exitCode === 0) return undefined;
 	return explain(`${result.stdout}\n${result.stderr}`) || `${argv.join(' ')} exited ${result.exitCode}`;
 }

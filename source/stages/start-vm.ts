@@ -1,4 +1,4 @@
-import {findInstance} from '../host/ganeti.js';
+import {findInstance, runGanetiJob} from '../host/ganeti.js';
 import {fqdn} from '../settings/schema.js';
 import {StageError, type Stage} from './types.js';
 import {stageState} from './state.js';
@@ -14,7 +14,7 @@ export const startVmStage: Stage = {
 	danger: 'confirm',
 	skippable: true,
 	async check(context) {
-		const instance = await findInstance(context.host, fqdn(context.settings));
+		const instance = await findInstance(context.host, fqdn(context.settings), context.log);
 		if (!instance) {
 			return {status: 'conflict', detail: `no instance ${fqdn(context.settings)} to start`, awaits: 'ganeti-instance'};
 		}
@@ -29,10 +29,11 @@ export const startVmStage: Stage = {
 	async apply(context) {
 		// Recorded first: undo shuts the VM down even when farmclone died right after starting it.
 		await startVmState.save(context, {started: true});
-		await context.host.run(['gnt-instance', 'start', fqdn(context.settings)]);
+		// A start of a running instance changes nothing: tried again when the node did not answer.
+		await runGanetiJob(context.host, ['gnt-instance', 'start', fqdn(context.settings)], context.log);
 	},
 	async verify(context) {
-		const instance = await findInstance(context.host, fqdn(context.settings));
+		const instance = await findInstance(context.host, fqdn(context.settings), context.log);
 		if (instance?.status !== 'running') {
 			throw new StageError(`${fqdn(context.settings)} is ${instance?.status ?? 'missing'} after gnt-instance start`);
 		}
@@ -41,9 +42,9 @@ export const startVmStage: Stage = {
 		return {commands: [['gnt-instance', 'shutdown', fqdn(context.settings)]], diffs: [], notes: []};
 	},
 	async undo(context) {
-		const instance = await findInstance(context.host, fqdn(context.settings));
+		const instance = await findInstance(context.host, fqdn(context.settings), context.log);
 		if (startVmState.of(context).started && instance?.status === 'running') {
-			await context.host.run(['gnt-instance', 'shutdown', fqdn(context.settings)]);
+			await runGanetiJob(context.host, ['gnt-instance', 'shutdown', fqdn(context.settings)], context.log);
 		}
 	},
 };

@@ -91,18 +91,31 @@ export async function heldDdDir(dir: string): Promise<string> {
 	return bin;
 }
 
-/** The copy's dd (the one with status=progress) and farmclone's copier (node running copier.js), held or not. */
+/** What each copy's command line looks like: dd's copy reports its progress; the copier is node running copier.js. */
+export const copyPatterns = {dd: '*" status=progress "*', node: '*/copier.[jt]s" "*'} as const;
+
+/**
+ * A `program` whose copy (its command line matching `copyPatterns`) stops itself before its first byte
+ * when `hold`, and becomes the real program at `real` on SIGCONT: exec keeps its pid and start time, so
+ * farmclone's record holds. Every other call goes straight through.
+ */
+export function heldCopyScript(program: keyof typeof copyPatterns, real: string, hold = true): string {
+	const stop = hold
+		? `case " $* " in ${copyPatterns[program]}) kill -STOP $$ ;; esac
+`
+		: '';
+	return `#!/bin/sh
+${stop}exec ${real} "$@"
+`;
+}
+
+/** The copy's dd and farmclone's copier, held or not. */
 async function writeHeldCopies(bin: string, hold: boolean): Promise<void> {
-	const copies = [
-		{program: 'dd', pattern: '*" status=progress "*'},
-		{program: 'node', pattern: '*/copier.[jt]s" "*'},
-	];
-	for (const {program, pattern} of copies) {
+	for (const program of ['dd', 'node'] as const) {
 		const real = await new Host({backupDir: bin}).which(program);
 		assert.ok(real, `${program} is on PATH`);
-		const stop = hold ? `case " $* " in ${pattern}) kill -STOP $$ ;; esac\n` : '';
 		// Written aside and renamed: a copy starting meanwhile reads the old script or the new one, never half of one.
-		await fs.writeFile(path.join(bin, `${program}.new`), `#!/bin/sh\n${stop}exec ${real} "$@"\n`, {mode: 0o755});
+		await fs.writeFile(path.join(bin, `${program}.new`), heldCopyScript(program, real, hold), {mode: 0o755});
 		await fs.rename(path.join(bin, `${program}.new`), path.join(bin, program));
 	}
 }

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa, type ResultPromise} from 'execa';
+import {readProcStat} from '../../source/host/proc.js';
 import {writeSimDisk} from '../../source/sim/disk.js';
 
 export const cacheDir = process.env['FARMCLONE_TEST_CACHE'] ?? '/var/cache/farmclone-test';
@@ -57,6 +58,17 @@ export async function farmHostImage(): Promise<{dir: string; seconds: number}> {
  * for the banner.
  */
 export async function chooseAccel(image: string): Promise<Accel> {
+	const forced = process.env['FARMCLONE_TEST_ACCEL'];
+	if (forced === 'kvm' || forced === 'tcg') return forced;
+	// The probe costs up to 90 s when KVM does not work: its answer is kept with the image it booted.
+	const known = await fs.readFile(path.join(image, 'accel'), 'utf8').catch(() => '');
+	if (known.trim() === 'kvm' || known.trim() === 'tcg') return known.trim() as Accel;
+	const accel = await probeAccel(image);
+	await fs.writeFile(path.join(image, 'accel'), `${accel}\n`).catch(() => undefined);
+	return accel;
+}
+
+async function probeAccel(image: string): Promise<Accel> {
 	try {
 		await fs.access('/dev/kvm');
 	} catch {
@@ -108,8 +120,15 @@ async function freePort(): Promise<number> {
 
 export type GuestRun = {stdout: string; stderr: string; exitCode: number};
 
+/** A command started in the background in the guest (Guest.start): its pid and where its output goes. */
+export type GuestJob = {name: string; pid: number; output: string; exitFile: string};
+
+/** Where background jobs keep their output and exit status in the guest. */
+const jobDir = '/root/farmclone-test-jobs';
+
 export class Guest {
 	private exited = false;
+	private stopping = false;
 
 	constructor(
 		readonly dir: string,
@@ -119,7 +138,11 @@ export class Guest {
 		private readonly key: string,
 	) {
 		void qemu.then(
-			() => (this.exited = true),
+			(result) => {
+				this.exited = true;
+				// An SSH command then only says "closed by remote host": say who ended the guest.
+				if (!this.stopping) log(`QEMU ended on its own: exit ${result.exitCode}, signal ${result.signal ?? 'none'}`);
+			},
 			() => (this.exited = true),
 		);
 	}
@@ -178,6 +201,47 @@ export class Guest {
 		return this.must(['bash', '-s', '--', ...args], {input: text, timeoutMs});
 	}
 
+	/**
+	 * Starts argv in the guest in the background, in a session of its own (no terminal, stdin from
+	 * /dev/null), so that it outlives the SSH connection and a signal reaches only it. Its output goes
+	 * to a file in the guest, its exit status to another once it ends.
+	 */
+	async start(name: string, argv: string[]): Promise<GuestJob> {
+		const files = {output: `${jobDir}/${name}.out`, exit: `${jobDir}/${name}.exit`, pid: `${jobDir}/${name}.pid`};
+		const pid = await this.script(
+			[
+				'set -eu',
+				'out=$1 exit=$2 pidfile=$3',
+				'shift 3',
+				`mkdir -p ${jobDir}`,
+				'rm -f "$out" "$exit" "$pidfile"',
+				// $! is argv's own pid (env execs node): the one to signal.
+				'setsid sh -c \'out=$1 exit=$2 pidfile=$3; shift 3; "$@" >"$out" 2>&1 </dev/null & echo $! >"$pidfile"; wait $!; echo $? >"$exit.tmp"; mv "$exit.tmp" "$exit"\' sh "$out" "$exit" "$pidfile" "$@" >/dev/null 2>&1 </dev/null &',
+				'until [ -s "$pidfile" ]; do sleep 0.2; done',
+				'cat "$pidfile"',
+			].join('\n'),
+			[files.output, files.exit, files.pid, ...argv],
+		);
+		log(`started ${argv.join(' ')} in the background as pid ${pid.trim()} (${files.output})`);
+		return {name, pid: Number(pid), output: files.output, exitFile: files.exit};
+	}
+
+	/** What a background job printed so far. */
+	async output(job: GuestJob): Promise<string> {
+		return this.must(['cat', job.output]);
+	}
+
+	/** Waits for a background job to end (waiting in the guest: one SSH connection); its exit status. */
+	async exitOf(job: GuestJob, limitMs = patience.commandMs): Promise<number> {
+		const seconds = Math.round(limitMs / 1000);
+		const waited = await this.run(
+			['timeout', String(seconds), 'sh', '-c', 'until [ -e "$1" ]; do sleep 2; done; cat "$1"', 'sh', job.exitFile],
+			{timeoutMs: limitMs + 60_000},
+		);
+		if (waited.exitCode !== 0) throw new Error(`${job.name} (pid ${job.pid}) did not end within ${seconds} s`);
+		return Number(waited.stdout);
+	}
+
 	/** Copies local files into the guest (scp -r). */
 	async copyIn(local: string[], remote: string): Promise<void> {
 		const args = this.sshArgs().map((arg) => (arg === '-p' ? '-P' : arg));
@@ -228,6 +292,7 @@ export class Guest {
 	}
 
 	async stop(): Promise<void> {
+		this.stopping = true;
 		if (!this.exited) {
 			await this.monitor('quit', 60_000).catch(() => undefined);
 			await waitFor('QEMU to exit', async () => this.exited, 120_000).catch(() => this.qemu.kill('SIGKILL'));
@@ -264,7 +329,9 @@ export async function startGuest(
 		'-initrd',
 		path.join(image, 'initrd.img'),
 		'-append',
-		'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet',
+		// A TCG guest on a busy host can get no CPU for minutes: that is starvation, not a kernel bug, and the
+		// lockup and RCU stall detectors only add their reports (and work) to it.
+		'root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet rcupdate.rcu_cpu_stall_suppress=1 nowatchdog',
 		'-drive',
 		`file=${path.join(dir, 'root.qcow2')},if=virtio,format=qcow2,cache=unsafe`,
 		'-drive',
@@ -304,6 +371,50 @@ async function stateKey(image: string): Promise<string> {
 
 export type FarmHost = {guest: Guest; times: Record<string, number>};
 
+/** Where a background preparation (test/host/prepare.ts) says it is under way: its pid. */
+export const preparingFile = path.join(cacheDir, 'preparing.pid');
+
+/** Waits while a background preparation of the same cache runs, so that the guest is not built twice. */
+async function waitForPreparation(): Promise<void> {
+	const pid = Number(await fs.readFile(preparingFile, 'utf8').catch(() => ''));
+	// A zombie has ended too.
+	const alive = async () => ((await readProcStat(pid))?.state ?? 'Z') !== 'Z';
+	if (!pid || pid === process.pid || !(await alive())) return;
+	log(`waiting for the guest being prepared in the background (pid ${pid}, its log: ${cacheDir}/prepare.log)`);
+	await waitFor(
+		'the background preparation of the guest',
+		async () => !(await alive()),
+		2 * patience.bootMs + 2 * 60 * 60_000,
+	);
+}
+
+/**
+ * The image and the saved, initialised guest in the cache (built when absent
+ * or stale), and the accelerator: all a run needs before it restores.
+ */
+export async function prepareFarmHost(): Promise<{
+	image: string;
+	accel: Accel;
+	state: string;
+	times: Record<string, number>;
+}> {
+	await waitForPreparation();
+	const times: Record<string, number> = {};
+	const {dir: image, seconds} = await farmHostImage();
+	times['image'] = seconds;
+	const accel = await chooseAccel(image);
+	log(`accelerator: ${accel.toUpperCase()}`);
+	const state = path.join(cacheDir, `state-${await stateKey(image)}`);
+	if (!(await fs.stat(path.join(state, 'ready')).catch(() => undefined))) {
+		const started = Date.now();
+		await saveFarmHost(image, accel, state, times);
+		await pruneCache([image, state]);
+		times['prepare'] = Math.round((Date.now() - started) / 1000);
+	}
+
+	return {image, accel, state, times};
+}
+
 /**
  * A booted farm host with its Ganeti cluster, services and source instance:
  * restored from the cached snapshot when one matches the image and setup
@@ -312,19 +423,9 @@ export type FarmHost = {guest: Guest; times: Record<string, number>};
  * to by a run.
  */
 export async function farmHost(): Promise<FarmHost> {
-	const times: Record<string, number> = {};
-	const {dir: image, seconds} = await farmHostImage();
-	times['image'] = seconds;
-	const accel = await chooseAccel(image);
-	log(`accelerator: ${accel.toUpperCase()}`);
-	const state = path.join(cacheDir, `state-${await stateKey(image)}`);
-	const work = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-host-'));
 	const started = Date.now();
-	if (!(await fs.stat(path.join(state, 'ready')).catch(() => undefined))) {
-		await saveFarmHost(image, accel, state, times);
-		await pruneCache([image, state]);
-	}
-
+	const {image, accel, state, times} = await prepareFarmHost();
+	const work = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-host-'));
 	for (const disk of ['root.qcow2', 'vg.qcow2']) {
 		await execa('cp', ['--sparse=always', path.join(state, disk), path.join(work, disk)]);
 	}
@@ -334,6 +435,13 @@ export async function farmHost(): Promise<FarmHost> {
 	await guest.waitForSsh();
 	// The restored clock is the saved one: set it, as Ganeti's certificates and job timestamps need a sane time.
 	await guest.must(['date', '-u', '-s', `@${Math.floor(Date.now() / 1000)}`]);
+	// A guest saved before the kernel command line said so: the same, at run time.
+	const quiet = await guest.run([
+		'sh',
+		'-c',
+		'echo 0 > /proc/sys/kernel/watchdog && echo 1 > /sys/module/rcupdate/parameters/rcu_cpu_stall_suppress',
+	]);
+	if (quiet.exitCode !== 0) log(`the lockup and stall detectors stay on: ${quiet.stderr.trim()}`);
 	times['restore'] = Math.round((Date.now() - restoreStarted) / 1000);
 	times['ready'] = Math.round((Date.now() - started) / 1000);
 	log(`farm host ready in ${times['ready']} s (restore ${times['restore']} s)`);

@@ -7,7 +7,7 @@ import {after, before, test} from 'node:test';
 import {execa} from 'execa';
 import {monitorSocketPath, type FarmSettings} from '../../source/settings/schema.js';
 import {createSimFarm, type SimFarm} from '../../source/sim/farm.js';
-import {ganetiVersion, readGanetiState} from '../../source/sim/ganeti-state.js';
+import {ganetiVersion, readGanetiState, withGanetiState} from '../../source/sim/ganeti-state.js';
 import {monitorCommand, vmPid} from '../../source/sim/kvm.js';
 import {lvDevicePath} from '../../source/sim/lvm-state.js';
 import {readServicesState} from '../../source/sim/services.js';
@@ -227,6 +227,24 @@ test('gnt-instance add refuses like Ganeti', {skip: needsRoot}, async (t) => {
 	);
 	holder.kill();
 	await new Promise((resolve) => holder.once('exit', resolve));
+
+	// Ganeti's default instance policy, as the real cluster printed it for a 512 MiB disk (issue 10): this test
+	// farm's cluster has its bound lowered to its 8 MiB source, as an admin does with gnt-cluster modify.
+	assert.deepEqual((await readGanetiState(farm.root)).cluster.diskPolicy, {minMiB: 8, maxMiB: 1024 * 1024});
+	await withGanetiState(farm.root, async (state) => {
+		delete state.cluster.diskPolicy;
+	});
+	try {
+		assertPrereqFailure(
+			await sim('gnt-instance', addArgs('mondas.xivo.vm.farm', 'spare', '52:54:00:00:00:01')),
+			'wrong_input',
+			/^Instance allocation to group default \([\da-f-]+\) violates policy: disk-size\/0 value 8 is not in range \[1024, 1048576\]$/,
+		);
+	} finally {
+		await withGanetiState(farm.root, async (state) => {
+			state.cluster.diskPolicy = {minMiB: 8, maxMiB: 1024 * 1024};
+		});
+	}
 
 	assert.deepEqual(await lvNames(), before, 'no refusal renamed anything');
 	const names = (await readGanetiState(farm.root)).instances.map((instance) => instance.name);

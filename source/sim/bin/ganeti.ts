@@ -6,6 +6,7 @@
  */
 import {randomBytes, randomUUID} from 'node:crypto';
 import {closeSync, openSync, readSync, writeSync} from 'node:fs';
+import fs from 'node:fs/promises';
 import os from 'node:os';
 import {
 	feedback,
@@ -24,8 +25,10 @@ import {
 	type ParsedOptions,
 } from '../ganeti-format.js';
 import {
+	defaultDiskPolicy,
 	filledBeparams,
 	formatUnit,
+	ganetiFiles,
 	ganetiVersion,
 	lookupInstance,
 	lookupNode,
@@ -80,9 +83,37 @@ function single(parsed: ParsedOptions, usage: string): string {
 	return parsed.args[0]!;
 }
 
+// ---------------------------------------------------------------- an unreachable node (injected by tests)
+
+/**
+ * What a real cluster does when its master cannot reach the node in time (a
+ * loaded host: Ganeti's RPC connect timeout is 5 s), injected by a test as
+ * counts in ganeti-unreachable.json: the next `jobs` commands that submit a job
+ * fail their prerequisites with the node check's SSL timeout, and the next
+ * `lists` runs of `gnt-instance list` show ERROR_nodedown and `?` for live
+ * fields. Each use counts one down.
+ */
+export type Unreachable = {jobs?: number; lists?: number};
+
+async function nodeUnreachable(root: string, kind: keyof Unreachable): Promise<boolean> {
+	const file = ganetiFiles(root).unreachableFile;
+	const counts = JSON.parse(await fs.readFile(file, 'utf8').catch(() => '{}')) as Unreachable;
+	if (!counts[kind]) return false;
+	counts[kind] -= 1;
+	await fs.writeFile(file, JSON.stringify(counts));
+	return true;
+}
+
+async function failIfUnreachable(root: string): Promise<void> {
+	if (!(await nodeUnreachable(root, 'jobs'))) return;
+	const state = await readGanetiState(root);
+	throw new GanetiError(`Error checking node ${state.cluster.node}: Error 28: SSL connection timeout`);
+}
+
 // ---------------------------------------------------------------- runtime
 
-type Runtime = {running: boolean; memory?: number};
+/** nodeDown: the node did not answer, so nothing live is known (`?`). */
+type Runtime = {running: boolean; memory?: number; nodeDown?: boolean};
 
 async function runtimeOf(cluster: GanetiCluster, instance: GanetiInstance): Promise<Runtime> {
 	if (!(await vmPid(cluster, instance.name))) return {running: false};
@@ -111,7 +142,13 @@ type Field = {
 
 const value = (value: unknown): FieldValue => ({value});
 const live = (runtime: Runtime, get: () => unknown): FieldValue =>
-	runtime.running ? (get() === undefined ? {noData: true} : value(get())) : {unavailable: true};
+	runtime.nodeDown
+		? {noData: true}
+		: runtime.running
+			? get() === undefined
+				? {noData: true}
+				: value(get())
+			: {unavailable: true};
 
 function beField(title: string, key: 'maxmem' | 'minmem' | 'vcpus', kind: Kind): Field {
 	return {title, kind, get: (instance, _runtime, cluster) => value(filledBeparams(cluster, instance)[key])};
@@ -120,11 +157,19 @@ function beField(title: string, key: 'maxmem' | 'minmem' | 'vcpus', kind: Kind):
 const fields: Record<string, Field> = {
 	name: {title: 'Instance', kind: 'text', get: (instance) => value(instance.name)},
 	uuid: {title: 'UUID', kind: 'text', get: (instance) => value(instance.uuid)},
-	status: {title: 'Status', kind: 'text', get: (instance, runtime) => value(instanceStatus(instance, runtime))},
+	status: {
+		title: 'Status',
+		kind: 'text',
+		get: (instance, runtime) => value(runtime.nodeDown ? 'ERROR_nodedown' : instanceStatus(instance, runtime)),
+	},
 	admin_state: {title: 'InstanceState', kind: 'text', get: (instance) => value(instance.adminState)},
 	admin_state_source: {title: 'InstanceStateSource', kind: 'text', get: (instance) => value(instance.adminStateSource)},
 	admin_up: {title: 'Autostart', kind: 'bool', get: (instance) => value(instance.adminState === 'up')},
-	oper_state: {title: 'Running', kind: 'bool', get: (_instance, runtime) => value(runtime.running)},
+	oper_state: {
+		title: 'Running',
+		kind: 'bool',
+		get: (_instance, runtime) => (runtime.nodeDown ? {noData: true} : value(runtime.running)),
+	},
 	oper_ram: {title: 'Memory', kind: 'unit', get: (_instance, runtime) => live(runtime, () => runtime.memory)},
 	oper_vcpus: {
 		title: 'VCPUs',
@@ -285,8 +330,9 @@ async function listInstances(root: string, argv: string[]): Promise<number> {
 		return field ?? {title: name, kind: 'unknown' as const, get: () => ({value: undefined})};
 	});
 	const rows: string[][] = [];
+	const nodeDown = await nodeUnreachable(root, 'lists');
 	for (const instance of instances) {
-		const runtime = await runtimeOf(state.cluster, instance);
+		const runtime = nodeDown ? {running: true, nodeDown} : await runtimeOf(state.cluster, instance);
 		rows.push(
 			selected.map((field) =>
 				field.kind === 'unknown' ? '??' : formatCell(field, field.get(instance, runtime, state.cluster), units),
@@ -573,6 +619,20 @@ async function addInstance(root: string, argv: string[]): Promise<number> {
 				'prereq',
 				'wrong_state',
 			);
+		}
+
+		// The instance policy, checked before anything changes: Ganeti 3.0 refuses a disk under 1 GiB by default.
+		const policy = state.cluster.diskPolicy ?? defaultDiskPolicy;
+		for (const [index, disk] of disks.entries()) {
+			const sizeMiB = Math.floor(findLv(lvm, disk.vg, disk.adopt!)!.size / 1024 / 1024);
+			if (sizeMiB < policy.minMiB || sizeMiB > policy.maxMiB) {
+				const group = state.cluster.nodeGroup;
+				throw new GanetiError(
+					`Instance allocation to group ${group.name} (${group.uuid}) violates policy: disk-size/${index} value ${sizeMiB} is not in range [${policy.minMiB}, ${policy.maxMiB}]`,
+					'prereq',
+					'wrong_input',
+				);
+			}
 		}
 
 		// Exec: the adopted volumes get Ganeti's own unique names.
@@ -1149,24 +1209,29 @@ async function gntInstance(root: string, argv: string[]): Promise<number> {
 		}
 
 		case 'add': {
+			await failIfUnreachable(root);
 			return addInstance(root, rest);
 		}
 
 		case 'start':
 		case 'startup': {
+			await failIfUnreachable(root);
 			return startInstance(root, rest);
 		}
 
 		case 'shutdown':
 		case 'stop': {
+			await failIfUnreachable(root);
 			return shutdownInstance(root, rest);
 		}
 
 		case 'remove': {
+			await failIfUnreachable(root);
 			return removeInstance(root, rest);
 		}
 
 		case 'modify': {
+			await failIfUnreachable(root);
 			return modifyInstance(root, rest);
 		}
 

@@ -101,10 +101,8 @@ const reportOptions: OptionSpec[] = [
 	{long: 'options', short: 'o', value: true},
 	{long: 'partial', short: 'P'},
 	{long: 'readonly'},
-	{long: 'select', short: 'S', value: true},
 	{long: 'separator', value: true},
 	{long: 'shared'},
-	{long: 'sort', short: 'O', value: true},
 	{long: 'unbuffered'},
 	{long: 'units', value: true},
 	{long: 'unquoted'},
@@ -497,136 +495,6 @@ function sortRows(kind: 'lv' | 'vg', rows: Row[], keys: string): Row[] {
 	});
 }
 
-// --- selection (-S) ------------------------------------------------------------
-
-type Predicate = (row: Row) => boolean;
-
-/**
- * A subset of LVM's selection language (lvmreport(7)): comparisons
- * `field=value`, `!=`, `=~`, `!~`, `<`, `<=`, `>`, `>=`; `&&` or `,`; `||`
- * or `#`; `!` and parentheses. Sizes without a unit are MiB.
- */
-class SelectionParser {
-	private position = 0;
-
-	constructor(
-		private readonly text: string,
-		private readonly kind: 'lv' | 'vg',
-	) {}
-
-	parse(): Predicate {
-		const predicate = this.parseOr();
-		this.skipSpace();
-		if (this.position < this.text.length) throw this.syntaxError();
-		return predicate;
-	}
-
-	private syntaxError(): LvmError {
-		return new LvmError(`Selection syntax error at '${this.text.slice(this.position)}'.`);
-	}
-
-	private skipSpace(): void {
-		while (/\s/.test(this.text.charAt(this.position))) this.position++;
-	}
-
-	private eat(token: string): boolean {
-		this.skipSpace();
-		if (!this.text.startsWith(token, this.position)) return false;
-		this.position += token.length;
-		return true;
-	}
-
-	private parseOr(): Predicate {
-		let left = this.parseAnd();
-		while (this.eat('||') || this.eat('#')) {
-			const before = left;
-			const right = this.parseAnd();
-			left = (row) => before(row) || right(row);
-		}
-
-		return left;
-	}
-
-	private parseAnd(): Predicate {
-		let left = this.parseUnary();
-		while (this.eat('&&') || this.eat(',')) {
-			const before = left;
-			const right = this.parseUnary();
-			left = (row) => before(row) && right(row);
-		}
-
-		return left;
-	}
-
-	private parseUnary(): Predicate {
-		if (this.eat('!')) {
-			const inner = this.parseUnary();
-			return (row) => !inner(row);
-		}
-
-		if (this.eat('(')) {
-			const inner = this.parseOr();
-			if (!this.eat(')')) throw this.syntaxError();
-			return inner;
-		}
-
-		return this.parseComparison();
-	}
-
-	private parseComparison(): Predicate {
-		this.skipSpace();
-		const rest = this.text.slice(this.position);
-		const match = /^([A-Za-z_][\w]*)\s*(=~|!~|!=|<=|>=|=|<|>)\s*(?:"([^"]*)"|'([^']*)'|([^\s()&|,#]*))/.exec(rest);
-		if (!match) throw this.syntaxError();
-		this.position += match[0].length;
-		const definition = resolveField(this.kind, match[1]!);
-		if (!definition) throw new LvmError(`Unrecognised selection field: ${match[1]}`);
-		const operator = match[2]!;
-		const expected = match[3] ?? match[4] ?? match[5] ?? '';
-		if (['string', 'list'].includes(definition.kind)) return this.stringTest(definition, operator, expected);
-		return this.numberTest(definition, operator, expected);
-	}
-
-	private stringTest(definition: FieldDef, operator: string, expected: string): Predicate {
-		const actual = (row: Row) => String(definition.value(row));
-		const equal = (row: Row) =>
-			definition.kind === 'list' ? actual(row).split(',').includes(expected) : actual(row) === expected;
-		const pattern = operator.includes('~') ? new RegExp(expected) : undefined;
-		switch (operator) {
-			case '=':
-				return equal;
-			case '!=':
-				return (row) => !equal(row);
-			case '=~':
-				return (row) => pattern!.test(actual(row));
-			case '!~':
-				return (row) => !pattern!.test(actual(row));
-			default:
-				throw new LvmError(`Operator ${operator} not allowed for field ${definition.id}.`);
-		}
-	}
-
-	private numberTest(definition: FieldDef, operator: string, expected: string): Predicate {
-		const target =
-			definition.kind === 'size' ? parseSizeArgument('select', expected).bytes : Number(expected.replace(/%$/, ''));
-		if (!Number.isFinite(target)) throw new LvmError(`Invalid number ${expected} for field ${definition.id}.`);
-		const tests: Record<string, (value: number) => boolean> = {
-			'=': (value) => value === target,
-			'!=': (value) => value !== target,
-			'<': (value) => value < target,
-			'<=': (value) => value <= target,
-			'>': (value) => value > target,
-			'>=': (value) => value >= target,
-		};
-		const test = tests[operator];
-		if (!test) throw new LvmError(`Operator ${operator} not allowed for field ${definition.id}.`);
-		return (row) => {
-			const value = definition.value(row);
-			return value === '' ? operator === '!=' : test(Number(value));
-		};
-	}
-}
-
 // --- lvs, vgs ------------------------------------------------------------------
 
 function reportUnits(line: CommandLine): Units {
@@ -652,8 +520,6 @@ async function report(context: Context, kind: 'lv' | 'vg', line: CommandLine): P
 	const format = lastValue(line, 'reportformat') ?? 'basic';
 	if (format !== 'basic' && format !== 'json') throw new LvmError(`Unknown report format ${format}.`, 3);
 	const definitions = selectedFields(kind, line);
-	const selection = lastValue(line, 'select');
-	const predicate = selection ? new SelectionParser(selection, kind).parse() : () => true;
 	const state = await readLvmState(context.root);
 	const makeRow = await rowsFor(context.root, state);
 	let exitCode = 0;
@@ -728,7 +594,8 @@ async function report(context: Context, kind: 'lv' | 'vg', line: CommandLine): P
 		}
 	}
 
-	const shown = sortRows(kind, rows.filter(predicate), lastValue(line, 'sort') ?? reportDefaults[kind].sort);
+	// LVM's default order; farmclone never asks for another (-O) nor for a selection (-S), so neither is here.
+	const shown = sortRows(kind, rows, reportDefaults[kind].sort);
 	const table = shown.map((row) =>
 		definitions.map((definition) => displayValue(definition, definition.value(row), context.units)),
 	);
