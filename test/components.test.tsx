@@ -270,11 +270,17 @@ test('the first gate shown while the preflight still checks says Enter runs once
 	const preflightDone = new Promise<void>((resolve) => {
 		passed = resolve;
 	});
+	let narrowed: () => void = () => undefined;
+	const oneLeft = new Promise<void>((resolve) => {
+		narrowed = resolve;
+	});
 	const engine = scripted(async (drivers, emit) => {
-		emit({type: 'preflight', done: 5, total: 6, running: ['firewall']});
+		emit({type: 'preflight', done: 2, total: 6, running: ['cluster', 'firewall', 'proxy', 'volumes']});
 		const answer = drivers.ask(gateRequest('snapshot', snapshotPlan, pending));
 		drivers.onEvent({type: 'check', stage: 'snapshot', result: pending});
 		drivers.onEvent({type: 'plan', stage: 'snapshot', plan: snapshotPlan});
+		await oneLeft;
+		emit({type: 'preflight', done: 5, total: 6, running: ['firewall']});
 		await preflightDone;
 		emit({type: 'preflight', done: 6, total: 6, running: []});
 		await answer;
@@ -282,8 +288,12 @@ test('the first gate shown while the preflight still checks says Enter runs once
 	});
 	const screen = mount(engine.start);
 	const early = await screen.waitFor((frame) => frame.includes('waits for you'), 'the gate');
-	assert.match(early, /Enter: run once the preflight passes \(checking firewall\)/);
+	// Four names and the keys do not fit in 80 columns: how many are left, and every key.
+	assert.match(early, /^Enter: run once the preflight passes \(4 checks left\) · d whole plan · q quit$/m);
 	assert.doesNotMatch(early, /⠋|⠙|⠹|⠸|⠼|⠴|⠦|⠧|⠇|⠏/, 'no spinner at a gate');
+	narrowed();
+	const last = await screen.waitFor((frame) => frame.includes('(checking firewall)'), 'the last check by name');
+	assert.match(last, /^Enter: run once the preflight passes \(checking firewall\) · d whole plan · q quit$/m);
 	passed();
 	const ready = await screen.waitFor(
 		(frame) => frame.includes('Enter run · d whole plan · q quit'),

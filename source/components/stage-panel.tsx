@@ -102,11 +102,18 @@ function GatePanel(props: PanelProps & {request: Extract<PromptRequest, {kind: '
 	const page = planPage(total, planBudget, state.planScroll ?? 0);
 	// The first gate shows while the preflight's slowest checks finish: Enter is taken, and the stage waits for them.
 	const checking = state.preflight?.running ?? [];
-	const enter =
-		checking.length > 0 ? `Enter: run once the preflight passes (checking ${checking.join(', ')})` : 'Enter run';
-	const keys = paging
-		? [`lines ${page.first + 1}-${page.end} of ${total}`, '↑↓ PgUp PgDn scroll', 'd back', enter, 'q quit']
-		: [enter, stage.skippable ? 's skip' : '', 'd whole plan', 'q quit'];
+	const keysWith = (enter: string) =>
+		paging
+			? [`lines ${page.first + 1}-${page.end} of ${total}`, '↑↓ PgUp PgDn scroll', 'd back', enter, 'q quit']
+			: [enter, stage.skippable ? 's skip' : '', 'd whole plan', 'q quit'];
+	// The checks by name where the line has room for them and every key; else how many are left.
+	const named = keysWith(`Enter: run once the preflight passes (checking ${checking.join(', ')})`);
+	const keys =
+		checking.length === 0
+			? keysWith('Enter run')
+			: named.filter(Boolean).join(' · ').length <= width
+				? named
+				: keysWith(`Enter: run once the preflight passes (${checking.length} checks left)`);
 	return (
 		<Box flexDirection="column">
 			<StageTitle stage={stage} number={number} total={state.stages.length} tick={props.tick} waiting />
