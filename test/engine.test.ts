@@ -263,3 +263,36 @@ test('after a failure, an earlier stage the failure undid is shown and journalle
 	assert.equal(journal!.stages['rule']?.state, 'pending');
 	assert.equal(journal!.stages['zone']?.state, 'done');
 });
+
+test('journal writes held until a gate: they wait for it, and a rejected gate leaves the file as it was', async (t) => {
+	const {JournalWriter, newJournal} = await import('../source/engine/journal.js');
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-hold-'));
+	t.after(() => fs.rm(dir, {recursive: true, force: true}));
+	const passing = new JournalWriter(path.join(dir, 'passes'), newJournal('gallifrey-dev'));
+	let pass: () => void = () => undefined;
+	passing.holdWritesUntil(
+		new Promise<void>((resolve) => {
+			pass = resolve;
+		}),
+	);
+	let written = false;
+	const write = passing.setStage('one', {state: 'running'}).then(() => {
+		written = true;
+	});
+	await new Promise((resolve) => setImmediate(resolve));
+	assert.equal(written, false, 'the write waits for the gate');
+	assert.equal(await readJournal(path.join(dir, 'passes')), undefined);
+	pass();
+	await write;
+	assert.equal((await readJournal(path.join(dir, 'passes')))?.stages['one']?.state, 'running');
+
+	const refusing = new JournalWriter(path.join(dir, 'refused'), newJournal('gallifrey-dev'));
+	refusing.holdWritesUntil(Promise.reject(new Error('preflight refuses')));
+	await assert.rejects(refusing.setStage('one', {state: 'running'}), /preflight refuses/);
+	await assert.rejects(
+		refusing.update(() => undefined),
+		/preflight refuses/,
+		'and every write after it',
+	);
+	assert.equal(await readJournal(path.join(dir, 'refused')), undefined);
+});

@@ -265,29 +265,23 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 			emit({type: 'preflight', ...progress});
 		},
 	);
-	// Awaited before anything changes; a refusal meanwhile is thrown there (or at the gate), never lost.
-	preflightRun.catch(() => undefined);
-	let preflightPassed = false;
-	/**
-	 * The preflight must have passed before the run changes anything, its own journal included. A person
-	 * reads the first gate while its slowest checks (shorewall check) finish; without a terminal, nothing
-	 * is shown early, so the run waits for it first.
+	/*
+	 * The preflight must pass before the run changes anything, its own journal included: every write waits
+	 * for it, and a refusal leaves the journal as it was (each write then throws the refusal). A person reads
+	 * the first gate meanwhile, while the slowest checks (shorewall check) finish; without a terminal
+	 * nothing is shown early, so the run waits for the preflight first.
 	 */
-	const passPreflight = async (stage?: Stage) => {
-		if (preflightPassed) return;
-		if (stage && checking.length > 0)
-			emit({type: 'log', stage: stage.id, text: `starts once the preflight passes (checking ${checking.join(', ')})`});
-		await preflightRun;
-		preflightPassed = true;
-		await journal.update((state) => {
+	journal.holdWritesUntil(preflightRun);
+	// Its first write, once the preflight passed; any later write waits behind it and throws as it does.
+	journal
+		.update((state) => {
 			state.outcome = undefined;
-		});
-	};
-
-	if (request.unattended) await passPreflight();
+		})
+		.catch(() => undefined);
+	if (request.unattended) await preflightRun;
 	/** The gate's answer, unless the preflight refuses first: its refusal then replaces the gate. */
 	const unlessRefused = async <T>(answer: Promise<T>): Promise<T> =>
-		preflightPassed ? answer : Promise.race([answer, preflightRun.then(async () => answer)]);
+		Promise.race([answer, preflightRun.then(async () => answer)]);
 	emit({type: 'run-start', farm: settings.name, resumed: session.resumed, at: new Date().toISOString()});
 	const ask = abortable(request.ask, signal);
 	const prompt = promptFrom(ask);
@@ -296,7 +290,6 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 	if (session.resumed) await announceResume(session, stages, contextFor, settings.name, look);
 
 	const finish = async (outcome: Outcome, message?: string): Promise<Outcome> => {
-		await passPreflight();
 		await journal.update((state) => {
 			state.outcome = outcome;
 		});
@@ -310,7 +303,6 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 		session.currentStage.id = stage.id;
 		const context = contextFor(stage);
 		const recorded = journal.journal.stages[stage.id]?.state ?? 'pending';
-		// Only the first gate is shown before the preflight passed; nothing else may be written first.
 		if (recorded === 'skipped') {
 			emit({type: 'stage-skipped', stage: stage.id, title: stage.title, reason: 'skipped in an earlier session'});
 			continue;
@@ -324,7 +316,6 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 				check = await stage.check(lookContext(context, look));
 			} catch (error) {
 				const failure = describe(error);
-				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error, endedAt: new Date().toISOString()});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
 				return finish('failed', failure.error);
@@ -332,14 +323,12 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 
 			emit({type: 'check', stage: stage.id, result: check});
 			if (check.status === 'done') {
-				await passPreflight();
 				if (recorded !== 'done') await journal.setStage(stage.id, {state: 'done', detail: check.detail});
 				emit({type: 'stage-done', stage: stage.id, title: stage.title, seconds: 0});
 				continue stages;
 			}
 
 			if (check.status === 'conflict') {
-				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: check.detail, detail: check.detail});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, error: check.detail});
 				return finish('failed', check.detail);
@@ -350,7 +339,6 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 				plan = await stage.plan(lookContext(context, look));
 			} catch (error) {
 				const failure = describe(error);
-				await passPreflight();
 				await journal.setStage(stage.id, {state: 'failed', error: failure.error});
 				emit({type: 'stage-failed', stage: stage.id, title: stage.title, ...failure});
 				return finish('failed', failure.error);
@@ -377,7 +365,13 @@ export async function runEngine(request: RunRequest): Promise<Outcome> {
 			const answer = following
 				? 'run'
 				: await unlessRefused(ask({kind: 'gate', stage, index, plan, check})).catch(stopped);
-			await passPreflight(stage);
+			// An answer before the preflight passed: the stage's first write waits for it (holdWritesUntil).
+			if (checking.length > 0)
+				emit({
+					type: 'log',
+					stage: stage.id,
+					text: `starts once the preflight passes (checking ${checking.join(', ')})`,
+				});
 			// Time passed at the gate, and what follows may change the host: the next look reads afresh.
 			look = lookingHost(session.host);
 			if (answer === 'quit' || signal.aborted) return finish('stopped');

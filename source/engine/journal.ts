@@ -112,6 +112,8 @@ export function isUnfinished(journal: Journal | undefined): boolean {
  */
 export class JournalWriter {
 	private chain: Promise<void> = Promise.resolve();
+	/** Set once the gate of holdWritesUntil rejected: no write reaches the file after it. */
+	private refusal: {error: unknown} | undefined;
 
 	constructor(
 		readonly farmDir: string,
@@ -123,11 +125,27 @@ export class JournalWriter {
 		this.journal.updatedAt = new Date().toISOString();
 		const text = `${JSON.stringify(this.journal, null, '\t')}\n`;
 		const write = this.chain.then(async () => {
+			if (this.refusal) throw this.refusal.error;
 			await fs.mkdir(this.farmDir, {recursive: true, mode: 0o700});
 			await writeFileAtomic(journalPath(this.farmDir), text, {mode: 0o600});
 		});
 		this.chain = write.catch(() => undefined);
 		await write;
+	}
+
+	/**
+	 * Writes from now on reach the file only once `gate` has resolved. If it rejects, they and every
+	 * later write reject with its error, and the file stays as it was: the run's preflight, which must
+	 * pass before the run records anything, while its first gate is already shown.
+	 */
+	holdWritesUntil(gate: Promise<unknown>): void {
+		this.chain = this.chain
+			.then(async () => {
+				await gate;
+			})
+			.catch((error: unknown) => {
+				this.refusal = {error};
+			});
 	}
 
 	async setStage(id: string, record: Partial<StageRecord>): Promise<void> {
