@@ -8,10 +8,9 @@ import {
 	snapshotArgv,
 	type LogicalVolume,
 } from '../host/lvm.js';
-import {assertVolumeOwnership} from './volume-ownership.js';
+import {assertVolumeOwnership, volumesPreflight} from './volume-ownership.js';
 import {StageError, StalePlanError, type CheckResult, type Stage, type LookContext} from './types.js';
 import {stageState, type StatesView} from './state.js';
-import {volumesPreflight} from './volume-ownership.js';
 import {copyCompleted} from './copy.js';
 
 /** The snapshot this run made, by uuid; `creating` is announced before its lvcreate. */
