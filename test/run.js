@@ -3,10 +3,11 @@
 //   node test/run.js                 the fast tier: test/*.test.ts(x) (npm test)
 //   node test/run.js --tier sim      test/sim/: the simulated farm, as root (npm run test:sim)
 //   node test/run.js --tier faults   test/faults/: the fault-injection matrix, as root (npm run test:faults)
-//   node test/run.js --tier host     test/host/: a real farm host in a QEMU guest, as root (npm run test:host;
-//                                    run by hand, not part of test:all: see the README)
+//   node test/run.js --tier host     test/host/: a real farm host in a QEMU guest, as root (npm run test:host)
+//   node test/run.js --tier faults --tier host
+//                                    several tiers; the host tier runs beside the others, in a process of its own
 //   node test/run.js PATTERN...      the files of any tier whose path contains a pattern
-import {spawnSync} from 'node:child_process';
+import {spawn} from 'node:child_process';
 import {existsSync, readdirSync, statSync} from 'node:fs';
 import path from 'node:path';
 
@@ -15,15 +16,16 @@ const tiers = {fast: '', sim: 'sim', faults: 'faults', host: 'host'};
 const rootTiers = new Set(['sim', 'faults', 'host']);
 
 const argv = process.argv.slice(2);
-let tier;
-const tierAt = argv.indexOf('--tier');
-if (tierAt !== -1) {
-	tier = argv[tierAt + 1];
-	argv.splice(tierAt, 2);
+const chosen = new Set();
+for (let at = argv.indexOf('--tier'); at !== -1; at = argv.indexOf('--tier')) {
+	const tier = argv[at + 1];
+	argv.splice(at, 2);
 	if (!(tier in tiers)) {
 		console.error(`unknown tier ${tier}: one of ${Object.keys(tiers).join(', ')}`);
 		process.exit(2);
 	}
+
+	chosen.add(tier);
 }
 
 const only = argv;
@@ -37,15 +39,10 @@ const files = readdirSync('test', {recursive: true})
 	.filter((file) => /\.test\.tsx?$/.test(file))
 	.map((file) => path.join('test', file))
 	.filter((file) => tierOf(file) in tiers)
-	.filter((file) => (tier ? tierOf(file) === tier : only.length > 0 || tierOf(file) === 'fast'))
+	.filter((file) => (chosen.size > 0 ? chosen.has(tierOf(file)) : only.length > 0 || tierOf(file) === 'fast'))
 	.filter((file) => only.length === 0 || only.some((pattern) => file.includes(pattern)))
 	.sort();
 if (files.length === 0) {
-	if (tier === 'host') {
-		console.log('test:host: no test files in test/host yet: skipped');
-		process.exit(0);
-	}
-
 	console.error('no test files matched');
 	process.exit(1);
 }
@@ -91,23 +88,49 @@ if (!current && run.some((file) => rootTiers.has(tierOf(file)))) {
 // file at a time: it is CPU-bound, and its component tests render frames they then compare.
 const concurrency =
 	process.env['FARMCLONE_TEST_CONCURRENCY'] ?? (run.some((file) => rootTiers.has(tierOf(file))) ? '2' : '1');
-const testArgv = [
-	process.execPath,
-	...['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...run],
-];
 // As root the tests mount clones, and daemons started through `ip netns exec` copy every mount there is at that
 // moment into a namespace of their own. On a machine whose mounts are private (containers, CI) an umount never
 // reaches those copies, and a file system the test unmounted stays in use (its loop device too) for as long as the
 // daemon of another test runs. In a mount namespace of the run's own, with shared propagation, it does.
-const [command, ...commandArgs] = isRoot ? ['unshare', '--mount', '--propagation', 'shared', ...testArgv] : testArgv;
-const result = spawnSync(command, commandArgs, {
-	stdio: 'inherit',
-	env: {
-		...process.env,
-		FORCE_COLOR: '0',
-		// Ink prints only the last frame when CI is set; component tests read every frame.
-		CI: 'false',
-		...(current ? {FARMCLONE_SIM_STANDINS: 'compiled'} : {}),
-	},
-});
-process.exit(result.status ?? 1);
+const env = {
+	...process.env,
+	FORCE_COLOR: '0',
+	// Ink prints only the last frame when CI is set; component tests read every frame.
+	CI: 'false',
+	...(current ? {FARMCLONE_SIM_STANDINS: 'compiled'} : {}),
+};
+
+/** node --test on `files`, `filesAtOnce` at a time; resolves to its exit code. */
+function nodeTest(files, filesAtOnce) {
+	const testArgv = [
+		process.execPath,
+		...['--import', 'tsx', '--test', `--test-concurrency=${filesAtOnce}`, '--test-reporter=spec', ...files],
+	];
+	const [command, ...commandArgs] = isRoot ? ['unshare', '--mount', '--propagation', 'shared', ...testArgv] : testArgv;
+	const child = spawn(command, commandArgs, {stdio: 'inherit', env});
+	return new Promise((resolve) => {
+		child.on('close', (code) => resolve(code ?? 1));
+	});
+}
+
+// The host tier is one long file that mostly waits on its guest: beside the other tiers, not after them, in a
+// process of its own so that it does not take one of their two slots.
+const host = run.filter((file) => tierOf(file) === 'host');
+const others = run.filter((file) => tierOf(file) !== 'host');
+const groups = [
+	...(others.length > 0 ? [{name: [...new Set(others.map(tierOf))].join('+'), files: others, at: concurrency}] : []),
+	...(host.length > 0 ? [{name: 'host', files: host, at: '1'}] : []),
+];
+const started = Date.now();
+const codes = await Promise.all(
+	groups.map(async (group) => {
+		const code = await nodeTest(group.files, group.at);
+		if (groups.length > 1) {
+			const seconds = Math.round((Date.now() - started) / 1000);
+			console.log(`test/run.js: ${group.name} ended with exit ${code} after ${seconds} s`);
+		}
+
+		return code;
+	}),
+);
+process.exit(codes.find((code) => code !== 0) ?? 0);
