@@ -29,8 +29,10 @@ function mebibytes(value: string | undefined): number | undefined {
 
 /** `gnt-instance list` with a separator no field can hold. */
 export async function listInstances(host: ReadOnlyHost): Promise<GanetiInstance[]> {
-	const {stdout} = await host.run(['gnt-instance', 'list', '--no-headers', '--separator=|', '-o', fields.join(',')]);
-	return stdout
+	const argv = ['gnt-instance', 'list', '--no-headers', '--separator=|', '-o', fields.join(',')];
+	const result = await queryGaneti(host, argv);
+	if (result.exitCode !== 0) throw new CommandError(argv, result);
+	return result.stdout
 		.split('\n')
 		.filter((line) => line.trim())
 		.map((line) => {
@@ -112,7 +114,7 @@ export function parseInstanceOses(text: string): Map<string, string> {
 export async function instanceVolumes(host: ReadOnlyHost): Promise<Map<string, InstanceVolume[]>> {
 	const argv = ['gnt-instance', 'info', '--static', '--all'];
 	// Quiet: the whole configuration of every instance is no news in the command log.
-	const result = await host.run(argv, {reject: false, quiet: true});
+	const result = await queryGaneti(host, argv, {quiet: true});
 	if (result.exitCode === 0) return parseInstanceVolumes(result.stdout);
 	// An empty cluster is an error to gnt-instance info, not to us.
 	if (/^No instances\.$/m.test(result.stdout)) return new Map();
@@ -152,6 +154,49 @@ export function nodeUnreachable(output: string): string | undefined {
 		);
 }
 
+/**
+ * Ganeti's words for a job that never started, undefined for any other
+ * failure. On a loaded host the job's process (Python, forked by the master)
+ * may not answer the master in time: "job 6 failed to start: GenericError
+ * "[start:job-6,pid=1907] Getting the lockfile of the client: user error
+ * (Timeout in reading a response)"". Nothing of the job ran, so it is tried
+ * again whatever it is, like any query Ganeti runs as a job (gnt-instance info).
+ */
+export function jobNotStarted(output: string): string | undefined {
+	return output
+		.split('\n')
+		.map((line) => line.trim())
+		.find((line) => /\bjob \d+ failed to start\b|Timeout in reading a response/i.test(line));
+}
+
+/** Why a Ganeti command failed for the host's slowness rather than for an answer; undefined for an answer. */
+function slowness(output: string): string | undefined {
+	const notStarted = jobNotStarted(output);
+	if (notStarted) return `its job did not start in time: ${notStarted}`;
+	const unreachable = nodeUnreachable(output);
+	return unreachable ? `Ganeti could not reach its node: ${unreachable}` : undefined;
+}
+
+/**
+ * A Ganeti query (list, info), asked again while it fails for slowness (see
+ * slowness); its last result otherwise, for the caller to read or refuse.
+ */
+export async function queryGaneti(
+	host: ReadOnlyHost,
+	argv: string[],
+	options: {quiet?: boolean; log?: (text: string) => void} = {},
+) {
+	for (let attempt = 1; ; attempt++) {
+		const result = await host.run(argv, {reject: false, quiet: options.quiet});
+		const why = result.exitCode === 0 ? undefined : slowness(`${result.stdout}\n${result.stderr}`);
+		if (!why || attempt >= ganetiPatience.jobAttempts) return result;
+		options.log?.(
+			`${argv.slice(0, 2).join(' ')}: ${why}; asking again in ${pause()} s (try ${attempt + 1} of ${ganetiPatience.jobAttempts})`,
+		);
+		await sleep(ganetiPatience.pauseMs);
+	}
+}
+
 /** Statuses that say the node did not answer: the instance's real state is unknown. */
 const unknownStatus = /^ERROR_node(?:down|offline)$/;
 
@@ -182,17 +227,17 @@ export async function runGanetiJob(
 		const result = await host.run(argv, {reject: false});
 		if (result.exitCode === 0) return;
 		const output = `${result.stdout}\n${result.stderr}`;
-		const why = nodeUnreachable(output);
-		const unchanged = /prerequisites not met/.test(output);
+		const why = slowness(output);
+		const unchanged = jobNotStarted(output) !== undefined || /prerequisites not met/.test(output);
 		if (!why || (options.onlyUnchanged && !unchanged)) throw new CommandError(argv, result);
 		if (attempt >= ganetiPatience.jobAttempts) {
 			throw new GanetiUnreachableError(
-				`${what} failed ${attempt} times because Ganeti could not reach its node (${why}): the job did not run to its end. Check the node with gnt-cluster verify, then run farmclone again: this stage starts over`,
+				`${what} failed ${attempt} times because ${why.replace(/^its job/, 'the job')}: the job did not run to its end. Check the node with gnt-cluster verify, then run farmclone again: this stage starts over`,
 			);
 		}
 
 		log(
-			`${what}: Ganeti could not reach its node (${why})${unchanged ? ', nothing was changed' : ''}; trying again in ${pause()} s (try ${attempt + 1} of ${ganetiPatience.jobAttempts})`,
+			`${what}: ${why}${unchanged ? ', nothing was changed' : ''}; trying again in ${pause()} s (try ${attempt + 1} of ${ganetiPatience.jobAttempts})`,
 		);
 		await sleep(ganetiPatience.pauseMs);
 	}

@@ -7,7 +7,13 @@
  */
 import path from 'node:path';
 import {readDhcpdIncludes} from '../host/dhcpd-conf.js';
-import {listInstances, parseInstanceOses, parseInstanceVolumes, type GanetiInstance} from '../host/ganeti.js';
+import {
+	listInstances,
+	parseInstanceOses,
+	parseInstanceVolumes,
+	queryGaneti,
+	type GanetiInstance,
+} from '../host/ganeti.js';
 import type {ReadOnlyHost} from '../host/host.js';
 import {listLvs} from '../host/lvm.js';
 import {isOurSite} from '../host/nginx-site.js';
@@ -127,7 +133,7 @@ function findSource(instances: GanetiInstance[], from: string): GanetiInstance {
 }
 
 async function instanceInfo(host: ReadOnlyHost, name: string): Promise<string> {
-	const result = await host.run(['gnt-instance', 'info', '--static', name], {reject: false, quiet: true});
+	const result = await queryGaneti(host, ['gnt-instance', 'info', '--static', name], {quiet: true});
 	if (result.exitCode !== 0) {
 		const why = (result.stderr.trim() || result.stdout.trim()).split('\n').at(-1);
 		throw new DiscoveryError(`gnt-instance info --static ${name} fails: ${why ?? `exit ${result.exitCode}`}`);

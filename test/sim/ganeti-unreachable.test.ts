@@ -53,7 +53,7 @@ test(
 		assert.equal(states['ganeti-instance']?.['created'], true);
 		const retries = logs.filter((line) => /^gnt-instance add: Ganeti could not reach its node/.test(line));
 		assert.equal(retries.length, 2, logs.join('\n'));
-		assert.match(retries[0]!, /Error 28: SSL connection timeout\), nothing was changed; trying again in \d+ s/);
+		assert.match(retries[0]!, /Error 28: SSL connection timeout, nothing was changed; trying again in \d+ s/);
 		assert.deepEqual(await left(), {jobs: 0});
 
 		logs.length = 0;
