@@ -13,6 +13,7 @@ import path from 'node:path';
 import {after, before, test} from 'node:test';
 import {farmHost, installFarmclone, patience, waitFor, type FarmHost, type GuestJob} from '../kit/guest.js';
 import {heldCopyScript} from '../kit/farm.js';
+import {GuestTmux} from '../kit/guest-tmux.js';
 import {writeRealFixture, writeRealVersions} from '../kit/real-fixtures.js';
 
 const farm = 'gallifrey-dev';
@@ -176,6 +177,13 @@ after(async () => {
 });
 
 let startingState: Awaited<ReturnType<typeof hostState>>;
+/** The MAC `farmclone plan` showed before the first run: the one the clone must get. */
+let plannedMac = '';
+const instanceName = `${farm}.xivo.vm.farm`;
+
+async function instanceMacs(): Promise<string> {
+	return (await host.guest.must(['gnt-instance', 'list', '--no-headers', '-o', 'nic.macs', instanceName])).trim();
+}
 
 const runArgv = ['farmclone', 'run', farm, ...confirm, '--restart-firewall', '--json'];
 
@@ -263,6 +271,9 @@ let secondRun: {job: GuestJob; dd: number} | undefined;
 
 test('kill -9 of dd mid-copy: the next run resumes from the journal offset, copying again at most one checkpoint window', async () => {
 	startingState = await hostState();
+	const plan = await host.guest.run(['farmclone', 'plan', farm]);
+	plannedMac = /\bMAC (52:54(?::[\da-f]{2}){4})\b/.exec(plan.stdout)?.[1] ?? '';
+	assert.ok(plannedMac, `farmclone plan names the MAC it will pick:\n${plan.stdout}\n${plan.stderr}`);
 	const first = await host.guest.start('clone-1', runArgv);
 	const pid = await heldCopy();
 	await copyUntil(pid, 3);
@@ -336,6 +347,7 @@ test('SIGHUP of farmclone mid-copy: dd goes on, the next run follows the same dd
 		`${farm}.xivo.vm.farm`,
 	]);
 	assert.match(instance, /running/, 'Ganeti started the clone');
+	assert.equal(await instanceMacs(), plannedMac, 'the clone has the MAC farmclone plan showed before the run');
 	// The clone's real QEMU answers on the monitor socket Ganeti made, where farmclone asked for the balloon.
 	const balloon = await host.guest.must(
 		['socat', '-t', '10', '-', `UNIX-CONNECT:/var/run/ganeti/kvm-hypervisor/ctrl/${farm}.xivo.vm.farm.monitor`],
@@ -354,4 +366,93 @@ test('farmclone undo puts LVs, instances and every edited file back as they were
 	assert.equal(state.lvs, startingState.lvs);
 	assert.equal(state.instances, startingState.instances);
 	assert.equal(state.files, startingState.files);
+});
+
+/** What a screen of `farmclone run` waits for, by the line that asks (the same question is answered once). */
+function waitsFor(screen: string): {kind: string; line: string} | undefined {
+	const line = (pattern: RegExp) => screen.split('\n').find((text) => pattern.test(text));
+	const kinds: Array<[string, RegExp]> = [
+		['exited', /^\[exited \d+\]$/],
+		['end', /press any key to exit/],
+		['confirmed', /^✔ confirmed from /],
+		['firewall', /^Firewall restarted\. Keep it only if NEW ssh connections get in\.$/],
+		['typed', /^Type the farm's name to run .*:$/],
+		['question', /\(y\/n\)/],
+		['gate', /^\? \d+\/\d+ .* · waits for you$/],
+	];
+	for (const [kind, pattern] of kinds) {
+		const found = line(pattern);
+		// A gate's title shows before its keys do: its Enter waits for the key line.
+		if (found && (kind !== 'gate' || /Enter run|Enter: run once the preflight passes/.test(screen))) {
+			return {kind, line: found};
+		}
+	}
+
+	return undefined;
+}
+
+test("the same clone driven by keys in tmux in the guest, copied by farmclone's copier on real LVM; undo gives the host back", async () => {
+	assert.ok(startingState, 'the clone ran and was undone first');
+	// auto copies with farmclone's own copier, not dd.
+	await host.guest.must(['farmclone', 'farm', 'set', farm, 'copyRate=auto']);
+	const terminal = new GuestTmux(host.guest, 'farmclone-keys');
+	const answered = new Set<string>();
+	const screens: Record<string, string> = {};
+	try {
+		await terminal.start(['env', 'CI=false', 'TERM=xterm-256color', 'farmclone', 'run', farm]);
+		await timed('keys', async () => {
+			for (;;) {
+				let asks: {kind: string; line: string} | undefined;
+				const screen = await terminal.waitForScreen('the next screen that waits for a key', (now) => {
+					asks = waitsFor(now);
+					return asks !== undefined && !answered.has(asks.line);
+				});
+				const {kind, line} = asks!;
+				answered.add(line);
+				screens[kind] ??= screen;
+				for (const text of screen.split('\n')) assert.ok(text.length <= 80, `wider than 80 columns: ${text}`);
+				if (kind === 'exited') break;
+				if (kind === 'gate' || kind === 'confirmed') await terminal.keys('Enter');
+				else if (kind === 'typed') await terminal.type(farm);
+				else if (kind === 'question') await terminal.keys('y');
+				else if (kind === 'end') {
+					screens['end'] = await terminal.screen(40);
+					await terminal.keys('x');
+				} else if (kind === 'firewall') {
+					// A NEW SSH connection into the guest, as the screen asks: the proof this session cannot give.
+					const confirmed = await host.guest.run(['farmclone', 'confirm', farm]);
+					assert.equal(confirmed.exitCode, 0, `farmclone confirm:\n${confirmed.stdout}\n${confirmed.stderr}`);
+				}
+			}
+		});
+	} finally {
+		console.log(`last screen of the key-driven run:\n${await terminal.screen(40).catch(() => '')}`);
+		await terminal.kill();
+	}
+
+	assert.equal(await terminal.exitCode(), 0, `farmclone run exited non-zero:\n${screens['exited']}`);
+	assert.match(screens['gate'] ?? '', /^\? 1\/\d+ .* · waits for you$/m, 'the first gate waits for Enter, no spinner');
+	assert.ok(
+		[...answered].some((line) => /^Type the farm's name to run .*Copy/i.test(line)),
+		`the copy asked for the farm's name: ${[...answered].join(' | ')}`,
+	);
+	const firewall = screens['firewall'] ?? '';
+	assert.match(firewall, /^\d+ s left · then the previous firewall comes back \(\d\d:\d\d(:\d\d)?\)$/m);
+	assert.match(firewall, new RegExp(`^ {2}.*farmclone confirm ${farm}$`, 'm'), 'the command to run, whole');
+	assert.match(screens['confirmed'] ?? '', /^the new firewall is kept: a connection opened after the restart got in$/m);
+	const end = screens['end'] ?? '';
+	assert.match(end, new RegExp(`✔ ${farm} is ready \\((\\d+)/\\1 done\\)`), 'every stage done');
+	assert.match(end, new RegExp(`^${farm} \\(${instanceName}\\): 10\\.10\\.60\\.6, MAC ${plannedMac}$`, 'm'));
+	assert.match(end, /^ssh: ssh -p \d+ root@\S+$/m);
+
+	const recorded = await journal();
+	assert.equal(recorded?.states['copy']?.['copier'], 'farmclone-copy', 'the copy ran with the copier, not dd');
+	assert.equal(recorded?.states['copy']?.['completed'], true);
+	const notDone = Object.entries(recorded?.stages ?? {}).filter(([, stage]) => stage.state !== 'done');
+	assert.deepEqual(notDone, [], 'every stage is done');
+	assert.equal(await instanceMacs(), plannedMac, 'the MAC is still the one the first plan showed');
+
+	const undo = await timed('undo-keys', async () => host.guest.run(['farmclone', 'undo', farm, ...confirm]));
+	assert.equal(undo.exitCode, 0, `farmclone undo failed:\n${undo.stdout}\n${undo.stderr}`);
+	assert.deepEqual(await hostState(), startingState);
 });
