@@ -5,10 +5,15 @@
  * index.json).
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'node:test';
 import {ganetiVersion, instanceVolumes, listInstances} from '../source/host/ganeti.js';
 import {probeRegion, readPartitionTable} from '../source/host/image.js';
 import {getVg, listLvs} from '../source/host/lvm.js';
+import {monitorCommand, parseBalloon} from '../source/host/qemu-monitor.js';
 import {candidateMacs} from '../source/stages/mac.js';
 import {hostAnswering, readRealFixture, readRealIndex} from './kit/real-fixtures.js';
 
@@ -136,4 +141,31 @@ test('real gnt-instance info --static --all after the clone: each instance owns 
 		assert.equal(disks[0]!.vg, 'all');
 		assert.ok(names.has(disks[0]!.lv), `${instance}'s ${disks[0]!.lv} is an LV lvs lists`);
 	}
+});
+
+test('real QEMU monitor, `info balloon` of the running clone: monitorCommand reads the answer, parseBalloon the guest size', async (t) => {
+	// What socat printed: the monitor's greeting and prompt, the echo of the command, the answer, the next prompt.
+	const transcript = await readRealFixture('cloned.info-balloon');
+	const greeting = transcript.indexOf('(qemu) ') + '(qemu) '.length;
+	assert.ok(greeting > 0, `the transcript starts with the prompt: ${JSON.stringify(transcript)}`);
+	const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'farmclone-monitor-'));
+	const socket = path.join(dir, 'monitor');
+	// The real session, replayed: the greeting on connection, the rest once the command came.
+	const server = net.createServer((connection) => {
+		connection.write(transcript.slice(0, greeting));
+		connection.once('data', () => {
+			const rest = transcript.slice(greeting);
+			connection.write(rest.includes('(qemu) ') ? rest : `${rest}(qemu) `);
+		});
+	});
+	await new Promise<void>((resolve) => server.listen(socket, resolve));
+	t.after(async () => {
+		server.close();
+		await fs.rm(dir, {recursive: true, force: true});
+	});
+	const answer = await monitorCommand(socket, 'info balloon');
+	assert.match(answer, /^balloon: actual=\d+\s*$/);
+	// Not the 256 MiB asked for: the clone boots the sim's disk, no OS and so no balloon driver to give memory back.
+	// QEMU then reports all of maxmem, and the balloon stage says the guest shrinks at its driver's pace.
+	assert.equal(parseBalloon(answer), 512, "all of maxmem (512M): the clone's guest has no balloon driver");
 });
