@@ -471,7 +471,7 @@ test(
 			`the copy asked for the farm's name: ${[...answered].join(' | ')}`,
 		);
 		const firewall = screens['firewall'] ?? '';
-		assert.match(firewall, /^\d+ s left · then the previous firewall comes back \(\d\d:\d\d(:\d\d)?\)$/m);
+		assert.match(firewall, /^\d+ s left · then the previous firewall comes back \(\d\d:\d\d:\d\d UTC\)$/m);
 		assert.match(firewall, new RegExp(`^ {2}.*farmclone confirm ${farm}$`, 'm'), 'the command to run, whole');
 		assert.match(
 			screens['confirmed'] ?? '',
