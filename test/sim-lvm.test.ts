@@ -440,14 +440,26 @@ function reportShape(text: string): string {
 	return text.replaceAll(/"([a-z_]+)":"[^"]*"/g, '"$1":""').trimEnd();
 }
 
-test('the stand-in prints lvs and vgs JSON in the shape real LVM 2.03 printed (test/fixtures/real/)', async (t) => {
-	const farm = await lvmFarm(t);
+/** The stand-in answers each fixture's argv in the shape the real program printed. */
+async function assertRealShape(farm: Farm, names: string[]): Promise<void> {
 	const index = await readRealIndex();
-	for (const name of ['before.lvs', 'before.vgs', 'before.lvs-name-attr']) {
+	for (const name of names) {
 		const argv = index.fixtures[name]!.argv;
 		const real = await readRealFixture(name);
 		const standIn = await farm.run(argv);
 		assert.equal(standIn.exitCode, 0, standIn.stderr);
 		assert.equal(reportShape(standIn.stdout), reportShape(real), `${argv.join(' ')}`);
 	}
+}
+
+test('the stand-in prints lvs and vgs JSON in the shape real LVM 2.03 printed (test/fixtures/real/)', async (t) => {
+	const farm = await lvmFarm(t);
+	await assertRealShape(farm, ['before.lvs', 'before.vgs', 'before.lvs-name-attr']);
+});
+
+test('with a second volume, the stand-in prints lvs JSON in the shape real LVM printed after the clone', async (t) => {
+	const farm = await lvmFarm(t);
+	const created = await farm.run(['lvcreate', '-L', '8M', '-n', 'clone', 'all']);
+	assert.equal(created.exitCode, 0, created.stderr);
+	await assertRealShape(farm, ['cloned.lvs', 'cloned.lvs-name-attr', 'cloned.vgs']);
 });

@@ -35,6 +35,7 @@ import {StageError, type Stage, type LookContext, type StageContext} from './typ
 import {stageState, type StatesView} from './state.js';
 import {volumesPreflight} from './volume-ownership.js';
 import {farmcloneCommand} from '../host/self.js';
+import {copierName} from '../host/copier.js';
 
 const snapshotPollMs = 3000;
 const offsetRecordMs = 5000;
@@ -66,6 +67,8 @@ type CopyState = {
 	offset: number;
 	completed: boolean;
 	rate: string;
+	/** The program that copies: dd (a fixed rate) or farmclone's copier (auto, max). */
+	copier: string;
 	limiterKind: string;
 	limiterDir: string;
 	idleLatencyMs: number;
@@ -296,6 +299,7 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 		bootId: await bootId(),
 		completed: false,
 		rate: context.settings.copyRate,
+		copier: workersFor(rate) ? copierName : 'dd',
 		limiterKind: limiter.kind,
 		limiterDir: limiter.dir,
 		idleLatencyMs,

@@ -13,6 +13,7 @@ import path from 'node:path';
 import {after, before, test} from 'node:test';
 import {farmHost, installFarmclone, patience, waitFor, type FarmHost, type GuestJob} from '../kit/guest.js';
 import {heldCopyScript} from '../kit/farm.js';
+import {GuestTmux} from '../kit/guest-tmux.js';
 import {writeRealFixture, writeRealVersions} from '../kit/real-fixtures.js';
 
 const farm = 'gallifrey-dev';
@@ -176,6 +177,28 @@ after(async () => {
 });
 
 let startingState: Awaited<ReturnType<typeof hostState>>;
+/** The MAC `farmclone plan` showed before the first run: the one the clone must get. */
+let plannedMac = '';
+const instanceName = `${farm}.xivo.vm.farm`;
+
+/** The MAC `farmclone plan` shows: the one it will pick, or the one kept in the settings. */
+async function macOfPlan(): Promise<string> {
+	const plan = await host.guest.run(['farmclone', 'plan', farm]);
+	const mac = /\bMAC (52:54(?::[\da-f]{2}){4})\b/.exec(plan.stdout)?.[1];
+	assert.ok(mac, `farmclone plan names the MAC:\n${plan.stdout}\n${plan.stderr}`);
+	return mac;
+}
+
+/**
+ * FARMCLONE_HOST_ONLY=keys runs only the key-driven clone (=resume only the others) on a fresh guest: a
+ * scenario on its own, without waiting a quarter of an hour for the others.
+ */
+const only = process.env['FARMCLONE_HOST_ONLY'];
+const unless = (scenario: string) => (only && only !== scenario ? `FARMCLONE_HOST_ONLY=${only}` : false);
+
+async function instanceMacs(): Promise<string> {
+	return (await host.guest.must(['gnt-instance', 'list', '--no-headers', '-o', 'nic.macs', instanceName])).trim();
+}
 
 const runArgv = ['farmclone', 'run', farm, ...confirm, '--restart-firewall', '--json'];
 
@@ -261,97 +284,213 @@ let killed: {pid: number; position: number; reports: number[]; blockSize: number
 /** The resumed run, its dd held mid-copy: what the SIGHUP scenario hangs up. */
 let secondRun: {job: GuestJob; dd: number} | undefined;
 
-test('kill -9 of dd mid-copy: the next run resumes from the journal offset, copying again at most one checkpoint window', async () => {
-	startingState = await hostState();
-	const first = await host.guest.start('clone-1', runArgv);
-	const pid = await heldCopy();
-	await copyUntil(pid, 3);
-	const blockSize = Number((await journal())?.states['copy']?.['blockSize']);
-	killed = {pid, blockSize, ...(await killCopy(pid))};
-	assert.equal(await host.guest.exitOf(first), 1, 'farmclone saw its copy die and stopped');
-	assert.match(await host.guest.output(first), /copy failed/);
+test(
+	'kill -9 of dd mid-copy: the next run resumes from the journal offset, copying again at most one checkpoint window',
+	{skip: unless('resume')},
+	async () => {
+		startingState = await hostState();
+		plannedMac = await macOfPlan();
+		const first = await host.guest.start('clone-1', runArgv);
+		const pid = await heldCopy();
+		await copyUntil(pid, 3);
+		const blockSize = Number((await journal())?.states['copy']?.['blockSize']);
+		killed = {pid, blockSize, ...(await killCopy(pid))};
+		assert.equal(await host.guest.exitOf(first), 1, 'farmclone saw its copy die and stopped');
+		assert.match(await host.guest.output(first), /copy failed/);
 
-	// The next run resumes the copy; its dd is held in turn, for the SIGHUP that follows.
-	const second = await host.guest.start('clone-2', runArgv);
-	const resumed = await heldCopy(pid);
-	const restart = Number((await journal())?.states['copy']?.['startOffset']);
-	const steps = killed.reports.map((bytes, index) => bytes - (killed!.reports[index - 1] ?? 0));
-	const window = Math.max(...steps);
-	console.log(
-		`dd had written ${killed.position} bytes; the next one started at ${restart}: ${killed.position - restart} copied again (window ${window}, block ${blockSize})`,
-	);
-	assert.ok(killed.position > 0 && killed.reports.length >= 3, `dd was caught mid-copy: ${JSON.stringify(killed)}`);
-	assert.ok(restart > 0, 'the copy did not start over');
-	assert.ok(restart <= killed.position, 'nothing dd had not written is skipped');
-	assert.ok(killed.position - restart <= window + blockSize, 'at most one checkpoint window is copied again');
-	secondRun = {job: second, dd: resumed};
-});
+		// The next run resumes the copy; its dd is held in turn, for the SIGHUP that follows.
+		const second = await host.guest.start('clone-2', runArgv);
+		const resumed = await heldCopy(pid);
+		const restart = Number((await journal())?.states['copy']?.['startOffset']);
+		const steps = killed.reports.map((bytes, index) => bytes - (killed!.reports[index - 1] ?? 0));
+		const window = Math.max(...steps);
+		console.log(
+			`dd had written ${killed.position} bytes; the next one started at ${restart}: ${killed.position - restart} copied again (window ${window}, block ${blockSize})`,
+		);
+		assert.ok(killed.position > 0 && killed.reports.length >= 3, `dd was caught mid-copy: ${JSON.stringify(killed)}`);
+		assert.ok(restart > 0, 'the copy did not start over');
+		assert.ok(restart <= killed.position, 'nothing dd had not written is skipped');
+		assert.ok(killed.position - restart <= window + blockSize, 'at most one checkpoint window is copied again');
+		secondRun = {job: second, dd: resumed};
+	},
+);
 
-test('SIGHUP of farmclone mid-copy: dd goes on, the next run follows the same dd and runs every stage to done', async () => {
-	assert.ok(secondRun, 'the copy was resumed first');
-	const {job, dd} = secondRun;
-	// dd copies a while first: the session is hung up with its copy really under way.
-	await copyUntil(dd, 1);
-	await host.guest.must(['kill', '-HUP', String(job.pid)]);
-	assert.equal(await host.guest.exitOf(job), 1, 'the hung-up run stopped');
-	assert.match(await host.guest.output(job), /resume: .*dd is gone\): resumes at/);
-	// Stopped again: a run without a cgroup for dd paces it with SIGSTOP/SIGCONT, and may have left it going.
-	await host.guest.run(['kill', '-STOP', String(dd)]);
-	assert.ok(await isRunning(dd), 'dd outlives the session that started it');
-	assert.equal((await journal())?.stages['copy']?.state, 'running');
+test(
+	'SIGHUP of farmclone mid-copy: dd goes on, the next run follows the same dd and runs every stage to done',
+	{skip: unless('resume')},
+	async () => {
+		assert.ok(secondRun, 'the copy was resumed first');
+		const {job, dd} = secondRun;
+		// dd copies a while first: the session is hung up with its copy really under way.
+		await copyUntil(dd, 1);
+		await host.guest.must(['kill', '-HUP', String(job.pid)]);
+		assert.equal(await host.guest.exitOf(job), 1, 'the hung-up run stopped');
+		assert.match(await host.guest.output(job), /resume: .*dd is gone\): resumes at/);
+		// Stopped again: a run without a cgroup for dd paces it with SIGSTOP/SIGCONT, and may have left it going.
+		await host.guest.run(['kill', '-STOP', String(dd)]);
+		assert.ok(await isRunning(dd), 'dd outlives the session that started it');
+		assert.equal((await journal())?.stages['copy']?.state, 'running');
 
-	const third = await host.guest.start('clone-3', runArgv);
-	const reattaching = `reattaching to the copy still running as pid ${dd} (same pid and start time as recorded)`;
-	await waitFor(
-		'the next run to reattach to dd',
-		async () => (await host.guest.output(third)).includes(reattaching),
-		patience.commandMs,
-	);
-	await host.guest.must(['kill', '-CONT', String(dd)]);
-	const exitCode = await timed('clone', async () => host.guest.exitOf(third));
-	const output = await host.guest.output(third);
-	assert.equal(exitCode, 0, `farmclone run failed:\n${output}`);
-	assert.ok(events(output).length > 0, 'farmclone printed JSON events');
-	assert.equal((await journal())?.states['copy']?.['pid'], dd, 'no second dd was started');
-	const status = JSON.parse(await host.guest.must(['farmclone', 'status', farm, '--json'])) as {
-		journal: {stages: Record<string, {state: string}>};
-	};
-	const notDone = Object.entries(status.journal.stages).filter(([, stage]) => stage.state !== 'done');
-	assert.deepEqual(notDone, [], 'every stage is done');
+		const third = await host.guest.start('clone-3', runArgv);
+		const reattaching = `reattaching to the copy still running as pid ${dd} (same pid and start time as recorded)`;
+		await waitFor(
+			'the next run to reattach to dd',
+			async () => (await host.guest.output(third)).includes(reattaching),
+			patience.commandMs,
+		);
+		await host.guest.must(['kill', '-CONT', String(dd)]);
+		const exitCode = await timed('clone', async () => host.guest.exitOf(third));
+		const output = await host.guest.output(third);
+		assert.equal(exitCode, 0, `farmclone run failed:\n${output}`);
+		assert.ok(events(output).length > 0, 'farmclone printed JSON events');
+		assert.equal((await journal())?.states['copy']?.['pid'], dd, 'no second dd was started');
+		const status = JSON.parse(await host.guest.must(['farmclone', 'status', farm, '--json'])) as {
+			journal: {stages: Record<string, {state: string}>};
+		};
+		const notDone = Object.entries(status.journal.stages).filter(([, stage]) => stage.state !== 'done');
+		assert.deepEqual(notDone, [], 'every stage is done');
 
-	await captureReal('cloned', {
-		...commandsToCapture(),
-		'info-balloon': [
-			'sh',
-			'-c',
-			`echo 'info balloon' | socat -t 10 - UNIX-CONNECT:/var/run/ganeti/kvm-hypervisor/ctrl/${farm}.xivo.vm.farm.monitor`,
-		],
-	});
-	const instance = await host.guest.must([
-		'gnt-instance',
-		'list',
-		'--no-headers',
-		'-o',
-		'name,status',
-		`${farm}.xivo.vm.farm`,
-	]);
-	assert.match(instance, /running/, 'Ganeti started the clone');
-	// The clone's real QEMU answers on the monitor socket Ganeti made, where farmclone asked for the balloon.
-	const balloon = await host.guest.must(
-		['socat', '-t', '10', '-', `UNIX-CONNECT:/var/run/ganeti/kvm-hypervisor/ctrl/${farm}.xivo.vm.farm.monitor`],
-		{input: 'info balloon\n'},
-	);
-	assert.match(balloon, /^balloon: actual=\d+/m, 'info balloon answers on the real monitor socket');
-	const address = await host.guest.must(['dig', '+short', '@127.0.0.1', `${farm}.xivo.vm.farm`, 'A']);
-	assert.equal(address.trim(), '10.10.60.6', 'BIND serves the clone');
-});
+		await captureReal('cloned', {
+			...commandsToCapture(),
+			'info-balloon': [
+				'sh',
+				'-c',
+				`echo 'info balloon' | socat -t 10 - UNIX-CONNECT:/var/run/ganeti/kvm-hypervisor/ctrl/${farm}.xivo.vm.farm.monitor`,
+			],
+		});
+		const instance = await host.guest.must([
+			'gnt-instance',
+			'list',
+			'--no-headers',
+			'-o',
+			'name,status',
+			`${farm}.xivo.vm.farm`,
+		]);
+		assert.match(instance, /running/, 'Ganeti started the clone');
+		assert.equal(await instanceMacs(), plannedMac, 'the clone has the MAC farmclone plan showed before the run');
+		// The clone's real QEMU answers on the monitor socket Ganeti made, where farmclone asked for the balloon.
+		const balloon = await host.guest.must(
+			['socat', '-t', '10', '-', `UNIX-CONNECT:/var/run/ganeti/kvm-hypervisor/ctrl/${farm}.xivo.vm.farm.monitor`],
+			{input: 'info balloon\n'},
+		);
+		assert.match(balloon, /^balloon: actual=\d+/m, 'info balloon answers on the real monitor socket');
+		const address = await host.guest.must(['dig', '+short', '@127.0.0.1', `${farm}.xivo.vm.farm`, 'A']);
+		assert.equal(address.trim(), '10.10.60.6', 'BIND serves the clone');
+	},
+);
 
-test('farmclone undo puts LVs, instances and every edited file back as they were', async () => {
-	assert.ok(startingState, 'the clone ran first');
-	const undo = await timed('undo', async () => host.guest.run(['farmclone', 'undo', farm, ...confirm]));
-	assert.equal(undo.exitCode, 0, `farmclone undo failed:\n${undo.stdout}\n${undo.stderr}`);
-	const state = await hostState();
-	assert.equal(state.lvs, startingState.lvs);
-	assert.equal(state.instances, startingState.instances);
-	assert.equal(state.files, startingState.files);
-});
+test(
+	'farmclone undo puts LVs, instances and every edited file back as they were',
+	{skip: unless('resume')},
+	async () => {
+		assert.ok(startingState, 'the clone ran first');
+		const undo = await timed('undo', async () => host.guest.run(['farmclone', 'undo', farm, ...confirm]));
+		assert.equal(undo.exitCode, 0, `farmclone undo failed:\n${undo.stdout}\n${undo.stderr}`);
+		const state = await hostState();
+		assert.equal(state.lvs, startingState.lvs);
+		assert.equal(state.instances, startingState.instances);
+		assert.equal(state.files, startingState.files);
+	},
+);
+
+/** What a screen of `farmclone run` waits for, by the line that asks (the same question is answered once). */
+function waitsFor(screen: string): {kind: string; line: string} | undefined {
+	const line = (pattern: RegExp) => screen.split('\n').find((text) => pattern.test(text));
+	const kinds: Array<[string, RegExp]> = [
+		['exited', /^\[exited \d+\]$/],
+		['end', /press any key to exit/],
+		['confirmed', /^✔ confirmed from /],
+		['firewall', /^Firewall restarted\. Keep it only if NEW ssh connections get in\.$/],
+		['typed', /^Type the farm's name to run .*:$/],
+		['question', /\(y\/n\)/],
+		['gate', /^\? \d+\/\d+ .* · waits for you$/],
+	];
+	for (const [kind, pattern] of kinds) {
+		const found = line(pattern);
+		// A gate's title shows before its keys do: its Enter waits for the key line.
+		if (found && (kind !== 'gate' || /Enter run|Enter: run once the preflight passes/.test(screen))) {
+			return {kind, line: found};
+		}
+	}
+
+	return undefined;
+}
+
+test(
+	"the same clone driven by keys in tmux in the guest, copied by farmclone's copier on real LVM; undo gives the host back",
+	{skip: unless('keys')},
+	async () => {
+		// After the scenarios above (undone), or on its own on a fresh guest.
+		startingState ??= await hostState();
+		plannedMac ||= await macOfPlan();
+		// auto copies with farmclone's own copier, not dd.
+		await host.guest.must(['farmclone', 'farm', 'set', farm, 'copyRate=auto']);
+		const terminal = new GuestTmux(host.guest, 'farmclone-keys');
+		const answered = new Set<string>();
+		const screens: Record<string, string> = {};
+		try {
+			await terminal.start(['env', 'CI=false', 'TERM=xterm-256color', 'farmclone', 'run', farm]);
+			await timed('keys', async () => {
+				for (;;) {
+					let asks: {kind: string; line: string} | undefined;
+					const screen = await terminal.waitForScreen('the next screen that waits for a key', (now) => {
+						asks = waitsFor(now);
+						return asks !== undefined && !answered.has(asks.line);
+					});
+					const {kind, line} = asks!;
+					answered.add(line);
+					screens[kind] ??= screen;
+					for (const text of screen.split('\n')) assert.ok(text.length <= 80, `wider than 80 columns: ${text}`);
+					if (kind === 'exited') break;
+					if (kind === 'gate' || kind === 'confirmed') await terminal.keys('Enter');
+					else if (kind === 'typed') await terminal.type(farm);
+					else if (kind === 'question') await terminal.keys('y');
+					else if (kind === 'end') {
+						screens['end'] = await terminal.screen(40);
+						await terminal.keys('x');
+					} else if (kind === 'firewall') {
+						// A NEW SSH connection into the guest, as the screen asks: the proof this session cannot give.
+						const confirmed = await host.guest.run(['farmclone', 'confirm', farm]);
+						assert.equal(confirmed.exitCode, 0, `farmclone confirm:\n${confirmed.stdout}\n${confirmed.stderr}`);
+					}
+				}
+			});
+		} finally {
+			console.log(`last screen of the key-driven run:\n${await terminal.screen(40).catch(() => '')}`);
+			await terminal.kill();
+		}
+
+		assert.equal(await terminal.exitCode(), 0, `farmclone run exited non-zero:\n${screens['exited']}`);
+		assert.match(
+			screens['gate'] ?? '',
+			/^\? 1\/\d+ .* · waits for you$/m,
+			'the first gate waits for Enter, no spinner',
+		);
+		assert.ok(
+			[...answered].some((line) => /^Type the farm's name to run .*Copy/i.test(line)),
+			`the copy asked for the farm's name: ${[...answered].join(' | ')}`,
+		);
+		const firewall = screens['firewall'] ?? '';
+		assert.match(firewall, /^\d+ s left · then the previous firewall comes back \(\d\d:\d\d:\d\d UTC\)$/m);
+		assert.match(firewall, new RegExp(`^ {2}.*farmclone confirm ${farm}$`, 'm'), 'the command to run, whole');
+		assert.match(
+			screens['confirmed'] ?? '',
+			/^the new firewall is kept: a connection opened after the restart got in$/m,
+		);
+		const end = screens['end'] ?? '';
+		assert.match(end, new RegExp(`✔ ${farm} is ready \\((\\d+)/\\1 done\\)`), 'every stage done');
+		assert.match(end, new RegExp(`^${farm} \\(${instanceName}\\): 10\\.10\\.60\\.6, MAC ${plannedMac}$`, 'm'));
+		assert.match(end, /^ssh: ssh -p \d+ root@\S+$/m);
+
+		const recorded = await journal();
+		assert.equal(recorded?.states['copy']?.['copier'], 'farmclone-copy', 'the copy ran with the copier, not dd');
+		assert.equal(recorded?.states['copy']?.['completed'], true);
+		const notDone = Object.entries(recorded?.stages ?? {}).filter(([, stage]) => stage.state !== 'done');
+		assert.deepEqual(notDone, [], 'every stage is done');
+		assert.equal(await instanceMacs(), plannedMac, 'the MAC is still the one the first plan showed');
+
+		const undo = await timed('undo-keys', async () => host.guest.run(['farmclone', 'undo', farm, ...confirm]));
+		assert.equal(undo.exitCode, 0, `farmclone undo failed:\n${undo.stdout}\n${undo.stderr}`);
+		assert.deepEqual(await hostState(), startingState);
+	},
+);

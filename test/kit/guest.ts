@@ -356,6 +356,16 @@ export async function startGuest(
 	const qemu = execa('qemu-system-x86_64', args, {stdin: 'ignore', reject: false, buffer: false});
 	qemu.stdout?.pipe(serial);
 	qemu.stderr?.pipe(serial);
+	// A panicked guest never answers again, and an SSH command waits for it up to its keepalive limit (10 min):
+	// end QEMU at once, so that every command fails now, saying why.
+	let serialTail = '';
+	qemu.stdout?.on('data', (data: Buffer) => {
+		serialTail = `${serialTail}${data.toString()}`.slice(-4096);
+		const panic = /Kernel panic - not syncing: [^\r\n]*/.exec(serialTail);
+		if (!panic) return;
+		log(`the guest's kernel panicked (${panic[0]}; see ${path.join(dir, 'serial.log')}): ending QEMU`);
+		qemu.kill('SIGKILL');
+	});
 	return new Guest(dir, accel, qemu, sshPort, path.join(image, 'id_ed25519'));
 }
 

@@ -12,6 +12,7 @@ import {monitorCommand, vmPid} from '../../source/sim/kvm.js';
 import {lvDevicePath} from '../../source/sim/lvm-state.js';
 import {readServicesState} from '../../source/sim/services.js';
 import {simFarm} from '../../source/sim/tree.js';
+import {readRealFixture, readRealIndex} from '../kit/real-fixtures.js';
 
 const needsRoot = process.getuid?.() === 0 ? false : 'the simulated farm needs root (network namespaces)';
 const source = simFarm.hosts.find((host) => host.lv === simFarm.sourceLv)!;
@@ -136,6 +137,40 @@ test('the source instance runs a real QEMU and lists like Ganeti', {skip: needsR
 	assert.equal(missing.exitCode, 1);
 	assert.match(missing.stderr, /error type: unknown_entity/);
 });
+
+/** A `--separator=|` row with its values replaced by their kind: what is left is the shape Ganeti prints. */
+function rowShape(row: string): string {
+	return row
+		.split('|')
+		.map((cell) =>
+			/^\d+$/.test(cell)
+				? 'number'
+				: /^([\da-f]{2}:){5}[\da-f]{2}$/.test(cell)
+					? 'mac'
+					: /^[a-z][\w-]*(\.[\w-]+)+$/.test(cell)
+						? 'name'
+						: cell,
+		)
+		.join('|');
+}
+
+test(
+	'the stand-in lists a running instance in the shape real Ganeti 3.0 listed the running clone (test/fixtures/real/)',
+	{skip: needsRoot},
+	async () => {
+		const index = await readRealIndex();
+		for (const name of ['cloned.gnt-instance-list', 'cloned.gnt-instance-list-macs']) {
+			const [command, ...args] = index.fixtures[name]!.argv;
+			const real = (await readRealFixture(name)).split('\n').filter(Boolean);
+			const standIn = await sim(command!, args);
+			assert.equal(standIn.exitCode, 0, standIn.stderr);
+			const running = standIn.stdout.split('\n').find((row) => row.startsWith(`${simFarm.sourceInstance}|`));
+			assert.ok(running, standIn.stdout);
+			const realRunning = real.find((row) => row.includes('|running|')) ?? real[0]!;
+			assert.equal(rowShape(running), rowShape(realRunning), `${name}: ${running} against ${realRunning}`);
+		}
+	},
+);
 
 /** What the DNS stage does before Ganeti is asked: the clone's name resolves. */
 async function addRecord(record: string, ip: string): Promise<void> {
