@@ -215,13 +215,21 @@ async function journal(): Promise<Journal | undefined> {
  * settings put heldCopyScript first on farmclone's PATH): caught before its first byte however fast the
  * guest copies.
  */
-async function heldCopy(not?: number): Promise<number> {
+async function heldCopy(run: GuestJob, not?: number): Promise<number> {
 	let pid = 0;
 	await waitFor(
 		"the copy's dd to hold itself at its start",
 		async () => {
 			const recorded = await journal();
 			if (recorded?.stages['copy']?.state === 'done') throw new Error('the copy ended without being held');
+			// A run that stopped before its copy (a refusal, a failed stage) will never start one: say why now.
+			const ended = await host.guest.run(['cat', run.exitFile]);
+			if (ended.exitCode === 0) {
+				throw new Error(
+					`${run.name} ended (exit ${ended.stdout.trim()}) before its copy started:\n${await host.guest.output(run)}`,
+				);
+			}
+
 			pid = Number(recorded?.states['copy']?.['pid']);
 			if (!Number.isInteger(pid) || pid <= 0 || pid === not) return false;
 			const stat = await host.guest.run(['cut', '-d', ' ', '-f', '3', `/proc/${pid}/stat`]);
@@ -291,7 +299,7 @@ test(
 		startingState = await hostState();
 		plannedMac = await macOfPlan();
 		const first = await host.guest.start('clone-1', runArgv);
-		const pid = await heldCopy();
+		const pid = await heldCopy(first);
 		await copyUntil(pid, 3);
 		const blockSize = Number((await journal())?.states['copy']?.['blockSize']);
 		killed = {pid, blockSize, ...(await killCopy(pid))};
@@ -300,7 +308,7 @@ test(
 
 		// The next run resumes the copy; its dd is held in turn, for the SIGHUP that follows.
 		const second = await host.guest.start('clone-2', runArgv);
-		const resumed = await heldCopy(pid);
+		const resumed = await heldCopy(second, pid);
 		const restart = Number((await journal())?.states['copy']?.['startOffset']);
 		const steps = killed.reports.map((bytes, index) => bytes - (killed!.reports[index - 1] ?? 0));
 		const window = Math.max(...steps);
