@@ -65,10 +65,15 @@ test('a copy too short for trials keeps the given shape; trial sizes round up to
 	assert.deepEqual(tie.winners, [small]);
 });
 
-test('only max tunes, and only where 1 MiB divides its window', () => {
-	assert.deepEqual(tuneShapesFor({mode: 'max'}, 32 * MiB), [small, large]);
-	assert.equal(tuneShapesFor({mode: 'auto'}, 32 * MiB), undefined);
-	assert.equal(tuneShapesFor({mode: 'fixed', bytesPerSecond: 1e6}, 32 * MiB), undefined);
-	assert.equal(tuneShapesFor({mode: 'max'}, MiB), undefined);
-	assert.equal(tuneShapesFor({mode: 'max'}, 3 * MiB + 512), undefined);
+test('only max tunes: one block against the window of 32 blocks', () => {
+	assert.deepEqual(tuneShapesFor({mode: 'max'}, MiB), [small, large]);
+	assert.deepEqual(tuneShapesFor({mode: 'max'}, 4096), [
+		{window: 4096, workers: 2},
+		{window: 128 * 1024, workers: 2},
+	]);
+	assert.equal(tuneShapesFor({mode: 'auto'}, MiB), undefined);
+	assert.equal(tuneShapesFor({mode: 'fixed', bytesPerSecond: 1e6}, MiB), undefined);
+	// 3 MiB blocks: a window capped at 64 MiB that is no whole number of them.
+	assert.equal(tuneShapesFor({mode: 'max'}, 3 * MiB), undefined);
+	assert.equal(tuneShapesFor({mode: 'max'}, 1000), undefined);
 });

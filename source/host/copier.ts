@@ -20,7 +20,7 @@
  */
 import {constants as fsConstants} from 'node:fs';
 import fs, {type FileHandle} from 'node:fs/promises';
-import {ShapeTuner, shapeText, type Shape} from './copy-tuner.js';
+import {retuneBytes, ShapeTuner, shapeText, trialBytes, type Shape} from './copy-tuner.js';
 
 export type CopierArguments = {
 	source: string;
@@ -137,7 +137,9 @@ export async function copy(
 	const output = await fs.open(target, fsConstants.O_WRONLY | (direct ? directFlag : fsConstants.O_DSYNC));
 	const started = performance.now();
 	const fixed = {window, workers};
-	const tuner = tune ? new ShapeTuner(tune, fixed, window, sizes) : undefined;
+	// Trials of an eighth of a short copy at most (rounded up to whole windows): a 128 MiB one tunes too.
+	const tuneSizes = sizes ?? {trial: Math.min(trialBytes, (to - from) / 8), retune: retuneBytes};
+	const tuner = tune ? new ShapeTuner(tune, fixed, window, tuneSizes) : undefined;
 	// Segments one after the other: the resume point is the current segment's start plus its own.
 	let segmentStart = from;
 	let segmentDurable = 0;

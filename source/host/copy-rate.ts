@@ -64,17 +64,21 @@ export function workersFor(rate: CopyRate): number | undefined {
 }
 
 /**
- * The shapes `max` tries on the copy and picks from (copy-tuner.ts): 2 x 1 MiB,
- * fastest on an idle machine (1.25x `dd bs=64M`, where 2 x 32 MiB made 0.97x),
- * and the window of `blockSizeFor`, fastest with the CPUs busy (0.87-0.97x,
- * where 2 x 1 MiB fell to 0.73x). `auto` keeps one shape: its governor's limit
- * and the tuner's trials would measure each other.
+ * The shapes `max` tries on the copy and picks from (copy-tuner.ts): windows
+ * of one block (1 MiB by default), fastest on an idle machine (2 x 1 MiB made
+ * 1.25x `dd bs=64M`, where 2 x 32 MiB made 0.97x), and the window of
+ * `blockSizeFor`, fastest with the CPUs busy (0.87-0.97x, where 2 x 1 MiB fell
+ * to 0.73x). `auto` keeps one shape: its governor's limit and the tuner's
+ * trials would measure each other.
  */
-export function tuneShapesFor(rate: CopyRate, window: number): Shape[] | undefined {
-	const MiB = 1024 * 1024;
-	if (rate.mode !== 'max' || window <= MiB || window % MiB !== 0) return undefined;
+export function tuneShapesFor(rate: CopyRate, copyBlockSize: number): Shape[] | undefined {
+	const window = blockSizeFor(rate, copyBlockSize);
+	if (rate.mode !== 'max' || window <= copyBlockSize || window % copyBlockSize !== 0 || copyBlockSize % 4096 !== 0) {
+		return undefined;
+	}
+
 	return [
-		{window: MiB, workers: copyWorkers},
+		{window: copyBlockSize, workers: copyWorkers},
 		{window, workers: copyWorkers},
 	];
 }
