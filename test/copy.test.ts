@@ -18,7 +18,7 @@ import {
 	type CopyProgressReport,
 } from '../source/host/copy.js';
 import {Host} from '../source/host/host.js';
-import {copy} from '../source/host/copier.js';
+import {copy, parseCopierArguments} from '../source/host/copier.js';
 import {heldDdDir, isStopped, waitFor} from './kit/farm.js';
 
 const MiB = 1024 * 1024;
@@ -242,6 +242,44 @@ test('the copier: windows in flight at once, a resume point in dd words, the sam
 	const argv = copyArgv({source, target, total: size, blockSize: MiB, offset: 2 * MiB, workers: 4}, true);
 	assert.equal(argv[0], 'node');
 	assert.ok(argv.includes('from=2097152') && argv.includes('workers=4') && argv.includes('direct'));
+
+	// Tuned: segments of several shapes one after the other, the same bytes, dd's words, the choice said.
+	await fs.writeFile(target, Buffer.alloc(size));
+	const tuned: string[] = [];
+	const tune = [
+		{window: 256 * 1024, workers: 2},
+		{window: MiB, workers: 1},
+	];
+	const tunedRequest = {source, target, window: MiB, workers: 2, from: 0, to: size, direct, tune};
+	await copy(tunedRequest, (text) => tuned.push(text), {trial: MiB, retune: 2 * MiB});
+	const tunedReport = parseDdOutput(tuned.join(''));
+	assert.equal(tunedReport.finished, true);
+	assert.equal(tunedReport.bytes, size);
+	assert.deepEqual(tunedReport.errors, []);
+	assert.match(
+		tuned.join(''),
+		/\nfarmclone-copy tune: 2 x 262144 B [^,]+, 1 x 1 MiB [^;]+; \d x \d+ (B|MiB) from byte 2097152 on\n/,
+	);
+	// Trials: 0-1 MiB in 4 windows, 1-2 MiB in 1; the winner (by time: either) for 2 MiB, then for the rest.
+	const records = Number(/\n(\d+)\+0 records in\n/.exec(tuned.join(''))?.[1]);
+	assert.ok([4 + 1 + 8 + 5, 4 + 1 + 2 + 2].includes(records), `${records} records`);
+	assert.ok((await fs.readFile(target)).equals(await fs.readFile(source)));
+	assert.ok(
+		copyArgv({source, target, total: size, blockSize: MiB, offset: 0, workers: 2, tune}, true).includes(
+			'tune=262144:2,1048576:1',
+		),
+	);
+	assert.throws(
+		() => parseCopierArguments(['if=a', 'of=b', 'window=1000', 'workers=1', 'from=0', 'to=1', 'tune=300:1']),
+		/does not divide/,
+	);
+	assert.deepEqual(
+		parseCopierArguments(['if=a', 'of=b', 'window=1024', 'workers=1', 'from=0', 'to=1', 'tune=512:2,1024:1']).tune,
+		[
+			{window: 512, workers: 2},
+			{window: 1024, workers: 1},
+		],
+	);
 
 	const failed: string[] = [];
 	await assert.rejects(

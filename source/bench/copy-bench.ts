@@ -141,11 +141,18 @@ try {
 			const outcome = await runCopy(context, found);
 			const seconds = (performance.now() - started) / 1000;
 			if (outcome.status !== 'completed') throw new Error(`farmclone copy failed: ${outcome.reason}`);
-			const report = await readDdReport(String(states['copy']?.['progressFile']));
+			const progressFile = String(states['copy']?.['progressFile']);
+			const report = await readDdReport(progressFile);
 			ddSeconds.set(rate, [...(ddSeconds.get(rate) ?? []), report.seconds]);
+			// The shapes the copier tried and the one it kept (`max`): shown after the round.
+			const tuned = (await fs.readFile(progressFile, 'utf8'))
+				.split(/[\r\n]+/)
+				.filter((line) => line.includes(' tune: '));
+			tuneLines.push(...tuned.map((line) => `  ${this.name}: ${line}`));
 			return seconds;
 		},
 	});
+	const tuneLines: string[] = [];
 	/** dd's own time in farmclone's copy (its final report): the copy without farmclone's start and end. */
 	const ddSeconds = new Map<string, number[]>();
 	// Peers: each writes a freshly created file of the same size, data on disk (conv=fsync, qemu-img -t none) at the end.
@@ -270,6 +277,7 @@ try {
 				`round ${round} (load ${load()}): ` +
 					methods.map((method) => `${method.name} ${rate(seconds.get(method.name)!.at(-1)!).trim()}`).join(', '),
 			);
+			for (const line of tuneLines.splice(0)) console.log(line);
 		}
 
 		const peers = ['dd bs=64M direct', 'qemu-img -m 8 -W', 'qemu-img -m 16 -W'];

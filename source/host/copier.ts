@@ -5,7 +5,7 @@
  * waits for each read before its write and for each write before the next
  * read, which leaves a disk that could take more half idle.
  *
- *   node copier.js if=SOURCE of=TARGET window=BYTES workers=N from=OFFSET to=END direct|dsync
+ *   node copier.js if=SOURCE of=TARGET window=BYTES workers=N from=OFFSET to=END [tune=BYTES:N,...] direct|dsync
  *
  * It speaks dd's `status=progress` language on stderr (the copy follows it
  * with the same reader as dd): once a second the bytes from `from` on that are
@@ -13,9 +13,14 @@
  * report is a resume point however the windows finish. Windows run at most
  * `workers` ahead of that point: a copy killed at any moment copies again at
  * most `workers` windows. At the end: fsync, then dd's summary lines.
+ *
+ * With tune=, the shapes listed (window bytes:workers, each window dividing
+ * `window`) are tried on the copy itself and the fastest kept (copy-tuner.ts);
+ * a line `farmclone-copy tune: ...` says what each did and which one won.
  */
 import {constants as fsConstants} from 'node:fs';
 import fs, {type FileHandle} from 'node:fs/promises';
+import {retuneBytes, ShapeTuner, shapeText, trialBytes, type Shape} from './copy-tuner.js';
 
 export type CopierArguments = {
 	source: string;
@@ -25,12 +30,14 @@ export type CopierArguments = {
 	from: number;
 	to: number;
 	direct: boolean;
+	/** Shapes to try on the copy and pick from; `window`, the largest, is then only the segments' alignment. */
+	tune?: Shape[];
 };
 
 export const copierName = 'farmclone-copy';
 
 export function copierArguments(request: CopierArguments): string[] {
-	const {source, target, window, workers, from, to, direct} = request;
+	const {source, target, window, workers, from, to, direct, tune} = request;
 	return [
 		`if=${source}`,
 		`of=${target}`,
@@ -38,6 +45,7 @@ export function copierArguments(request: CopierArguments): string[] {
 		`workers=${workers}`,
 		`from=${from}`,
 		`to=${to}`,
+		...(tune ? [`tune=${tune.map((shape) => `${shape.window}:${shape.workers}`).join(',')}`] : []),
 		direct ? 'direct' : 'dsync',
 	];
 }
@@ -63,7 +71,21 @@ export function parseCopierArguments(args: string[]): CopierArguments {
 		direct: named.has('direct'),
 	};
 	if (request.window === 0 || request.workers === 0) throw new Error('window= and workers= must be above 0');
-	return request;
+	const tune = named.get('tune');
+	return tune === undefined ? request : {...request, tune: parseShapes(tune, request.window)};
+}
+
+function parseShapes(text: string, largest: number): Shape[] {
+	return text.split(',').map((item) => {
+		const [window, workers] = item.split(':').map(Number);
+		if (!Number.isSafeInteger(window) || !Number.isSafeInteger(workers) || !(window! > 0) || !(workers! > 0)) {
+			throw new Error(`tune= takes window:workers pairs such as 1048576:2, not "${item}"`);
+		}
+
+		// Segments are whole windows of `window`: each must start on a window of every shape.
+		if (largest % window! !== 0) throw new Error(`tune= window ${window} does not divide window=${largest}`);
+		return {window: window!, workers: workers!};
+	});
 }
 
 /**
@@ -103,56 +125,72 @@ export function reportLine(bytes: number, seconds: number): string {
 	return `${bytes} bytes (${human(bytes)}) copied, ${seconds.toFixed(3)} s, ${human(bytes / Math.max(seconds, 0.001))}/s`;
 }
 
-export async function copy(request: CopierArguments, write: (text: string) => void): Promise<void> {
-	const {source, target, window, workers, from, to, direct} = request;
+export async function copy(
+	request: CopierArguments,
+	write: (text: string) => void,
+	sizes?: {trial: number; retune: number},
+): Promise<void> {
+	const {source, target, window, workers, from, to, direct, tune} = request;
 	const directFlag = direct ? fsConstants.O_DIRECT : 0;
 	const input = await fs.open(source, fsConstants.O_RDONLY | directFlag);
 	// No O_TRUNC: a file-backed volume must keep its size. dsync where direct I/O is refused: a report is still durable.
 	const output = await fs.open(target, fsConstants.O_WRONLY | (direct ? directFlag : fsConstants.O_DSYNC));
 	const started = performance.now();
-	const windows = Math.ceil((to - from) / window);
-	const done = new Array<boolean>(windows).fill(false);
-	let firstUndone = 0;
-	let next = 0;
-	let advanced: () => void = () => undefined;
-	let progressed = new Promise<void>((resolve) => (advanced = resolve));
-	const durable = () => Math.min(to - from, firstUndone * window);
+	const fixed = {window, workers};
+	// Trials of an eighth of a short copy at most (rounded up to whole windows): a 128 MiB one tunes too.
+	const tuneSizes = sizes ?? {trial: Math.min(trialBytes, (to - from) / 8), retune: retuneBytes};
+	const tuner = tune ? new ShapeTuner(tune, fixed, window, tuneSizes) : undefined;
+	// Segments one after the other: the resume point is the current segment's start plus its own.
+	let segmentStart = from;
+	let segmentDurable = 0;
+	let records = 0;
+	const durable = () => segmentStart - from + segmentDurable;
 	const report = () => write(`${reportLine(durable(), (performance.now() - started) / 1000)}\r`);
 	const timer = setInterval(report, 1000);
 	let tailOutput: FileHandle | undefined;
-	let failed = false;
+	const tail = async () => (tailOutput ??= await fs.open(target, fsConstants.O_WRONLY | fsConstants.O_DSYNC));
 	const targetProbe = direct ? await fs.open(target, fsConstants.O_RDONLY | directFlag) : undefined;
-	try {
-		await Promise.all(
-			Array.from({length: Math.min(workers, windows)}, async () => {
-				const buffer = direct ? await alignedBuffer([input, targetProbe!], window) : Buffer.allocUnsafe(window);
-				for (;;) {
-					if (failed) return;
-					// No further ahead of the resume point than one window per worker.
-					while (next < windows && next >= firstUndone + workers) await progressed;
-					if (next >= windows) return;
-					const index = next++;
-					const position = from + index * window;
-					const size = Math.min(window, to - position);
-					try {
-						// Direct reads go by whole sectors even at the end: the device's end comes as a short read.
-						await readFully(input, buffer, size, direct ? Math.ceil(size / 4096) * 4096 : size, position, source);
-						// A last window that is not a whole number of sectors cannot go direct: written through the cache.
-						const aligned = !direct || size % 4096 === 0;
-						if (!aligned) tailOutput ??= await fs.open(target, fsConstants.O_WRONLY | fsConstants.O_DSYNC);
-						await writeFully(aligned ? output : tailOutput!, buffer, size, position, target);
-					} catch (error) {
-						failed = true;
-						throw error;
-					}
+	const buffers = new Map<number, Buffer[]>();
+	const buffersFor = async ({window, workers}: Shape) => {
+		const list = buffers.get(window) ?? [];
+		while (list.length < workers) {
+			list.push(direct ? await alignedBuffer([input, targetProbe!], window) : Buffer.allocUnsafe(window));
+		}
 
-					done[index] = true;
-					while (firstUndone < windows && done[firstUndone]) firstUndone++;
-					advanced();
-					progressed = new Promise<void>((resolve) => (advanced = resolve));
-				}
-			}),
-		);
+		buffers.set(window, list);
+		return list;
+	};
+
+	try {
+		while (segmentStart < to) {
+			const segment = tuner?.next(to - segmentStart) ?? {shape: fixed, bytes: to - segmentStart, trial: false};
+			const end = segmentStart + segment.bytes;
+			const segmentStarted = performance.now();
+			segmentDurable = 0;
+			records += await copySegment({
+				input,
+				output,
+				tail,
+				direct,
+				source,
+				target,
+				from: segmentStart,
+				to: end,
+				shape: segment.shape,
+				buffers: await buffersFor(segment.shape),
+				progress(bytes) {
+					segmentDurable = bytes;
+				},
+			});
+			segmentStart = end;
+			segmentDurable = 0;
+			const chosen = tuner?.measured(segment, (performance.now() - segmentStarted) / 1000);
+			if (chosen) {
+				const rates = chosen.rates.map(({shape, rate}) => `${shapeText(shape)} ${human(rate)}/s`).join(', ');
+				write(`\n${copierName} tune: ${rates}; ${shapeText(chosen.winner)} from byte ${segmentStart} on\n`);
+			}
+		}
+
 		await output.sync();
 	} finally {
 		clearInterval(timer);
@@ -160,8 +198,67 @@ export async function copy(request: CopierArguments, write: (text: string) => vo
 	}
 
 	report();
-	const records = `${windows}+0 records`;
-	write(`\n${records} in\n${records} out\n${reportLine(durable(), (performance.now() - started) / 1000)}\n`);
+	const recordsText = `${records}+0 records`;
+	write(`\n${recordsText} in\n${recordsText} out\n${reportLine(durable(), (performance.now() - started) / 1000)}\n`);
+}
+
+type SegmentRequest = {
+	input: FileHandle;
+	output: FileHandle;
+	/** The target opened for writes through the cache: a last window that is not whole sectors. */
+	tail: () => Promise<FileHandle>;
+	direct: boolean;
+	source: string;
+	target: string;
+	from: number;
+	to: number;
+	shape: Shape;
+	buffers: Buffer[];
+	/** Bytes from `from` on that are all written: up to the first window still in flight. */
+	progress(bytes: number): void;
+};
+
+/** One segment, `workers` windows in flight, all written when it returns; the number of windows. */
+async function copySegment(request: SegmentRequest): Promise<number> {
+	const {input, output, tail, direct, source, target, from, to, shape, buffers, progress} = request;
+	const {window, workers} = shape;
+	const windows = Math.ceil((to - from) / window);
+	const done = new Array<boolean>(windows).fill(false);
+	let firstUndone = 0;
+	let next = 0;
+	let advanced: () => void = () => undefined;
+	let progressed = new Promise<void>((resolve) => (advanced = resolve));
+	let failed = false;
+	await Promise.all(
+		buffers.slice(0, Math.min(workers, windows)).map(async (buffer) => {
+			for (;;) {
+				if (failed) return;
+				// No further ahead of the resume point than one window per worker.
+				while (next < windows && next >= firstUndone + workers) await progressed;
+				if (next >= windows) return;
+				const index = next++;
+				const position = from + index * window;
+				const size = Math.min(window, to - position);
+				try {
+					// Direct reads go by whole sectors even at the end: the device's end comes as a short read.
+					await readFully(input, buffer, size, direct ? Math.ceil(size / 4096) * 4096 : size, position, source);
+					// A last window that is not a whole number of sectors cannot go direct: written through the cache.
+					const aligned = !direct || size % 4096 === 0;
+					await writeFully(aligned ? output : await tail(), buffer, size, position, target);
+				} catch (error) {
+					failed = true;
+					throw error;
+				}
+
+				done[index] = true;
+				while (firstUndone < windows && done[firstUndone]) firstUndone++;
+				progress(Math.min(to - from, firstUndone * window));
+				advanced();
+				progressed = new Promise<void>((resolve) => (advanced = resolve));
+			}
+		}),
+	);
+	return windows;
 }
 
 async function readFully(

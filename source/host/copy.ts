@@ -6,6 +6,7 @@ import {setTimeout as sleep} from 'node:timers/promises';
 import {joinLimiter, type Limiter} from './copy-rate.js';
 import type {ReadOnlyHost} from './host.js';
 import {copierArguments, copierName} from './copier.js';
+import type {Shape} from './copy-tuner.js';
 import {nodeModuleArgv} from './detached.js';
 import {ownModuleUrl} from './own-files.js';
 
@@ -26,6 +27,8 @@ export type CopyRequest = {
 	 * that many workers, blockSize being its window; without: dd, one block at a time.
 	 */
 	workers?: number;
+	/** Shapes the copier tries and picks from (`max`); blockSize is the largest window. */
+	tune?: Shape[];
 };
 
 /** A dd started by some farmclone process: enough to find it again after that process is gone. */
@@ -110,14 +113,14 @@ export function ddArgv(request: Omit<CopyRequest, 'progressFile'>, directIo: boo
  * reports of durable bytes in dd's words, fsync at the end.
  */
 export function copyArgv(request: Omit<CopyRequest, 'progressFile'>, directIo: boolean): string[] {
-	const {source, target, blockSize, offset, total, workers} = request;
+	const {source, target, blockSize, offset, total, workers, tune} = request;
 	if (!workers) return ddArgv(request, directIo);
 	if (offset % blockSize !== 0) throw new Error(`resume offset ${offset} is not a multiple of ${blockSize}`);
 	const [, ...script] = nodeModuleArgv(ownModuleUrl('host/copier.js'));
 	return [
 		'node',
 		...script,
-		...copierArguments({source, target, window: blockSize, workers, from: offset, to: total, direct: directIo}),
+		...copierArguments({source, target, window: blockSize, workers, from: offset, to: total, direct: directIo, tune}),
 	];
 }
 

@@ -5,6 +5,7 @@ import {
 	blockSizeFor,
 	copyDevices,
 	workersFor,
+	tuneShapesFor,
 	copyWorkers,
 	limiterFrom,
 	makeLimiter,
@@ -316,6 +317,7 @@ async function attachOrStart(context: StageContext, found: CopyVolumes): Promise
 		progressFile,
 		idleClass,
 		workers: workersFor(rate),
+		tune: tuneShapesFor(rate, context.settings.copyBlockSize),
 	};
 	const job = await startDetachedCopy(context.host, request, limiter);
 	context.log(`${offset ? `resuming at ${formatBytes(offset)}: ` : ''}${job.argv.join(' ')} (pid ${job.pid})`);
@@ -530,6 +532,7 @@ export const copyStage: Stage = {
 			offset: ready ? await resumeOffset(context, ready, job) : 0,
 			idleClass: rate.mode === 'fixed',
 			workers: workersFor(rate),
+			tune: tuneShapesFor(rate, copyBlockSize),
 		};
 		const directIo = ready ? await bothSupportDirectIo(request.source, request.target) : true;
 		notes.unshift(
