@@ -96,7 +96,7 @@ test('lvcreate makes a sparse device file that lvs reports in JSON, every value 
 	for (const row of await farm.lvs()) for (const value of Object.values(row)) assert.equal(typeof value, 'string');
 });
 
-test('column output: headings, two-space prefix, aligned columns, separators and units', async (t) => {
+test('column output: headings, two-space prefix, aligned columns and units', async (t) => {
 	const farm = await lvmFarm(t);
 	await farm.run(['lvcreate', '-L', '12m', '-n', 'dev', 'all']);
 	const table = await farm.run(['lvs', 'all']);
@@ -132,8 +132,6 @@ test('column output: headings, two-space prefix, aligned columns, separators and
 	const plain = await farm.run([
 		'lvs',
 		'--noheadings',
-		'--separator',
-		':',
 		'-o',
 		'lv_name,lv_size',
 		'--units',
@@ -141,7 +139,7 @@ test('column output: headings, two-space prefix, aligned columns, separators and
 		'--nosuffix',
 		'all/dev',
 	]);
-	assert.equal(plain.stdout, '  dev:12.00');
+	assert.equal(plain.stdout, '  dev  12.00', 'LV is at least 4 wide, as libdm pads it');
 	const bytes = await farm.run(['lvs', '--noheadings', '-o', 'size', '--units', 'b', 'all/dev']);
 	assert.equal(bytes.stdout.trim(), `${12 * MiB}B`);
 	const json = await farm.run(['vgs', '--reportformat', 'json', 'all']);
@@ -168,9 +166,6 @@ test('sizes are rounded up to whole extents, and said so', async (t) => {
 	assert.equal(rounded.exitCode, 0, rounded.stderr);
 	assert.match(rounded.stdout, /Rounding up size to full physical extent 12\.00 MiB\n/);
 	assert.equal(Number(byName(await farm.lvs('all/odd'), 'odd')['lv_size']), 12 * MiB);
-	const extents = await farm.run(['lvcreate', '-l', '2', '-n', 'two', 'all']);
-	assert.equal(extents.exitCode, 0, extents.stderr);
-	assert.equal(Number(byName(await farm.lvs('all'), 'two')['lv_size']), 2 * defaultExtentSize);
 	const unaligned = await farm.run(['lvcreate', '-L', '1000b', '-n', 'bytes', 'all']);
 	assert.equal(unaligned.exitCode, 3);
 	assert.match(unaligned.stderr, /Size is not a multiple of 512\. Try using 512 or 1024\./);
@@ -183,7 +178,7 @@ test('lvcreate refuses an existing name, a full VG and bad names', async (t) => 
 	assert.equal(existing.exitCode, 5);
 	assert.equal(existing.stderr, '  Logical Volume "src" already exists in volume group "all"');
 	const free = Number((await farm.vg())['vg_free_count']);
-	const full = await farm.run(['lvcreate', '-l', String(free + 1), '-n', 'big', 'all']);
+	const full = await farm.run(['lvcreate', '-L', `${(free + 1) * defaultExtentSize}b`, '-n', 'big', 'all']);
 	assert.equal(full.exitCode, 5);
 	assert.equal(
 		full.stderr,
@@ -333,7 +328,7 @@ test('lvextend grows a snapshot up to what its origin can fill, and a plain volu
 	assert.match(plain.stdout, /Rounding size to boundary between physical extents: 8\.00 MiB\./);
 	assert.equal((await fs.stat(lvDevicePath(farm.root, 'all', 'plain'))).size, 12 * MiB);
 	const free = Number((await farm.vg())['vg_free_count']);
-	const tooBig = await farm.run(['lvextend', '-l', `+${free + 1}`, 'all/plain']);
+	const tooBig = await farm.run(['lvextend', '-L', `+${(free + 1) * defaultExtentSize}b`, 'all/plain']);
 	assert.equal(tooBig.exitCode, 5);
 	assert.equal(tooBig.stderr, `  Insufficient free space: ${free + 1} extents needed, but only ${free} available`);
 });
@@ -383,9 +378,9 @@ test('missing volumes and groups, bad paths and bad options fail like LVM', asyn
 	assert.match(field.stderr, /Unrecognised field: lv_nonsense/);
 });
 
-test('default order, tags, prefixes and field aliases', async (t) => {
+test('default order and field aliases', async (t) => {
 	const farm = await lvmFarm(t);
-	await farm.run(['lvcreate', '-L', '4M', '-n', 'b', '--addtag', 'farm', 'all']);
+	await farm.run(['lvcreate', '-L', '4M', '-n', 'b', 'all']);
 	await farm.run(['lvcreate', '-L', '8M', '-n', 'a', 'all']);
 	const names = async (...args: string[]) =>
 		(await farm.run(['lvs', '--noheadings', '-o', 'name', ...args])).stdout
@@ -393,11 +388,34 @@ test('default order, tags, prefixes and field aliases', async (t) => {
 			.map((line) => line.trim())
 			.filter(Boolean);
 	assert.deepEqual(await names(), ['a', 'b', 'src']);
-	assert.deepEqual(await names('@farm'), ['b', 'src']);
-	// farmclone never asks for a selection: the stand-in refuses it as an unknown option rather than ignoring it.
-	assert.notEqual((await farm.run(['lvs', '-S', 'lv_name=a'])).exitCode, 0);
-	const prefixed = await farm.run(['lvs', '--noheadings', '--nameprefixes', '-o', 'lv_name,vg_name', 'all/a']);
-	assert.equal(prefixed.stdout.trim(), "LVM2_LV_NAME='a' LVM2_VG_NAME='all'");
+});
+
+test('what farmclone never runs is refused as LVM refuses an unknown option, changing nothing', async (t) => {
+	const farm = await lvmFarm(t);
+	for (const argv of [
+		['lvs', '-S', 'lv_name=src'],
+		['lvs', '--nameprefixes', 'all'],
+		['lvcreate', '-l', '2', '-n', 'two', 'all'],
+		['lvcreate', '-L', '4M', '-n', 'tagged', '--addtag', 'farm', 'all'],
+		['lvextend', '--extents', '+1', 'all/src'],
+		['lvremove', '--nohistory', '-f', 'all/src'],
+	]) {
+		const refused = await farm.run(argv);
+		assert.equal(refused.exitCode, 3, argv.join(' '));
+		assert.match(
+			refused.stderr,
+			/^(?:\S+: unrecognized option '--\w+'|\S+: invalid option -- '\w')\n {2}Error during parsing of command line\.$/,
+		);
+	}
+
+	assert.deepEqual(
+		(await farm.lvs()).map((row) => [row['lv_name'], Number(row['lv_size'])]),
+		[['src', sourceSize]],
+	);
+	// No lvrename nor lvm on the path: farmclone runs neither.
+	for (const command of ['lvrename', 'lvm']) {
+		await assert.rejects(fs.access(path.join(simPaths(farm.root).bin, command)), {code: 'ENOENT'});
+	}
 });
 
 test("concurrent commands do not lose each other's changes", async (t) => {
@@ -409,12 +427,10 @@ test("concurrent commands do not lose each other's changes", async (t) => {
 	assert.deepEqual(state.lvs.map((lv) => lv.name).sort(), [...names, 'src'].sort());
 });
 
-test('lvrename and renameLv move the device with the name', async (t) => {
+test("renameLv (Ganeti's adoption) moves the device with the name", async (t) => {
 	const farm = await lvmFarm(t);
 	await farm.run(['lvcreate', '-s', '-L', '4M', '-n', 'snap', 'all/src']);
-	const renamed = await farm.run(['lvrename', 'all', 'src', 'disk0']);
-	assert.equal(renamed.exitCode, 0, renamed.stderr);
-	assert.equal(renamed.stdout, '  Renamed "src" to "disk0" in volume group "all"');
+	await renameLv(farm.root, 'all', 'src', 'disk0');
 	assert.equal(byName(await farm.lvs('all'), 'snap')['origin'], 'disk0');
 	await fs.access(lvDevicePath(farm.root, 'all', 'disk0'));
 	await renameLv(farm.root, 'all', 'disk0', 'src');

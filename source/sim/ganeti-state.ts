@@ -6,7 +6,7 @@ import {simNetwork} from './netns.js';
 import {simPaths} from './paths.js';
 
 /** The Ganeti release the stand-in behaves like. */
-export const ganetiVersion = {release: '3.0.2', vcs: 'v3.0.2', protocol: 3_000_000, config: 3_000_000, osApi: 20};
+export const ganetiVersion = {release: '3.0.2', vcs: 'v3.0.2'};
 
 export type GanetiDisk = {
 	uuid: string;

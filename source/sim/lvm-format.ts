@@ -1,7 +1,7 @@
 /**
  * Output formats of LVM2 2.03 (Debian 12's lvm2 2.03.16), for the stand-in:
  * sizes as `lvs` and the messages print them, and the report layouts
- * (aligned columns, separators, name prefixes, JSON).
+ * (aligned columns, JSON).
  */
 
 /** Console messages, report lines and JSON lines all start with the log prefix (log/prefix, default two spaces). */
@@ -133,10 +133,6 @@ export type ReportField = {
 export type ReportLayout = {
 	json: boolean;
 	headings: boolean;
-	aligned: boolean;
-	separator: string;
-	namePrefixes: boolean;
-	quoted: boolean;
 };
 
 function alignRight(kind: FieldKind): boolean {
@@ -164,24 +160,15 @@ export function renderReport(name: string, fields: ReportField[], rows: string[]
 		Math.max(field.width, field.heading.length, ...rows.map((row) => (row[column] ?? '').length)),
 	);
 	if (layout.headings) {
-		const headings = fields.map((field, column) =>
-			layout.aligned ? field.heading.padEnd(widths[column]!) : field.heading,
-		);
-		lines.push(headings.join(layout.separator));
+		lines.push(fields.map((field, column) => field.heading.padEnd(widths[column]!)).join(' '));
 	}
 
 	for (const row of rows) {
 		const cells = fields.map((field, column) => {
 			const value = row[column] ?? '';
-			if (layout.namePrefixes) {
-				const quote = layout.quoted ? "'" : '';
-				return `LVM2_${field.id.toUpperCase()}=${quote}${value}${quote}`;
-			}
-
-			if (!layout.aligned) return value;
 			return alignRight(field.kind) ? value.padStart(widths[column]!) : value.padEnd(widths[column]!);
 		});
-		lines.push(cells.join(layout.separator));
+		lines.push(cells.join(' '));
 	}
 
 	return lines.map((line) => `${messagePrefix}${line}\n`).join('');

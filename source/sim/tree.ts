@@ -77,7 +77,7 @@ export function simTreePaths(root: string) {
 type TreePaths = ReturnType<typeof simTreePaths>;
 
 /** The LVM commands the stand-in answers to, written to root/bin. */
-export const lvmCommands = ['lvm', 'lvs', 'vgs', 'lvcreate', 'lvremove', 'lvextend', 'lvrename', 'lvm-sim'];
+export const lvmCommands = ['lvs', 'vgs', 'lvcreate', 'lvremove', 'lvextend', 'lvm-sim'];
 
 const mebibyte = 1024 * 1024;
 
