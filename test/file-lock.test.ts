@@ -56,3 +56,19 @@ test('a lock held by a live owner is waited for', async (t) => {
 	await Promise.all([first, second]);
 	assert.deepEqual(order, ['first in', 'first out', 'second']);
 });
+
+test("while another waiter takes over, a waiter leaves the lock alone; a dead waiter's takeover is cleared", async (t) => {
+	const lockFile = path.join(await lockDir(t), 'lvm.lock');
+	await fs.writeFile(lockFile, '999999999');
+	const seen = await readLock(lockFile);
+	assert.ok(seen);
+	// A live waiter (this process) is taking over: the dead owner's file stays for it to remove.
+	await fs.writeFile(`${lockFile}.takeover`, String(process.pid));
+	await removeStaleLock(lockFile, seen);
+	assert.equal(await fs.readFile(lockFile, 'utf8'), '999999999');
+	// The waiter that was taking over died: its file goes, and the next try takes the stale lock over.
+	await fs.writeFile(`${lockFile}.takeover`, '999999998');
+	await removeStaleLock(lockFile, seen);
+	await removeStaleLock(lockFile, seen);
+	assert.deepEqual(await fs.readdir(path.dirname(lockFile)), []);
+});

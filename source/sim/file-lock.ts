@@ -27,23 +27,33 @@ export async function readLock(lockFile: string): Promise<{owner: number; inode:
  * Removes the lock file `stale` was read from, and only that file. A pid
  * that no longer runs is not enough: an owner that released the lock and
  * exited looks the same, and by then the file may be a new owner's. So the
- * file is moved aside (one waiter wins the move) and kept away only when it
- * is the same file, owner and inode (a freed inode is reused at once); a live
- * owner's file moved by mistake goes back.
+ * takeover is itself done under a second lock (`.takeover`, one waiter at a
+ * time), which reads the lock file again and removes it only when it is
+ * still the same file, owner and inode. Nobody else removes a dead owner's
+ * file, so it cannot be replaced between that reading and the removal (moving
+ * it aside and back, as before, let a third process create a lock in between:
+ * two owners at once).
  */
 export async function removeStaleLock(lockFile: string, stale: {owner: number; inode: number}): Promise<void> {
-	const aside = `${lockFile}.stale-${process.pid}`;
+	const takeover = `${lockFile}.takeover`;
 	try {
-		await fs.rename(lockFile, aside);
+		const handle = await fs.open(takeover, 'wx');
+		await handle.writeFile(String(process.pid));
+		await handle.close();
 	} catch (error) {
-		if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-		throw error;
+		if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+		// Another waiter takes over; one that died doing so leaves its file, removed here for the next try.
+		const other = await readLock(takeover);
+		if (other?.owner && !isProcessAlive(other.owner)) await fs.rm(takeover, {force: true});
+		return;
 	}
 
-	const moved = await readLock(aside);
-	if (moved && (moved.inode !== stale.inode || moved.owner !== stale.owner))
-		await fs.link(aside, lockFile).catch(() => undefined);
-	await fs.rm(aside, {force: true});
+	try {
+		const current = await readLock(lockFile);
+		if (current?.inode === stale.inode && current.owner === stale.owner) await fs.rm(lockFile, {force: true});
+	} finally {
+		await fs.rm(takeover, {force: true});
+	}
 }
 
 /**
