@@ -169,13 +169,16 @@ constants=/usr/share/ganeti/3.0/ganeti/_constants.py
 sed -i 's/^RPC_CONNECT_TIMEOUT = 5$/RPC_CONNECT_TIMEOUT = 60/' "$constants"
 grep -q '^RPC_CONNECT_TIMEOUT = 60$' "$constants"
 
+# kvm_path: QEMU by its own name runs TCG. /usr/bin/kvm would run the clone under KVM nested in this TCG guest,
+# and the guest's kernel died of it ('Kernel panic - not syncing: corrupted stack end detected inside scheduler',
+# in the clone's QEMU, in kvm_vcpu_ioctl), twice, once with the machine otherwise quiet.
 step "Ganeti: gnt-cluster init"
 modprobe drbd 2>/dev/null || true
 gnt-cluster init \
 	--vg-name=all \
 	--master-netdev=br0 \
 	--enabled-hypervisors=kvm \
-	-H kvm:kvm_flag=disabled,kernel_path=,initrd_path=,vnc_bind_address= \
+	-H kvm:kvm_flag=disabled,kvm_path=/usr/bin/qemu-system-x86_64,kernel_path=,initrd_path=,vnc_bind_address= \
 	--nic-parameters=mode=bridged,link=br0 \
 	--enabled-disk-templates=plain \
 	--no-etc-hosts \
