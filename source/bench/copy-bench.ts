@@ -282,10 +282,12 @@ try {
 
 		const peers = ['dd bs=64M direct', 'qemu-img -m 8 -W', 'qemu-img -m 16 -W'];
 		const fastestPeer = Math.max(...peers.map(mbps));
+		// A copy left out of this run (FARMCLONE_BENCH_METHODS) has no figure: '-', not NaN.
+		const ratioText = (ratio: number) => (Number.isFinite(ratio) ? ratio.toFixed(2) : '   -');
 		console.log(`\nthroughput, median of ${rounds} (MB/s; ratio to dd 1M direct; ratio to the fastest peer):`);
 		for (const method of methods) {
 			console.log(
-				`  ${method.name.padEnd(26)} ${mbps(method.name).toFixed(0).padStart(5)}  ${(mbps(method.name) / mbps('dd bs=1M direct')).toFixed(2)}  ${(mbps(method.name) / fastestPeer).toFixed(2)}`,
+				`  ${method.name.padEnd(26)} ${mbps(method.name).toFixed(0).padStart(5)}  ${ratioText(mbps(method.name) / mbps('dd bs=1M direct'))}  ${(mbps(method.name) / fastestPeer).toFixed(2)}`,
 			);
 		}
 
