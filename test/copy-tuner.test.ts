@@ -60,18 +60,25 @@ test('a copy too short for trials keeps the given shape; trial sizes round up to
 	);
 	const odd = new ShapeTuner([small, large], large, 48 * MiB, sizes);
 	assert.equal(odd.next(10_000 * MiB).bytes, 288 * MiB);
-	// A tie goes to the first candidate.
+	// A tie goes to the first candidate, and so does a later one faster by no more than the margin: trials a
+	// rate limit holds to one rate (auto's, with the neighbours busy) keep the small windows.
 	const tie = simulate(new ShapeTuner([small, large], large, 32 * MiB, sizes), 2048 * MiB, () => 5e8);
 	assert.deepEqual(tie.winners, [small]);
+	const near = (shape: Shape) => (shape === small ? 5e8 : 5.2e8);
+	assert.deepEqual(simulate(new ShapeTuner([small, large], large, 32 * MiB, sizes), 2048 * MiB, near).winners, [small]);
+	const clear = (shape: Shape) => (shape === small ? 5e8 : 5.5e8);
+	assert.deepEqual(simulate(new ShapeTuner([small, large], large, 32 * MiB, sizes), 2048 * MiB, clear).winners, [
+		large,
+	]);
 });
 
-test('only max tunes: one block against the window of 32 blocks', () => {
+test('max and auto tune, a fixed rate does not: one block against the window of 32 blocks', () => {
 	assert.deepEqual(tuneShapesFor({mode: 'max'}, MiB), [small, large]);
+	assert.deepEqual(tuneShapesFor({mode: 'auto'}, MiB), [small, large]);
 	assert.deepEqual(tuneShapesFor({mode: 'max'}, 4096), [
 		{window: 4096, workers: 2},
 		{window: 128 * 1024, workers: 2},
 	]);
-	assert.equal(tuneShapesFor({mode: 'auto'}, MiB), undefined);
 	assert.equal(tuneShapesFor({mode: 'fixed', bytesPerSecond: 1e6}, MiB), undefined);
 	// 3 MiB blocks: a window capped at 64 MiB that is no whole number of them.
 	assert.equal(tuneShapesFor({mode: 'max'}, 3 * MiB), undefined);

@@ -73,7 +73,7 @@ export function workersFor(rate: CopyRate): number | undefined {
  */
 export function tuneShapesFor(rate: CopyRate, copyBlockSize: number): Shape[] | undefined {
 	const window = blockSizeFor(rate, copyBlockSize);
-	if (rate.mode !== 'max' || window <= copyBlockSize || window % copyBlockSize !== 0 || copyBlockSize % 4096 !== 0) {
+	if (rate.mode === 'fixed' || window <= copyBlockSize || window % copyBlockSize !== 0 || copyBlockSize % 4096 !== 0) {
 		return undefined;
 	}
 

@@ -1,5 +1,6 @@
 /**
- * `max`'s shape (window size x windows in flight) chosen on the copy itself.
+ * The copier's shape (window size x windows in flight) chosen on the copy
+ * itself, in `max` and `auto`.
  * No fixed shape is fastest everywhere: on an idle machine the device is
  * latency-bound and small windows keep it busiest, while with the CPUs busy
  * every completion waits for the event loop and large windows need fewer of
@@ -16,6 +17,8 @@ const MiB = 1024 * 1024;
 
 /** Bytes each candidate copies in a trial round: a few hundred ms at the rates measured, long enough to average. */
 export const trialBytes = 256 * MiB;
+/** How much faster than the preferred (earlier) candidate a later one must be to win a trial round. */
+export const tieMargin = 0.05;
 /** Bytes the winner copies before the candidates are tried again. */
 export const retuneBytes = 4096 * MiB;
 
@@ -70,8 +73,9 @@ export class ShapeTuner {
 		this.results.push({shape: segment.shape, rate: segment.bytes / Math.max(seconds, 1e-6)});
 		if (this.queued.length > 0) return undefined;
 		const rates = this.results;
-		// The first candidate wins a tie: the list's order is its preference.
-		const best = rates.reduce((fastest, result) => (result.rate > fastest.rate ? result : fastest));
+		// The list's order is its preference: a later candidate wins only by more than the margin, so trials
+		// that a rate limit (auto's) holds to the same rate keep the first.
+		const best = rates.reduce((fastest, result) => (result.rate > fastest.rate * (1 + tieMargin) ? result : fastest));
 		this.winner = best.shape;
 		this.results = [];
 		this.sinceTrials = 0;

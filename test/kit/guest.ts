@@ -21,12 +21,7 @@ const guestMemory = '4G';
 const vgDiskSize = '24G';
 const snapshotName = 'farm-ready';
 /** What a saved guest's machine is made of: a snapshot restores only into the same machine. */
-/**
- * TCG's CPU without VMX and SVM: no KVM nested in the emulated guest, which panicked its kernel (see
- * guest-farm.sh's kvm_path).
- */
-const tcgCpu = 'max,vmx=off,svm=off';
-const machine = `pc, ${tcgCpu}, ${guestMemory}, virtio root+vg+source (read-only) disks, virtio-net user 10.10.60.0/24`;
+const machine = `pc, ${guestMemory}, virtio root+vg+source (read-only) disks, virtio-net user 10.10.60.0/24`;
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -320,7 +315,7 @@ export async function startGuest(
 		accel,
 		'-machine',
 		'pc',
-		...(accel === 'kvm' ? ['-cpu', 'host'] : ['-cpu', tcgCpu]),
+		...(accel === 'kvm' ? ['-cpu', 'host'] : ['-cpu', 'max']),
 		'-smp',
 		'2',
 		'-m',
