@@ -36,6 +36,7 @@ import path from 'node:path';
 import {setTimeout as sleep} from 'node:timers/promises';
 import {execa} from 'execa';
 import {dropCache, readDdReport} from '../host/copy.js';
+import {copyDevices, foreignThreshold, readDiskstats} from '../host/copy-rate.js';
 import {Host} from '../host/host.js';
 import {formatBytes, listLvs, parseSize} from '../host/lvm.js';
 import {defaultSettings} from '../settings/schema.js';
@@ -125,6 +126,25 @@ try {
 		await execa('sync');
 		await dropCache(host, source);
 		await sleep(settleSeconds * 1000);
+		if (startOnQuietDisk) await quietDisk();
+	};
+	// The recovery part starts each copy on a quiet disk: the bench's own cleanup just before (the last target
+	// removed, its metadata written back) is not the neighbour that part is about, and `auto` would rightly be
+	// gentle with it. At most a minute.
+	let startOnQuietDisk = false;
+	const {watched} = await copyDevices(snapshot.path, snapshot.path);
+	const quietDisk = async () => {
+		const deadline = performance.now() + 60_000;
+		let quietSince = performance.now();
+		let last = await readDiskstats(watched);
+		while (last && performance.now() < deadline && performance.now() - quietSince < 2000) {
+			await sleep(250);
+			const now = await readDiskstats(watched);
+			if (!now) return;
+			const perSecond = ((now.submitted - last.submitted) * 1000) / Math.max(now.atMs - last.atMs, 1);
+			if (perSecond > foreignThreshold) quietSince = performance.now();
+			last = now;
+		}
 	};
 
 	type Method = {name: string; run(): Promise<number>};
@@ -367,6 +387,8 @@ try {
 	if (parts.has('recovery')) {
 		if (!ddSeconds.has('max')) for (let round = 0; round < 3; round++) await farmclone('max').run();
 		const maxRate = copyOnly('max') * 1e6;
+		const recoverySeconds = 10;
+		startOnQuietDisk = true;
 		const recoveryOf = async (method: Method, pidOf: () => number | undefined) => {
 			const samples: {at: number; bytes: number}[] = [];
 			let copying = true;
@@ -387,7 +409,9 @@ try {
 			const stopped = performance.now();
 			await copy;
 			await sampler;
-			const ended = (samples.at(-1)?.at ?? 0) < stopped ? 'before' : 'after';
+			const lastSample = samples.at(-1)?.at ?? 0;
+			const ended = lastSample < stopped ? 'before' : 'after';
+			const ranAfter = (lastSample - stopped) / 1000;
 			let best = 0;
 			for (const [index, sample] of samples.entries()) {
 				if (sample.at < stopped) continue;
@@ -398,10 +422,10 @@ try {
 				if (!start || start.at < stopped) continue;
 				const windowRate = (sample.bytes - start.bytes) / ((sample.at - start.at) / 1000);
 				best = Math.max(best, windowRate);
-				if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ended};
+				if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ended, ranAfter};
 			}
 
-			return {seconds: Number.NaN, best, ended};
+			return {seconds: Number.NaN, best, ended, ranAfter};
 		};
 
 		let todayPid: number | undefined;
@@ -428,17 +452,24 @@ try {
 			{method: todayTracked, pid: () => todayPid},
 		];
 		const recoveries = new Map<string, number[]>(recovering.map(({method}) => [method.name, []]));
+		const inconclusive = new Map<string, number>();
 		for (let round = 1; round <= rounds; round++) {
 			const order = round % 2 ? recovering : [...recovering].reverse();
 			for (const {method, pid} of order) {
-				const {seconds: recovered, best, ended} = await recoveryOf(method, pid);
-				recoveries.get(method.name)!.push(recovered);
+				const {seconds: recovered, best, ended, ranAfter} = await recoveryOf(method, pid);
+				// A copy that ended within the 10 s without getting there says nothing either way: not a failure,
+				// not a pass; the round is left out and the verdict needs every round measured.
+				const tooShort = Number.isNaN(recovered) && ranAfter < recoverySeconds;
+				if (!tooShort) recoveries.get(method.name)!.push(recovered);
+				else inconclusive.set(method.name, (inconclusive.get(method.name) ?? 0) + 1);
 				const outcome =
 					ended === 'before'
 						? 'the copy ended before the neighbour did'
-						: Number.isNaN(recovered)
-							? `never at 0.9x max before the copy ended (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})`
-							: `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`;
+						: tooShort
+							? `the copy ended ${ranAfter.toFixed(1)} s after the neighbour stopped, before reaching 0.9x max (best half second ${(best / 1e6).toFixed(0)} MB/s): too short to tell, a larger size makes it count`
+							: Number.isNaN(recovered)
+								? `never at 0.9x max in the ${ranAfter.toFixed(0)} s the copy ran on (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})`
+								: `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`;
 				console.log(`recovery round ${round} (load ${load()}), ${method.name}: ${outcome}`);
 			}
 		}
@@ -446,11 +477,17 @@ try {
 		for (const [name, list] of recoveries) {
 			const measured = list.filter((value) => !Number.isNaN(value));
 			const value = measured.length ? median(measured) : Number.NaN;
-			const line = `${name} after the neighbour stops: at >= 0.9x max (${(maxRate / 1e6).toFixed(0)} MB/s) in ${Number.isNaN(value) ? '-' : value.toFixed(1)} s, median of the ${measured.length} of ${list.length} rounds that got there`;
+			const unmeasured = inconclusive.get(name) ?? 0;
+			const line =
+				`${name} after the neighbour stops: at >= 0.9x max (${(maxRate / 1e6).toFixed(0)} MB/s) in ${Number.isNaN(value) ? '-' : value.toFixed(1)} s, ` +
+				`median of the ${measured.length} of ${list.length} rounds that got there` +
+				(unmeasured ? ` (${unmeasured} more ended too soon to tell)` : '');
 			console.log(line);
+			const everyRound =
+				measured.length === list.length && list.length >= 5 && Math.max(...measured) <= recoverySeconds;
 			summary.push(
 				name === 'farmclone auto'
-					? `${line} (<= 10 s in every round: ${verdict(measured.length === list.length && Math.max(...measured) <= 10)})`
+					? `${line} (<= ${recoverySeconds} s in each of at least 5 rounds: ${verdict(everyRound)})`
 					: line,
 			);
 		}
