@@ -12,7 +12,10 @@
  *                                         farmclone max and the three peers of the done-when are always in)
  *
  * 2 GiB: long enough that farmclone's start and end (a process to spawn, the
- * cgroup, lvs) weigh on it about as little as they would on a real disk.
+ * cgroup, lvs) weigh on it about as little as they would on a real disk. The
+ * recovery part wants more: a copy that goes on for 10 s after the neighbour
+ * stops (12G at 800 MB/s); shorter rounds are left out as too short to tell.
+ *   FARMCLONE_BENCH_PARTS=recovery node dist/source/bench/copy-bench.js 12G 5
  *
  * Fairness:
  * - both must have the data on disk when the clock stops. The baseline gets
@@ -466,7 +469,7 @@ try {
 					ended === 'before'
 						? 'the copy ended before the neighbour did'
 						: tooShort
-							? `the copy ended ${ranAfter.toFixed(1)} s after the neighbour stopped, before reaching 0.9x max (best half second ${(best / 1e6).toFixed(0)} MB/s): too short to tell, a larger size makes it count`
+							? `the copy ended ${ranAfter.toFixed(1)} s after the neighbour stopped, before reaching 0.9x max (best half second ${(best / 1e6).toFixed(0)} MB/s): too short to tell (12G makes it count)`
 							: Number.isNaN(recovered)
 								? `never at 0.9x max in the ${ranAfter.toFixed(0)} s the copy ran on (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})`
 								: `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`;
