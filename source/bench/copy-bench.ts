@@ -395,6 +395,8 @@ try {
 		const recoveryOf = async (method: Method, pidOf: () => number | undefined) => {
 			const samples: {at: number; bytes: number}[] = [];
 			let copying = true;
+			// The last round's copy, still in the journal's state until run() clears it.
+			const earlier = pidOf();
 			const copy = method.run().finally(() => {
 				copying = false;
 			});
@@ -407,14 +409,17 @@ try {
 					await sleep(100);
 				}
 			})();
+			// The neighbour starts 0.3 s into the copy itself: run() first removes and creates the target and
+			// waits for a quiet disk (up to a minute), and a neighbour timed from run()'s call overlapped only the
+			// copy's first 2 s, or none of it.
+			while (copying && [undefined, earlier].includes(pidOf())) await sleep(50);
 			await sleep(300);
 			await neighbour(neighbourSeconds);
 			const stopped = performance.now();
 			await copy;
 			await sampler;
-			const lastSample = samples.at(-1)?.at ?? 0;
-			const ended = lastSample < stopped ? 'before' : 'after';
-			const ranAfter = (lastSample - stopped) / 1000;
+			// Seconds the copy went on after the neighbour stopped; negative: it ended first.
+			const ranAfter = ((samples.at(-1)?.at ?? 0) - stopped) / 1000;
 			let best = 0;
 			for (const [index, sample] of samples.entries()) {
 				if (sample.at < stopped) continue;
@@ -425,10 +430,10 @@ try {
 				if (!start || start.at < stopped) continue;
 				const windowRate = (sample.bytes - start.bytes) / ((sample.at - start.at) / 1000);
 				best = Math.max(best, windowRate);
-				if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ended, ranAfter};
+				if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ranAfter};
 			}
 
-			return {seconds: Number.NaN, best, ended, ranAfter};
+			return {seconds: Number.NaN, best, ranAfter};
 		};
 
 		let todayPid: number | undefined;
@@ -459,14 +464,14 @@ try {
 		for (let round = 1; round <= rounds; round++) {
 			const order = round % 2 ? recovering : [...recovering].reverse();
 			for (const {method, pid} of order) {
-				const {seconds: recovered, best, ended, ranAfter} = await recoveryOf(method, pid);
+				const {seconds: recovered, best, ranAfter} = await recoveryOf(method, pid);
 				// A copy that ended within the 10 s without getting there says nothing either way: not a failure,
 				// not a pass; the round is left out and the verdict needs every round measured.
 				const tooShort = Number.isNaN(recovered) && ranAfter < recoverySeconds;
 				if (!tooShort) recoveries.get(method.name)!.push(recovered);
 				else inconclusive.set(method.name, (inconclusive.get(method.name) ?? 0) + 1);
 				const outcome =
-					ended === 'before'
+					ranAfter < 0
 						? 'the copy ended before the neighbour did'
 						: tooShort
 							? `the copy ended ${ranAfter.toFixed(1)} s after the neighbour stopped, before reaching 0.9x max (best half second ${(best / 1e6).toFixed(0)} MB/s): too short to tell (12G makes it count)`
