@@ -6,15 +6,17 @@
  * qd1 alone and beside each copy: p99 and IOPS) and auto's recovery once the
  * neighbour stops. Needs fio and qemu-utils.
  *
- *   npm run bench -- [size] [rounds]     (or FARMCLONE_BENCH_SIZE, FARMCLONE_BENCH_ROUNDS; default 2G, 5)
- *   FARMCLONE_BENCH_PARTS=throughput,neighbour,recovery   (the default: all three)
+ *   node dist/source/bench/copy-bench.js [size] [rounds]   (or FARMCLONE_BENCH_SIZE, FARMCLONE_BENCH_ROUNDS; default 2G, 5)
+ *   FARMCLONE_BENCH_PARTS=throughput,neighbour,recovery   (the default: the first two; npm run bench runs
+ *                                                         recovery as a second run, at 12G)
  *   FARMCLONE_BENCH_METHODS=max,64M,-m   (the throughput part: only the copies whose name has one of these;
  *                                         farmclone max and the three peers of the done-when are always in)
  *
  * 2 GiB: long enough that farmclone's start and end (a process to spawn, the
  * cgroup, lvs) weigh on it about as little as they would on a real disk. The
  * recovery part wants more: a copy that goes on for 10 s after the neighbour
- * stops (12G at 800 MB/s); shorter rounds are left out as too short to tell.
+ * stops (12G at 800 MB/s); shorter rounds are left out as too short to tell,
+ * so npm run bench runs it on its own, on 12 GiB:
  *   FARMCLONE_BENCH_PARTS=recovery node dist/source/bench/copy-bench.js 12G 5
  *
  * Fairness:
@@ -51,7 +53,13 @@ import type {StageContext} from '../stages/types.js';
 import {statesInMemory} from '../stages/state.js';
 
 const sizeText = process.argv[2] ?? process.env['FARMCLONE_BENCH_SIZE'] ?? '2G';
-const parts = new Set((process.env['FARMCLONE_BENCH_PARTS'] ?? 'throughput,neighbour,recovery').split(','));
+const parts = new Set((process.env['FARMCLONE_BENCH_PARTS'] ?? 'throughput,neighbour').split(','));
+const unknownParts = [...parts].filter((part) => !['throughput', 'neighbour', 'recovery'].includes(part));
+if (unknownParts.length > 0) {
+	console.error(`FARMCLONE_BENCH_PARTS: no part named ${unknownParts.join(', ')} (throughput, neighbour, recovery)`);
+	process.exit(2);
+}
+
 const load = () =>
 	os
 		.loadavg()
@@ -414,12 +422,19 @@ try {
 			// copy's first 2 s, or none of it.
 			while (copying && [undefined, earlier].includes(pidOf())) await sleep(50);
 			await sleep(300);
+			const neighbourFrom = performance.now();
 			await neighbour(neighbourSeconds);
 			const stopped = performance.now();
 			await copy;
 			await sampler;
 			// Seconds the copy went on after the neighbour stopped; negative: it ended first.
 			const ranAfter = ((samples.at(-1)?.at ?? 0) - stopped) / 1000;
+			// What the copy wrote while the neighbour ran: a copy never held down there has nothing to recover from.
+			const beside = samples.filter((sample) => sample.at >= neighbourFrom && sample.at <= stopped);
+			const held =
+				beside.length > 1
+					? (beside.at(-1)!.bytes - beside[0]!.bytes) / ((beside.at(-1)!.at - beside[0]!.at) / 1000)
+					: Number.NaN;
 			let best = 0;
 			for (const [index, sample] of samples.entries()) {
 				if (sample.at < stopped) continue;
@@ -430,10 +445,10 @@ try {
 				if (!start || start.at < stopped) continue;
 				const windowRate = (sample.bytes - start.bytes) / ((sample.at - start.at) / 1000);
 				best = Math.max(best, windowRate);
-				if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ranAfter};
+				if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ranAfter, held};
 			}
 
-			return {seconds: Number.NaN, best, ranAfter};
+			return {seconds: Number.NaN, best, ranAfter, held};
 		};
 
 		let todayPid: number | undefined;
@@ -461,10 +476,11 @@ try {
 		];
 		const recoveries = new Map<string, number[]>(recovering.map(({method}) => [method.name, []]));
 		const inconclusive = new Map<string, number>();
+		const heldRates = new Map<string, number[]>(recovering.map(({method}) => [method.name, []]));
 		for (let round = 1; round <= rounds; round++) {
 			const order = round % 2 ? recovering : [...recovering].reverse();
 			for (const {method, pid} of order) {
-				const {seconds: recovered, best, ranAfter} = await recoveryOf(method, pid);
+				const {seconds: recovered, best, ranAfter, held} = await recoveryOf(method, pid);
 				// A copy that ended within the 10 s without getting there says nothing either way: not a failure,
 				// not a pass; the round is left out and the verdict needs every round measured.
 				const tooShort = Number.isNaN(recovered) && ranAfter < recoverySeconds;
@@ -478,7 +494,9 @@ try {
 							: Number.isNaN(recovered)
 								? `never at 0.9x max in the ${ranAfter.toFixed(0)} s the copy ran on (best half second ${(best / 1e6).toFixed(0)} MB/s, max ${(maxRate / 1e6).toFixed(0)})`
 								: `at 0.9x max ${recovered.toFixed(1)} s after the neighbour stopped`;
-				console.log(`recovery round ${round} (load ${load()}), ${method.name}: ${outcome}`);
+				if (!Number.isNaN(held)) heldRates.get(method.name)!.push(held);
+				const heldText = Number.isNaN(held) ? '' : `; ${(held / 1e6).toFixed(0)} MB/s beside the neighbour`;
+				console.log(`recovery round ${round} (load ${load()}), ${method.name}: ${outcome}${heldText}`);
 			}
 		}
 
@@ -489,7 +507,10 @@ try {
 			const line =
 				`${name} after the neighbour stops: at >= 0.9x max (${(maxRate / 1e6).toFixed(0)} MB/s) in ${Number.isNaN(value) ? '-' : value.toFixed(1)} s, ` +
 				`median of the ${measured.length} of ${list.length} rounds that got there` +
-				(unmeasured ? ` (${unmeasured} more ended too soon to tell)` : '');
+				(unmeasured ? ` (${unmeasured} more ended too soon to tell)` : '') +
+				(heldRates.get(name)!.length
+					? `; ${(median(heldRates.get(name)!) / 1e6).toFixed(0)} MB/s beside the neighbour, median`
+					: '');
 			console.log(line);
 			const everyRound =
 				measured.length === list.length && list.length >= 5 && Math.max(...measured) <= recoverySeconds;
