@@ -402,6 +402,8 @@ try {
 		startOnQuietDisk = true;
 		const recoveryOf = async (method: Method, pidOf: () => number | undefined) => {
 			const samples: {at: number; bytes: number}[] = [];
+			const rateBetween = (from: (typeof samples)[number], to: (typeof samples)[number]) =>
+				(to.bytes - from.bytes) / ((to.at - from.at) / 1000);
 			let copying = true;
 			// The last round's copy, still in the journal's state until run() clears it.
 			const earlier = pidOf();
@@ -431,10 +433,7 @@ try {
 			const ranAfter = ((samples.at(-1)?.at ?? 0) - stopped) / 1000;
 			// What the copy wrote while the neighbour ran: a copy never held down there has nothing to recover from.
 			const beside = samples.filter((sample) => sample.at >= neighbourFrom && sample.at <= stopped);
-			const held =
-				beside.length > 1
-					? (beside.at(-1)!.bytes - beside[0]!.bytes) / ((beside.at(-1)!.at - beside[0]!.at) / 1000)
-					: Number.NaN;
+			const held = beside.length > 1 ? rateBetween(beside[0]!, beside.at(-1)!) : Number.NaN;
 			let best = 0;
 			for (const [index, sample] of samples.entries()) {
 				if (sample.at < stopped) continue;
@@ -443,7 +442,7 @@ try {
 					.reverse()
 					.find((earlier) => sample.at - earlier.at >= 500);
 				if (!start || start.at < stopped) continue;
-				const windowRate = (sample.bytes - start.bytes) / ((sample.at - start.at) / 1000);
+				const windowRate = rateBetween(start, sample);
 				best = Math.max(best, windowRate);
 				if (windowRate >= 0.9 * maxRate) return {seconds: (sample.at - stopped) / 1000, best, ranAfter, held};
 			}

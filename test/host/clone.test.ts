@@ -301,8 +301,9 @@ test(
 		const first = await host.guest.start('clone-1', runArgv);
 		const pid = await heldCopy(first);
 		await copyUntil(pid, 3);
-		const blockSize = Number((await journal())?.states['copy']?.['blockSize']);
-		const firstOffset = Number((await journal())?.states['copy']?.['startOffset'] ?? 0);
+		const copyState = (await journal())?.states['copy'];
+		const blockSize = Number(copyState?.['blockSize']);
+		const firstOffset = Number(copyState?.['startOffset'] ?? 0);
 		killed = {pid, blockSize, ...(await killCopy(pid))};
 		assert.equal(await host.guest.exitOf(first), 1, 'farmclone saw its copy die and stopped');
 		assert.match(await host.guest.output(first), /copy failed/);
