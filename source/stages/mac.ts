@@ -95,7 +95,7 @@ async function conflictFor(context: LookContext, mac: string): Promise<string | 
 export const macStage: Stage = {
 	id: 'mac',
 	title: 'MAC address',
-	summary: 'pick 52:54:xx:xx:xx:xx, drawn from the farm name, unique on the host; keep it in the farm settings',
+	summary: 'pick a MAC unique on the host; keep it in the farm settings',
 	danger: 'none',
 	skippable: false,
 	preflight: [dhcpPreflight, clusterPreflight],
